@@ -1,0 +1,172 @@
+"""Report maths: log-log slopes and their bootstrap intervals, summaries, node recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulations.report import (
+    loglog_slope,
+    recovery_table,
+    slope_table,
+    summary_table,
+    theory_constant,
+)
+from ssbnn_theory.errors import InvalidParameterError
+
+NS = np.array([256, 512, 1024, 2048, 4096])
+
+
+def _synthetic_table(slope=-0.8, replicates=6, seed=0, noise=0.2, priors=("ss-gl", "ss-ghs")):
+    """Rows whose replicate values are ``2 n^slope`` times lognormal noise, with a known truth."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for prior in priors:
+        for n in NS:
+            eps2 = np.log(n) ** 2 / n
+            for r in range(replicates):
+                rows.append(
+                    {
+                        "design": "relu_teacher",
+                        "prior": prior,
+                        "hidden": [16, 16],
+                        "n": int(n),
+                        "replicate": r,
+                        "dH2_mean": 2 * n**slope * np.exp(noise * rng.standard_normal()),
+                        "l2_risk_mean": 5 * n**slope * np.exp(noise * rng.standard_normal()),
+                        "l2_risk_of_mean": 4 * n**slope,
+                        "eps_n": np.sqrt(eps2),
+                        "r_n": eps2 / np.log(n) ** 2,
+                        "eps2_local_slope": 2 / np.log(n) - 1,
+                        "kept_nodes": [4 + (r == 0), 3],
+                        "true_nodes": [4, 3],
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+@settings(max_examples=40)
+@given(
+    slope=st.floats(-2.0, 0.5),
+    level=st.floats(0.01, 100.0),
+    factors=st.lists(st.floats(0.1, 10.0), min_size=1, max_size=6),
+)
+def test_exact_power_law_gives_its_exponent(slope, level, factors):
+    # v[n, r] = level * factor_r * n^slope: the replicate mean is an exact power law in n,
+    # so the least-squares slope is `slope` up to float64 rounding of logs (1e-9 absolute)
+    samples = [level * np.array(factors) * n**slope for n in NS]
+    fit = loglog_slope(NS, samples, boot=200, seed=1)
+    assert fit.slope == pytest.approx(slope, abs=1e-9)
+    assert fit.intercept == pytest.approx(np.log(level * np.mean(factors)), abs=1e-9)
+    assert fit.low <= fit.slope + 1e-9 and fit.high >= fit.slope - 1e-9
+
+
+def test_slope_matches_numpy_polyfit_and_interval_is_seeded():
+    rng = np.random.default_rng(3)
+    samples = [rng.lognormal(-0.5 * np.log(n), 0.3, size=5) for n in NS]
+    reference = np.polyfit(np.log(NS), np.log([s.mean() for s in samples]), 1)[0]
+    fit = loglog_slope(NS, samples, boot=500, seed=7)
+    assert fit.slope == pytest.approx(reference, rel=1e-12)
+    assert fit == loglog_slope(NS, samples, boot=500, seed=7)
+    assert fit != loglog_slope(NS, samples, boot=500, seed=8)
+    assert fit.low < fit.slope < fit.high
+
+
+def test_bootstrap_interval_covers_the_true_slope_at_about_its_level():
+    # 200 simulated studies with slope -0.7 and lognormal replicate noise: a 90 % interval
+    # that resamples replicates should cover -0.7 in roughly 90 % of them. With 200 studies
+    # the binomial sd of the coverage is 2 %; the percentile bootstrap with R = 8 is known
+    # to undercover a little, so accept [0.78, 0.97] (an interval that ignores the replicate
+    # noise, or resamples the n values, falls far outside it).
+    rng = np.random.default_rng(11)
+    covered = 0
+    for _ in range(200):
+        samples = [n**-0.7 * rng.lognormal(0.0, 0.5, size=8) for n in NS]
+        fit = loglog_slope(NS, samples, level=0.9, boot=400, seed=int(rng.integers(2**31)))
+        covered += fit.low <= -0.7 <= fit.high
+    assert 0.78 <= covered / 200 <= 0.97
+
+
+def test_bad_inputs_name_the_field():
+    good = [np.ones(3)] * 2
+    with pytest.raises(InvalidParameterError, match=r"^n: must be at least two distinct"):
+        loglog_slope([100, 100], good)
+    with pytest.raises(InvalidParameterError, match=r"^samples\[1\]: must be a non-empty set"):
+        loglog_slope([100, 200], [np.ones(3), np.array([1.0, -1.0])])
+    with pytest.raises(InvalidParameterError, match=r"^samples\[0\]"):
+        loglog_slope([100, 200], [np.array([]), np.ones(2)])
+    with pytest.raises(InvalidParameterError, match=r"^samples: must be 2 samples"):
+        loglog_slope([100, 200], [np.ones(3)])
+    with pytest.raises(InvalidParameterError, match=r"^level"):
+        loglog_slope([100, 200], good, level=1.0)
+    with pytest.raises(InvalidParameterError, match=r"^boot"):
+        loglog_slope([100, 200], good, boot=10)
+
+
+def test_theory_constant_is_the_log_least_squares_level():
+    eps2 = np.log(NS) / NS
+    assert theory_constant(3.0 * eps2, eps2) == pytest.approx(3.0, rel=1e-12)
+    # a constant C' != C makes the log residuals' sum of squares larger
+    y = eps2 * np.exp(np.random.default_rng(0).normal(0, 0.3, NS.size))
+    c = theory_constant(y, eps2)
+    sse = lambda k: np.sum((np.log(y) - np.log(k * eps2)) ** 2)  # noqa: E731
+    assert sse(c) < min(sse(c * 1.01), sse(c / 1.01))
+
+
+def test_summary_groups_cells_and_computes_replicate_mean_and_sd():
+    table = _synthetic_table()
+    summary = summary_table(table)
+    assert len(summary) == 2 * len(NS)
+    assert set(summary["hidden"]) == {"16x16"}
+    row = summary[(summary["prior"] == "ss-gl") & (summary["n"] == 1024)].iloc[0]
+    cell = table[(table["prior"] == "ss-gl") & (table["n"] == 1024)]
+    assert row["replicates"] == 6
+    assert row["dH2_mean"] == pytest.approx(cell["dH2_mean"].mean(), rel=1e-12)
+    assert row["dH2_mean_sd"] == pytest.approx(cell["dH2_mean"].std(ddof=1), rel=1e-12)
+    assert row["eps_n"] == pytest.approx(np.sqrt(np.log(1024) ** 2 / 1024))
+
+
+def test_slope_table_recovers_slopes_and_theory_grid_slope():
+    table = _synthetic_table(slope=-0.8, noise=0.05, replicates=10)
+    slopes = slope_table(table, boot=300)
+    assert list(slopes["prior"]) == ["ss-ghs", "ss-gl"]
+    for _, row in slopes.iterrows():
+        # 5 % lognormal noise on 10 replicates: the fitted slope is within 0.05 of -0.8
+        assert row["slope_dH2_mean"] == pytest.approx(-0.8, abs=0.05)
+        assert row["slope_l2_risk_mean"] == pytest.approx(-0.8, abs=0.05)
+        assert row["dH2_mean_low"] < row["slope_dH2_mean"] < row["dH2_mean_high"]
+        reference = np.polyfit(np.log(NS), np.log(np.log(NS) ** 2 / NS), 1)[0]
+        assert row["slope_eps2"] == pytest.approx(reference, rel=1e-10)
+        assert row["local_eps2_first"] == pytest.approx(2 / np.log(256) - 1)
+        assert (row["n_min"], row["n_max"]) == (256, 4096)
+    # one n only: no slope can be fitted and the group is left out
+    assert slope_table(table[table["n"] == 256]).empty
+
+
+def test_slope_is_nan_when_a_metric_is_not_positive():
+    table = _synthetic_table()
+    table.loc[0, "dH2_mean"] = 0.0
+    slopes = slope_table(table, boot=200).set_index("prior")
+    assert np.isnan(slopes.loc["ss-gl", "slope_dH2_mean"])
+    assert np.isfinite(slopes.loc["ss-gl", "slope_l2_risk_mean"])
+    assert np.isfinite(slopes.loc["ss-ghs", "slope_dH2_mean"])
+
+
+def test_recovery_counts_kept_against_true_nodes_per_layer():
+    table = _synthetic_table(replicates=4)
+    recovery = recovery_table(table)
+    layer1 = recovery[(recovery["layer"] == 1) & (recovery["prior"] == "ss-gl")]
+    layer2 = recovery[(recovery["layer"] == 2) & (recovery["prior"] == "ss-gl")]
+    # replicate 0 keeps 5 nodes in layer 1, the other three keep the true 4
+    assert layer1["kept_mean"].tolist() == [4.25] * len(NS)
+    assert layer1["exact"].tolist() == [0.75] * len(NS)
+    assert layer2["exact"].tolist() == [1.0] * len(NS)
+    assert set(layer1["true"]) == {4}
+    # a truth of another depth (or none) cannot be compared layer by layer
+    table["true_nodes"] = [[4, 3, 2]] * len(table)
+    assert recovery_table(table)["exact"].isna().all()
+    table["true_nodes"] = None
+    assert recovery_table(table)["true"].isna().all()
