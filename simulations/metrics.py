@@ -35,6 +35,7 @@ from ssbnn_theory.errors import InvalidParameterError
 __all__ = [
     "EXCEEDANCE_MULTIPLES",
     "count_flops",
+    "count_kept_weights",
     "count_parameters",
     "evaluate",
     "exceedance",
@@ -356,6 +357,58 @@ def count_flops(sizes: Sequence[Any]) -> np.ndarray:
     return affine + sum(k[1:-1])
 
 
+def count_kept_weights(
+    inputs: torch.Tensor,
+    nodes: Sequence[torch.Tensor],
+    outputs: int,
+    edges: Sequence[torch.Tensor | None] | None = None,
+) -> np.ndarray:
+    """Weights and biases of each replicate's compacted network: ``[R]``.
+
+    Hidden layer ``l`` keeps, for each kept node, its kept incoming weights from
+    kept nodes of layer ``l - 1`` (kept inputs for ``l = 1``) and its bias; the
+    output layer keeps its weights from the kept nodes of layer ``L`` and its
+    biases. Without ``edges`` (node and dense layers) every weight of a kept
+    node's group is kept, and the count is
+    ``sum_l s_l (s_{l-1} + 1) + outputs (s_L + 1)`` with ``s_0`` the kept inputs,
+    i.e. :func:`count_parameters` of the kept sizes.
+
+    Parameters
+    ----------
+    inputs
+        ``[R, p]`` kept inputs.
+    nodes
+        ``[R, k_l]`` kept nodes per hidden layer.
+    outputs
+        Network outputs.
+    edges
+        Per hidden layer, ``[R, k_l, k_{l-1}]`` kept weights of an edge-sparse
+        layer, or ``None`` for a layer that keeps whole groups.
+    """
+    if len(nodes) == 0:
+        raise InvalidParameterError("nodes", "one boolean [R, k_l] tensor per hidden layer", nodes)
+    edges = [None] * len(nodes) if edges is None else list(edges)
+    if len(edges) != len(nodes):
+        raise InvalidParameterError(
+            "edges", f"one entry per hidden layer ({len(nodes)})", len(edges)
+        )
+    sources = [inputs, *nodes[:-1]]
+    total = torch.zeros(inputs.shape[0], dtype=torch.int64, device=inputs.device)
+    for layer, (src, dst, kept_edges) in enumerate(zip(sources, nodes, edges, strict=True)):
+        block = dst.unsqueeze(-1) & src.unsqueeze(-2)
+        if kept_edges is not None:
+            if kept_edges.shape != block.shape:
+                raise InvalidParameterError(
+                    f"edges[{layer}]",
+                    f"a boolean tensor of shape {tuple(block.shape)}",
+                    tuple(kept_edges.shape),
+                )
+            block = block & kept_edges
+        total += block.sum(dim=(-2, -1)) + dst.sum(dim=-1)
+    total += outputs * (nodes[-1].sum(dim=-1) + 1)
+    return total.cpu().numpy()
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -372,10 +425,12 @@ def evaluate(
     """All metrics of a fitted :class:`~simulations.model.BayesianMLP` on a design's test set.
 
     Uses the model API of ``docs/architecture.md``: ``sample_functions``,
-    ``mean_function``, ``sample_masks``, ``kept``. Posterior draws are made
-    ``chunk`` at a time (memory ``chunk x R x n_test x outputs``); replicate
-    ``r``'s draws use a generator seeded from stream ``"evaluate"`` of ``seed``,
-    so the numbers depend on ``seed`` and ``chunk`` only.
+    ``mean_function``, ``sample_masks``, ``kept``, ``inclusion_probs``.
+    Posterior draws are requested ``chunk`` at a time (memory
+    ``chunk x R x n_test x outputs``); replicate ``r``'s draws use one generator
+    seeded from stream ``"evaluate"``, key ``r``, of ``seed``, first for the
+    ``draws`` functions and then for the ``draws`` masks. The engine draws its
+    noise draw by draw, so the numbers do not depend on ``chunk`` (tested).
 
     Parameters
     ----------
@@ -416,6 +471,7 @@ def evaluate(
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise InvalidParameterError(field, f"an integer >= {low}", value)
     lik = data.likelihood
+    sigma = None
     if lik is Likelihood.GAUSSIAN and data.f_test is not None:
         sigma = _positive("sigma_e", data.noise_sd if sigma_e is None else sigma_e)
     replicates = data.replicates
@@ -443,7 +499,7 @@ def evaluate(
             total = theta.sum(0) if total is None else total + theta.sum(0)
             if f0 is not None:
                 risk.append(squared_l2(theta, f0))
-                dh2.append(hellinger_sq(f, f0, lik, sigma if lik is Likelihood.GAUSSIAN else None))
+                dh2.append(hellinger_sq(f, f0, lik, sigma))
         posterior_mean = total / draws
         mean_net = model.mean_function(x).double()
         if f0 is not None:
@@ -452,9 +508,7 @@ def evaluate(
             out["l2_risk_of_mean"] = squared_l2(posterior_mean, f0)
             out["l2_risk_mean_network"] = squared_l2(mean_parameter(mean_net, lik), f0)
             out["dH2_mean"] = dh2_draws.mean(0)
-            out["dH2_mean_network"] = hellinger_sq(
-                mean_net, f0, lik, sigma if lik is Likelihood.GAUSSIAN else None
-            )
+            out["dH2_mean_network"] = hellinger_sq(mean_net, f0, lik, sigma)
             for multiple in EXCEEDANCE_MULTIPLES:
                 out[f"dH_exceeds_{multiple}eps"] = exceedance(dh2_draws, multiple * eps)
         y = data.y_test.to(device)
@@ -473,7 +527,8 @@ def evaluate(
         out["node_density"] = nodes.sum(dim=1).double().numpy() / sum(hidden)
         kept_sizes = [inputs, *(nodes[:, i].numpy() for i in range(len(hidden))), data.outputs]
         full_sizes = [data.p, *hidden, data.outputs]
-        out["kept_weights"] = np.asarray(count_parameters(kept_sizes))
+        edges = [pi > 0.5 if pi.dim() == 3 else None for pi in model.inclusion_probs()]
+        out["kept_weights"] = count_kept_weights(kept.inputs, kept.nodes, data.outputs, edges)
         out["weight_density"] = out["kept_weights"] / count_parameters(full_sizes)
         out["flops"] = np.asarray(count_flops(kept_sizes))
         out["flops_dense"] = np.full(replicates, count_flops(full_sizes))

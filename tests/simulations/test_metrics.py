@@ -15,6 +15,7 @@ from scipy import integrate, stats
 from simulations.designs import generate
 from simulations.metrics import (
     count_flops,
+    count_kept_weights,
     count_parameters,
     evaluate,
     exceedance,
@@ -273,6 +274,23 @@ def test_count_flops_and_parameters_hand_computed():
     )
 
 
+def test_count_kept_weights_node_and_edge_layers():
+    inputs = torch.tensor([[True, True, False], [True, True, True]])
+    nodes = [torch.tensor([[True, False], [True, True]]), torch.tensor([[True], [False]])]
+    # whole groups: replicate 0 keeps 2 inputs -> 1 node -> 1 node -> 2 outputs:
+    # 1 * (2 + 1) + 1 * (1 + 1) + 2 * (1 + 1) = 9; replicate 1: 2 * 4 + 0 + 2 * (0 + 1) = 10
+    got = count_kept_weights(inputs, nodes, outputs=2)
+    np.testing.assert_array_equal(got, [9, 10])
+    sizes = [inputs.sum(1).numpy(), *(k.sum(1).numpy() for k in nodes), 2]
+    np.testing.assert_array_equal(got, count_parameters(sizes))
+    # an edge-sparse first layer: replicate 0 keeps 1 of node 0's two weights from kept inputs
+    # (the weight from the dropped input 2 does not count): 9 - 1 = 8
+    edges = torch.tensor([[[True, False, True], [True, True, True]], [[True] * 3, [True] * 3]])
+    np.testing.assert_array_equal(count_kept_weights(inputs, nodes, 2, [edges, None]), [8, 10])
+    with pytest.raises(InvalidParameterError, match="edges"):
+        count_kept_weights(inputs, nodes, 2, [edges])
+
+
 def test_count_flops_matches_torch_flop_counter():
     """torch's FlopCounterMode counts 2 k_{l-1} k_l per linear layer: our affine part."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -377,6 +395,9 @@ class ShiftedTruth(torch.nn.Module):
     def kept(self):
         return self._kept
 
+    def inclusion_probs(self):
+        return [torch.where(k, 0.9, 0.1) for k in self._kept.nodes]
+
     def sample_masks(self, draws, generators):
         return [k[None].expand(draws, -1, -1).to(torch.float64) for k in self._kept.nodes]
 
@@ -452,3 +473,134 @@ def test_evaluate_rejects_bad_arguments(teacher_data):
         evaluate(ShiftedTruth(teacher_data, [0.0], kept), teacher_data, eps_n=0.1, seed=0)
     with pytest.raises(InvalidParameterError, match="data"):
         evaluate(model, {"x_test": 1}, eps_n=0.1, seed=0)
+
+
+# --------------------------------------------------------------------------- evaluate, BayesianMLP
+
+SURE = 30.0  # logit of an inclusion probability 1 - 1e-13: masks are deterministic
+
+
+@pytest.fixture(scope="module")
+def fixed_mlp():
+    """An untrained SS-GHS model (R = 2) whose indicators are set by hand.
+
+    Replicate 0 keeps nodes 3..7 of layer 1 and all 6 of layer 2; replicate 1 keeps
+    all 8 of layer 1 and nodes 0..1 of layer 2. An input spike keeps inputs 0..4
+    in replicate 0 and 0..3, 7 in replicate 1.
+    """
+    from simulations.model import BayesianMLP, ModelConfig
+    from simulations.rng import replicate_seeds
+
+    data = generate(
+        "relu_teacher", n=16, replicates=2, seed=1, n_test=300, p=10, sigma_e=0.5, dtype=F64
+    )
+    config = ModelConfig(
+        p=10, hidden=(8, 6), prior="ss-ghs", sigma_e=0.5, prior_inclusion=0.1, input_spike=True
+    )
+    model = BayesianMLP(config, replicate_seeds(1, 2, "model"), dtype=F64)
+    with torch.no_grad():
+        first, second = model.hidden_layers
+        first.theta.fill_(SURE)
+        first.theta[0, :3] = -SURE
+        second.theta.fill_(SURE)
+        second.theta[1, 2:] = -SURE
+        model.input_spike.theta.fill_(-SURE)
+        model.input_spike.theta[0, :5] = SURE
+        model.input_spike.theta[1, [0, 1, 2, 3, 7]] = SURE
+    return model, data
+
+
+def test_evaluate_bayesian_mlp_structure(fixed_mlp):
+    model, data = fixed_mlp
+    m = evaluate(model, data, eps_n=0.2, draws=9, seed=3)
+    np.testing.assert_array_equal(m["kept_nodes"], [[5, 6], [8, 2]])
+    np.testing.assert_array_equal(m["kept_nodes_median"], [[5, 6], [8, 2]])
+    np.testing.assert_array_equal(m["kept_inputs"], [5, 5])
+    np.testing.assert_allclose(m["input_fnr"], [0.0, 1 / 5])
+    np.testing.assert_allclose(m["input_fpr"], [0.0, 1 / 5])
+    np.testing.assert_allclose(m["node_density"], [11 / 14, 10 / 14])
+    full = 8 * 11 + 6 * 9 + 7
+    np.testing.assert_array_equal(m["kept_weights"], [5 * 6 + 6 * 6 + 7, 8 * 6 + 2 * 9 + 3])
+    np.testing.assert_allclose(m["weight_density"], m["kept_weights"] / full)
+    np.testing.assert_array_equal(
+        m["flops"], [count_flops((5, 5, 6, 1)), count_flops((5, 8, 2, 1))]
+    )
+    np.testing.assert_array_equal(m["flops_dense"], [count_flops((10, 8, 6, 1))] * 2)
+
+
+def test_evaluate_bayesian_mlp_matches_a_direct_computation(fixed_mlp):
+    """Recompute the contraction metrics from ``sample_functions`` with the documented seeds."""
+    from simulations.rng import stream_seed
+
+    model, data = fixed_mlp
+    draws, seed, sigma = 12, 5, 0.5
+    m = evaluate(model, data, eps_n=0.05, draws=draws, seed=seed, chunk=5)
+    gens = [torch.Generator().manual_seed(stream_seed(seed, "evaluate", r)) for r in range(2)]
+    f = model.sample_functions(data.x_test, draws, gens).numpy()  # [M, R, n, 1]
+    f0 = data.f_test.numpy()
+    risk = ((f - f0) ** 2).sum(-1).mean(-1)  # [M, R]
+    dh2 = (1 - np.exp(-((f - f0) ** 2).sum(-1) / (8 * sigma**2))).mean(-1)
+    np.testing.assert_allclose(m["l2_risk_mean"], risk.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(
+        m["l2_risk_of_mean"], ((f.mean(0) - f0) ** 2).mean((-2, -1)), rtol=1e-10
+    )
+    np.testing.assert_allclose(m["dH2_mean"], dh2.mean(0), rtol=1e-10)
+    for mult in (1, 2, 4):
+        np.testing.assert_allclose(m[f"dH_exceeds_{mult}eps"], (np.sqrt(dh2) > mult * 0.05).mean(0))
+    mean_net = model.mean_function(data.x_test).numpy()
+    np.testing.assert_allclose(
+        m["l2_risk_mean_network"], ((mean_net - f0) ** 2).mean((-2, -1)), rtol=1e-10
+    )
+    y = data.y_test.numpy()
+    np.testing.assert_allclose(
+        m["rmse_test"], np.sqrt(((f.mean(0) - y) ** 2).mean((-2, -1))), rtol=1e-10
+    )
+    # the draws are not degenerate: the metrics would not notice a wrong seed otherwise
+    assert np.ptp(risk, axis=0).min() > 0
+
+
+def test_evaluate_does_not_depend_on_the_chunk_size(fixed_mlp):
+    model, data = fixed_mlp
+    a = evaluate(model, data, eps_n=0.1, draws=10, seed=0, chunk=3)
+    b = evaluate(model, data, eps_n=0.1, draws=10, seed=0, chunk=10)
+    c = evaluate(model, data, eps_n=0.1, draws=10, seed=1, chunk=10)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert not np.array_equal(a["l2_risk_mean"], c["l2_risk_mean"])
+
+
+def test_evaluate_edge_and_classification_models():
+    """Edge-sparse layers count kept weights, not whole groups; classification scores appear."""
+    from simulations.model import BayesianMLP, ModelConfig
+
+    data = generate("sun_classification", n=16, replicates=1, seed=0, n_test=200, p=6, dtype=F64)
+    config = ModelConfig(
+        p=6, hidden=(4,), outputs=2, prior="edge-ss", likelihood="categorical", prior_inclusion=0.1
+    )
+    model = BayesianMLP(config, [0], dtype=F64)
+    with torch.no_grad():
+        layer = model.hidden_layers[0]
+        layer.weight_theta.fill_(-SURE)
+        layer.weight_theta[0, 0, :3] = SURE  # node 0 keeps 3 weights, node 1 keeps 1
+        layer.weight_theta[0, 1, 5] = SURE
+    m = evaluate(model, data, eps_n=0.1, draws=5, seed=0)
+    np.testing.assert_array_equal(m["kept_nodes"], [[2]])
+    np.testing.assert_array_equal(m["kept_inputs"], [4])  # inputs 0, 1, 2, 5
+    np.testing.assert_array_equal(m["kept_weights"], [(3 + 1) + (1 + 1) + 2 * (2 + 1)])
+    np.testing.assert_allclose(m["input_fnr"], [1 / 4]) and np.testing.assert_allclose(
+        m["input_fpr"], [1 / 2]
+    )
+    assert {"accuracy_test", "nll_test", "dH2_mean"} <= m.keys() and "rmse_test" not in m
+    assert 0 <= m["dH2_mean"][0] <= 1 and 0 <= m["accuracy_test"][0] <= 1
+
+
+def test_evaluate_on_user_data_reports_no_truth_metrics(fixed_mlp):
+    model, _ = fixed_mlp
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, size=(60, 10))
+    data = generate("dataset", n=40, replicates=2, seed=0, x=x, y=x[:, 0] * 2, dtype=F64)
+    m = evaluate(model, data, eps_n=0.1, draws=4, seed=0)
+    assert not {"l2_risk_mean", "dH2_mean", "input_fnr", "true_nodes", "flops_true"} & m.keys()
+    assert {"rmse_test", "kept_nodes", "flops", "weight_density"} <= m.keys()
+    assert m["rmse_test"].shape == (2,) and np.isfinite(m["rmse_test"]).all()
