@@ -163,6 +163,7 @@ class ResultStore:
                 "status": "done" if finished else "pending",
                 "attempts": int(previous.get("attempts", 0)),
                 "error": None,
+                "details": None,
             }
             if finished:
                 done.append(record.cell_id)
@@ -188,16 +189,16 @@ class ResultStore:
         target = self.cells_dir / f"{cell_id}.parquet"
         arrow = pa.Table.from_pandas(table, preserve_index=False)
         atomic_write(target, lambda handle: pq.write_table(arrow, handle))
-        entry.update(status="done", attempts=entry["attempts"] + 1, error=None)
+        entry.update(status="done", attempts=entry["attempts"] + 1, error=None, details=None)
         manifest["updated"] = _now()
         self._write_manifest(manifest)
         return target
 
-    def record_failure(self, cell_id: str, error: str) -> None:
-        """Mark a cell failed in the manifest with a one-line description of the error."""
+    def record_failure(self, cell_id: str, error: str, details: str | None = None) -> None:
+        """Mark a cell failed in the manifest: one-line ``error``, traceback ``details``."""
         manifest = self._read_manifest()
         entry = self._entry(manifest, cell_id)
-        entry.update(status="failed", attempts=entry["attempts"] + 1, error=error)
+        entry.update(status="failed", attempts=entry["attempts"] + 1, error=error, details=details)
         manifest["updated"] = _now()
         self._write_manifest(manifest)
 
