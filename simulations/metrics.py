@@ -34,6 +34,7 @@ from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
     "EXCEEDANCE_MULTIPLES",
+    "cost_metrics",
     "count_flops",
     "count_kept_weights",
     "count_parameters",
@@ -407,6 +408,30 @@ def count_kept_weights(
         total += block.sum(dim=(-2, -1)) + dst.sum(dim=-1)
     total += outputs * (nodes[-1].sum(dim=-1) + 1)
     return total.cpu().numpy()
+
+
+# --------------------------------------------------------------------------- cost
+
+
+def cost_metrics(report: Any) -> dict[str, np.ndarray]:
+    """The cost of a fit, one value per replicate, from :class:`simulations.train.FitReport`.
+
+    The replicates are trained as one batched computation, so wall time
+    (``wall_s``), throughput (``replicate_steps_per_s = R * steps / wall_s``) and
+    peak memory (``peak_memory_bytes``: CUDA allocator peak, or the process's
+    peak resident set size on CPU) are shared: each is repeated ``R`` times, as
+    are the ``steps`` completed.
+    """
+    for name in ("replicates", "steps", "wall_s", "replicate_steps_per_s", "peak_memory_bytes"):
+        if not hasattr(report, name):
+            raise InvalidParameterError("report", "a FitReport (simulations.train.fit)", report)
+    r = int(report.replicates)
+    return {
+        "steps": np.full(r, int(report.steps)),
+        "wall_s": np.full(r, float(report.wall_s)),
+        "replicate_steps_per_s": np.full(r, float(report.replicate_steps_per_s)),
+        "peak_memory_bytes": np.full(r, int(report.peak_memory_bytes)),
+    }
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -604,3 +604,25 @@ def test_evaluate_on_user_data_reports_no_truth_metrics(fixed_mlp):
     assert not {"l2_risk_mean", "dH2_mean", "input_fnr", "true_nodes", "flops_true"} & m.keys()
     assert {"rmse_test", "kept_nodes", "flops", "weight_density"} <= m.keys()
     assert m["rmse_test"].shape == (2,) and np.isfinite(m["rmse_test"]).all()
+
+
+def test_cost_metrics_of_a_real_fit():
+    from simulations.metrics import cost_metrics
+    from simulations.model import BayesianMLP, ModelConfig
+    from simulations.train import TrainConfig, fit
+
+    data = generate("cubic_small_n", n=32, replicates=3, seed=0, n_test=10)
+    model = BayesianMLP(
+        ModelConfig(p=1, hidden=(4,), prior="ss-gl", sigma_e=3.0, prior_inclusion=0.5), [0, 1, 2]
+    )
+    report = fit(
+        model, data.x_train, data.y_train, TrainConfig(steps=4, log_every=2, checkpoint_every=4)
+    )
+    cost = cost_metrics(report)
+    assert set(cost) == {"steps", "wall_s", "replicate_steps_per_s", "peak_memory_bytes"}
+    assert all(v.shape == (3,) for v in cost.values())
+    np.testing.assert_array_equal(cost["steps"], 4)
+    np.testing.assert_allclose(cost["replicate_steps_per_s"], 3 * 4 / cost["wall_s"], rtol=1e-9)
+    assert (cost["peak_memory_bytes"] > 0).all()
+    with pytest.raises(InvalidParameterError, match="report"):
+        cost_metrics({"steps": 4})
