@@ -160,14 +160,32 @@ def loglog_slope(
 
 
 def hidden_label(hidden: Sequence[int]) -> str:
-    """``[16, 8] -> "16x8"``: the architecture label used in tables and file names."""
+    """``[16, 8] -> "16x8"``: the widths part of the architecture label of tables and files."""
     return "x".join(str(int(k)) for k in hidden)
 
 
-def _with_labels(table: pd.DataFrame) -> pd.DataFrame:
-    out = table.copy()
-    out["hidden"] = [hidden_label(h) for h in table["hidden"]]
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``prior`` and ``hidden`` as categories in order of first appearance (the study's order).
+
+    Sorting and grouping then follow the spec (``ss-gl`` before ``ss-ghs`` if
+    the spec lists them so) rather than the alphabet.
+    """
+    out = frame.copy()
+    for column in ("prior", "hidden"):
+        if column in out and not isinstance(out[column].dtype, pd.CategoricalDtype):
+            order = list(dict.fromkeys(out[column]))
+            out[column] = pd.Categorical(out[column], categories=order, ordered=True)
     return out
+
+
+def _with_labels(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with ``hidden`` as a label, ``16x16-relu`` (with the activation when recorded)."""
+    out = table.copy()
+    labels = [hidden_label(h) for h in table["hidden"]]
+    if "activation" in table:
+        labels = [f"{h}-{a}" for h, a in zip(labels, table["activation"], strict=True)]
+    out["hidden"] = labels
+    return _ordered(out)
 
 
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -179,7 +197,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """
     labelled = _with_labels(table)
     metrics = [m for m in SUMMARY_METRICS if m in labelled]
-    grouped = labelled.groupby(list(GROUP), sort=True)
+    grouped = labelled.groupby(list(GROUP), sort=True, observed=True)
     out = grouped.agg(replicates=("replicate", "size"))
     for metric in metrics:
         out[metric] = grouped[metric].mean()
@@ -203,7 +221,7 @@ def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.D
     labelled = _with_labels(table)
     rows = []
     for (design, prior, hidden), group in labelled.groupby(
-        ["design", "prior", "hidden"], sort=True
+        ["design", "prior", "hidden"], sort=True, observed=True
     ):
         ns = sorted(group["n"].unique())
         if len(ns) < 2:
@@ -228,13 +246,10 @@ def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.D
     return pd.DataFrame(rows)
 
 
-def recovery_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Kept against true nodes, per design, prior, architecture, ``n`` and hidden layer.
+def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, replicate, hidden layer): ``kept`` and ``true`` nodes of the layer.
 
-    ``kept_mean``/``kept_sd``: kept nodes of the layer (inclusion probability
-    > 0.5) over replicates; ``true``: the truth's active nodes of that layer
-    (NaN when the truth is not a network of the student's depth); ``exact``:
-    share of replicates that keep exactly the true number.
+    ``true`` is NaN when the truth is not a network of the student's depth.
     """
     rows = []
     for _, row in _with_labels(table).iterrows():
@@ -245,24 +260,45 @@ def recovery_table(table: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 {
                     **{c: row[c] for c in GROUP},
+                    "replicate": row["replicate"],
                     "layer": layer,
                     "kept": int(k),
                     "true": math.nan if true is None else int(true[layer - 1]),
                 }
             )
-    if not rows:
-        return pd.DataFrame(columns=[*GROUP, "layer", "true", "kept_mean", "kept_sd", "exact"])
-    long = pd.DataFrame(rows)
+    columns = [*GROUP, "replicate", "layer", "kept", "true"]
+    return _ordered(pd.DataFrame(rows, columns=columns))
+
+
+def recovery_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Kept against true nodes, per design, prior, architecture, ``n`` and hidden layer.
+
+    ``kept_mean``/``kept_sd``: kept nodes of the layer (inclusion probability
+    > 0.5) over replicates; ``true``: the truth's active nodes of that layer
+    (NaN when the truth is not a network of the student's depth); ``exact``:
+    share of replicates that keep exactly the true number in that layer;
+    ``all_exact``: share that do so in every layer at once.
+    """
+    long = recovery_long(table)
+    if long.empty:
+        return pd.DataFrame(
+            columns=[*GROUP, "layer", "true", "kept_mean", "kept_sd", "exact", "all_exact"]
+        )
     long["hit"] = (long["kept"] == long["true"]).astype(float)
     long.loc[long["true"].isna(), "hit"] = math.nan
-    grouped = long.groupby([*GROUP, "layer"], sort=True)
+    every = long.groupby([*GROUP, "replicate"], sort=True, observed=True)["hit"].agg(
+        lambda hits: math.nan if hits.isna().any() else float(hits.all())
+    )
+    all_exact = every.groupby(list(GROUP), sort=True, observed=True).mean().rename("all_exact")
+    grouped = long.groupby([*GROUP, "layer"], sort=True, observed=True)
     out = grouped.agg(
         true=("true", "first"),
         kept_mean=("kept", "mean"),
         kept_sd=("kept", "std"),
         exact=("hit", "mean"),
     )
-    return out.reset_index()
+    out = out.reset_index().merge(all_exact.reset_index(), on=list(GROUP))
+    return _ordered(out)
 
 
 def format_markdown(frame: pd.DataFrame, *, digits: int = 3) -> str:
@@ -296,31 +332,64 @@ def _figure_stem(design: str, hidden: str, kind: str) -> str:
     return f"{kind}_{design}_{hidden}"
 
 
+def _log_n_axis(ax: Any, ns: Sequence[float]) -> None:
+    """Log-scaled ``n`` axis with the grid's values as plain tick labels."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(list(ns), [str(int(n)) for n in ns])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training-set size $n$")
+
+
+def _dodge(n: np.ndarray, index: int, count: int) -> np.ndarray:
+    """Shift ``n`` by a small factor per series so series at the same ``n`` stay visible."""
+    return n * np.exp(0.04 * (index - (count - 1) / 2))
+
+
+def _priors_present(frame: pd.DataFrame) -> list[str]:
+    """The priors of ``frame`` in the study's order."""
+    return [p for p in frame["prior"].cat.categories if (frame["prior"] == p).any()]
+
+
+_AXIS_LABELS = {
+    "dH2_mean": r"$E_q\, d_H^2(p_\theta, p_0)$",
+    "l2_risk_mean": r"$E_q \|f_\theta - f_0\|_2^2$",
+}
+
+
 def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Path) -> list[Path]:
-    """Log-log figure of ``E_q d_H^2`` and ``E_q ||f - f0||^2`` against ``n`` for one design.
+    """Log-log figure of ``E_q d_H^2`` and ``E_q ||f - f0||^2`` against ``n`` for one student.
 
-    One panel per contraction metric, one colour per prior: every replicate as a
-    faint point, the replicate mean as a line with the 10-90 % replicate range
-    as a band, and the theory overlay ``C eps_n^2`` (dashed; ``C`` fitted by
-    :func:`theory_constant`). Legends give the fitted slopes. Writes PNG and PDF.
+    ``group`` holds the labelled rows (:func:`summary_table` labels) of one
+    design and student. One panel per contraction metric, one colour and marker
+    per prior (``ssbnn_theory.style``): every replicate as a faint point, the
+    replicate mean as a line with the 10-90 % range over replicates as a band,
+    and the theory overlay ``C eps_n^2`` (dashed; one constant ``C`` fitted by
+    :func:`theory_constant`). Legends give the fitted slopes with their 95 %
+    bootstrap intervals and the theory's slope over the same grid. Writes PNG
+    and PDF.
     """
-    import matplotlib.pyplot as plt
-
     from ssbnn_theory import style
 
     metrics = [m for m in CONTRACTION if m in group and np.isfinite(group[m]).any()]
+    all_ns = sorted(group["n"].unique())
+    priors = _priors_present(group)
     with style.context():
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2), squeeze=False)
+        fig, axes = style.figure(ncols=len(metrics), squeeze=False)
         for ax, metric in zip(axes[0], metrics, strict=True):
-            for prior, rows in group.groupby("prior", sort=True):
-                colour = style.prior_colour(str(prior).split("(")[0])
+            for index, prior in enumerate(priors):
+                rows = group[group["prior"] == prior]
+                family = str(prior).split("(")[0]
+                colour, marker = style.prior_color(family), style.prior_marker(family)
                 ns = np.array(sorted(rows["n"].unique()), dtype=float)
                 per_n = [rows.loc[rows["n"] == n, metric].to_numpy(dtype=float) for n in ns]
-                ax.scatter(rows["n"], rows[metric], s=10, alpha=0.35, color=colour, lw=0)
+                shift = _dodge(np.asarray(rows["n"], dtype=float), index, len(priors))
+                ax.scatter(shift, rows[metric], s=12, alpha=0.35, color=colour, lw=0)
                 mean = np.array([v.mean() for v in per_n])
                 low = np.array([np.quantile(v, 0.1) for v in per_n])
                 high = np.array([np.quantile(v, 0.9) for v in per_n])
-                fit = slopes[(slopes["prior"] == prior)]
+                fit = slopes[slopes["prior"] == prior]
                 label = str(prior)
                 if not fit.empty and np.isfinite(fit[f"slope_{metric}"].iloc[0]):
                     f = fit.iloc[0]
@@ -328,12 +397,11 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
                         f": slope {f[f'slope_{metric}']:.2f} "
                         f"[{f[f'{metric}_low']:.2f}, {f[f'{metric}_high']:.2f}]"
                     )
-                ax.plot(ns, mean, "o-", color=colour, label=label)
-                ax.fill_between(ns, low, high, color=colour, alpha=0.15, lw=0)
-                eps2 = (
-                    np.array([rows.loc[rows["n"] == n, "eps_n"].iloc[0] for n in ns], dtype=float)
-                    ** 2
-                )
+                dodged = _dodge(ns, index, len(priors))
+                ax.plot(dodged, mean, "-", marker=marker, color=colour, label=label)
+                ax.fill_between(ns, low, high, color=colour, alpha=0.12, lw=0)
+                eps = [rows.loc[rows["n"] == n, "eps_n"].iloc[0] for n in ns]
+                eps2 = np.asarray(eps, dtype=float) ** 2
                 if np.isfinite(eps2).all() and (mean > 0).all():
                     const = theory_constant(mean, eps2)
                     theory_slope = float(_ols_slope(np.log(ns), np.log(eps2)))
@@ -342,63 +410,69 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
                         const * eps2,
                         "--",
                         color=colour,
-                        alpha=0.8,
-                        label=f"theory C·eps_n² (slope {theory_slope:.2f})",
+                        lw=1.5,
+                        label=rf"theory $C\,\varepsilon_n^2$, slope {theory_slope:.2f}",
                     )
-            ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("training-set size n")
-            ax.set_ylabel(CONTRACTION[metric])
-            ax.legend(fontsize="small")
-        design = group["design"].iloc[0]
-        fig.suptitle(f"{design}, student {group['hidden'].iloc[0]}: contraction against n")
-        fig.tight_layout()
-        paths = [path_stem.with_suffix(".png"), path_stem.with_suffix(".pdf")]
-        for path in paths:
-            fig.savefig(path, dpi=150)
-        plt.close(fig)
-    return paths
+            _log_n_axis(ax, all_ns)
+            ax.set_ylabel(_AXIS_LABELS.get(metric, CONTRACTION[metric]))
+            ax.legend(loc="lower left")
+        fig.suptitle(
+            f"{group['design'].iloc[0]}, student {group['hidden'].iloc[0]}: contraction against "
+            "$n$ (points: replicates; band: 10-90% of replicates)"
+        )
+        return _save(fig, path_stem)
 
 
-def nodes_figure(recovery: pd.DataFrame, path_stem: Path) -> list[Path]:
-    """Kept nodes per hidden layer against ``n`` (mean and sd over replicates), truth dashed."""
-    import matplotlib.pyplot as plt
+def nodes_figure(long: pd.DataFrame, path_stem: Path) -> list[Path]:
+    """Kept nodes per hidden layer against ``n``: replicates as points, means as lines.
 
+    ``long`` is :func:`recovery_long` of one design and student; the truth's
+    active nodes are a dashed line where known.
+    """
     from ssbnn_theory import style
 
-    layers = sorted(recovery["layer"].unique())
+    layers = sorted(long["layer"].unique())
+    all_ns = sorted(long["n"].unique())
+    priors = _priors_present(long)
     with style.context():
-        fig, axes = plt.subplots(1, len(layers), figsize=(4.2 * len(layers), 3.8), squeeze=False)
+        fig, axes = style.figure(ncols=len(layers), squeeze=False)
         for ax, layer in zip(axes[0], layers, strict=True):
-            rows = recovery[recovery["layer"] == layer]
-            for prior, part in rows.groupby("prior", sort=True):
-                colour = style.prior_colour(str(prior).split("(")[0])
-                ax.errorbar(
-                    part["n"],
-                    part["kept_mean"],
-                    yerr=part["kept_sd"].fillna(0.0),
-                    fmt="o-",
-                    color=colour,
-                    capsize=3,
-                    label=str(prior),
-                )
+            rows = long[long["layer"] == layer]
+            for index, prior in enumerate(priors):
+                part = rows[rows["prior"] == prior]
+                family = str(prior).split("(")[0]
+                colour, marker = style.prior_color(family), style.prior_marker(family)
+                shift = _dodge(np.asarray(part["n"], dtype=float), index, len(priors))
+                ax.scatter(shift, part["kept"], s=14, alpha=0.35, color=colour, lw=0)
+                means = part.groupby("n")["kept"].mean()
+                ns = _dodge(np.asarray(means.index, dtype=float), index, len(priors))
+                ax.plot(ns, means.to_numpy(), "-", marker=marker, color=colour, label=str(prior))
             true = rows["true"].dropna()
+            top = rows["kept"].max()
             if not true.empty:
-                ax.axhline(true.iloc[0], color="black", ls="--", lw=1, label="true active nodes")
-            ax.set_xscale("log")
-            ax.set_xlabel("training-set size n")
-            ax.set_ylabel(f"kept nodes, hidden layer {layer}")
-            ax.set_ylim(bottom=0)
-            ax.legend(fontsize="small")
+                ax.axhline(true.iloc[0], color="black", ls="--", lw=1.2, label="true active nodes")
+                top = max(top, true.max())
+            _log_n_axis(ax, all_ns)
+            ax.set_ylabel(f"kept nodes in hidden layer {layer}")
+            ax.set_ylim(0, top + 1)
+            ax.yaxis.get_major_locator().set_params(integer=True)
+            ax.legend(loc="best")
         fig.suptitle(
-            f"{recovery['design'].iloc[0]}, student {recovery['hidden'].iloc[0]}: node recovery"
+            f"{long['design'].iloc[0]}, student {long['hidden'].iloc[0]}: kept nodes "
+            "(inclusion probability > 0.5; points: replicates, lines: means)"
         )
-        fig.tight_layout()
-        paths = [path_stem.with_suffix(".png"), path_stem.with_suffix(".pdf")]
-        for path in paths:
-            fig.savefig(path, dpi=150)
-        plt.close(fig)
-    return paths
+        return _save(fig, path_stem)
+
+
+def _save(fig: Any, path_stem: Path) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` and close it."""
+    from ssbnn_theory import style
+
+    png, pdf = path_stem.with_suffix(".png"), path_stem.with_suffix(".pdf")
+    fig.savefig(png)
+    style.save(fig, pdf)
+    return [png, pdf]
 
 
 # --------------------------------------------------------------------------- summary
@@ -417,7 +491,7 @@ def contraction_markdown(summary: pd.DataFrame) -> str:
     of that prior and architecture (:func:`theory_constant`).
     """
     rows = []
-    for (prior, hidden), part in summary.groupby(["prior", "hidden"], sort=True):
+    for (prior, hidden), part in summary.groupby(["prior", "hidden"], sort=True, observed=True):
         eps2 = part["eps_n"].to_numpy(dtype=float) ** 2
         dh2 = part["dH2_mean"].to_numpy(dtype=float)
         ok = np.isfinite(eps2).all() and (dh2 > 0).all()
@@ -430,8 +504,8 @@ def contraction_markdown(summary: pd.DataFrame) -> str:
                     "n": int(r["n"]),
                     "R": int(r["replicates"]),
                     "E_q d_H^2": _pm(r["dH2_mean"], r["dH2_mean_sd"]),
-                    "E_q ||f-f0||^2": _pm(r["l2_risk_mean"], r["l2_risk_mean_sd"]),
-                    "||E_q f-f0||^2": _pm(r["l2_risk_of_mean"], r["l2_risk_of_mean_sd"]),
+                    "E_q ‖f-f0‖^2": _pm(r["l2_risk_mean"], r["l2_risk_mean_sd"]),
+                    "‖E_q f-f0‖^2": _pm(r["l2_risk_of_mean"], r["l2_risk_of_mean_sd"]),
                     "eps_n^2": e2,
                     "C eps_n^2": const * e2,
                 }
@@ -457,7 +531,7 @@ def slopes_markdown(slopes: pd.DataFrame) -> str:
             "hidden": row["hidden"],
             "n range": f"{row['n_min']}-{row['n_max']}",
             "slope E_q d_H^2 [95% CI]": interval(row, "dH2_mean"),
-            "slope E_q ||f-f0||^2 [95% CI]": interval(row, "l2_risk_mean"),
+            "slope E_q ‖f-f0‖^2 [95% CI]": interval(row, "l2_risk_mean"),
             "slope eps_n^2 (theory, same grid)": row["slope_eps2"],
         }
         if "local_eps2_first" in row:
@@ -473,14 +547,14 @@ def recovery_markdown(recovery: pd.DataFrame) -> str:
     if recovery.empty:
         return "(no kept-node records)"
     rows = []
-    for keys, part in recovery.groupby(list(GROUP), sort=True):
+    for keys, part in recovery.groupby(list(GROUP), sort=True, observed=True):
         entry = dict(zip(GROUP, keys, strict=True))
         entry["n"] = int(entry["n"])
         for _, r in part.iterrows():
             true = "" if not np.isfinite(r["true"]) else f" ({int(r['true'])})"
             entry[f"layer {int(r['layer'])} kept (true)"] = _pm(r["kept_mean"], r["kept_sd"]) + true
-        exact = part["exact"].to_numpy(dtype=float)
-        entry["all layers exact"] = "n/a" if np.isnan(exact).all() else f"{np.nanmean(exact):.2f}"
+        exact = float(part["all_exact"].iloc[0])
+        entry["share exact in all layers"] = "n/a" if np.isnan(exact) else f"{exact:.2f}"
         rows.append(entry)
     return format_markdown(pd.DataFrame(rows))
 
@@ -530,7 +604,7 @@ def build_report(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> dic
     if table.empty:
         raise InvalidParameterError("DIR", "a study folder with at least one finished cell", 0)
     out: dict[str, Any] = {}
-    for design, part in table.groupby("design", sort=True):
+    for design, part in table.groupby("design", sort=True, observed=True):
         out[str(design)] = {
             "summary": summary_table(part),
             "slopes": slope_table(part, boot=boot, seed=seed),
@@ -539,9 +613,9 @@ def build_report(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> dic
     return out
 
 
-def report_markdown(tables: dict[str, Any], *, title: str) -> str:
-    """The Markdown text of a report from :func:`build_report`'s tables."""
-    lines = [f"# {title}", ""]
+def report_markdown(tables: dict[str, Any]) -> str:
+    """The Markdown sections (one per design) of a report from :func:`build_report`'s tables."""
+    lines = []
     for design, parts in tables.items():
         lines += [f"## {design}", "", "### Contraction (mean ± sd over replicates)", ""]
         lines += [contraction_markdown(parts["summary"]), ""]
@@ -559,6 +633,9 @@ def report_markdown(tables: dict[str, Any], *, title: str) -> str:
 
 def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report:
     """Write ``root/report/summary.md`` and the standard figures (PNG and PDF).
+
+    Per design and student: ``contraction_<design>_<student>`` (when the study
+    has at least two ``n``) and ``nodes_<design>_<student>``.
 
     Parameters
     ----------
@@ -581,31 +658,32 @@ def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report
     folder = Path(root) / "report"
     folder.mkdir(exist_ok=True)
     figures: list[Path] = []
+    labelled = _with_labels(table)
     for design, parts in tables.items():
-        labelled = _with_labels(table[table["design"] == design])
-        for hidden, group in labelled.groupby("hidden", sort=True):
+        for hidden in labelled["hidden"].cat.categories:
+            mask = ((labelled["design"] == design) & (labelled["hidden"] == hidden)).to_numpy()
+            if not mask.any():
+                continue
             slopes = parts["slopes"]
             slopes = slopes[slopes["hidden"] == hidden] if not slopes.empty else slopes
             if not slopes.empty:
                 stem = folder / _figure_stem(design, str(hidden), "contraction")
-                figures += contraction_figure(group, slopes, stem)
-            recovery = parts["recovery"]
-            recovery = recovery[recovery["hidden"] == hidden]
-            if not recovery.empty and recovery["n"].nunique() >= 1:
-                figures += nodes_figure(
-                    recovery, folder / _figure_stem(design, str(hidden), "nodes")
-                )
+                figures += contraction_figure(labelled[mask], slopes, stem)
+            long = recovery_long(table[mask])
+            if not long.empty:
+                figures += nodes_figure(long, folder / _figure_stem(design, str(hidden), "nodes"))
     cells = manifest["cells"]
-    done = sum(1 for e in cells.values() if e["status"] == "done")
-    title = f"Study {manifest['study']}: report"
-    header = [
-        f"Cells done: {done} of {len(cells)}; rows: {len(table)}.",
+    done = sum(1 for entry in cells.values() if entry["status"] == "done")
+    lines = [
+        f"# Study {manifest['study']}: report",
+        "",
+        f"Cells done: {done} of {len(cells)}; rows (cell x replicate): {len(table)}.",
         "",
         *(f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png"),
         "",
+        report_markdown(tables),
     ]
-    text = report_markdown(tables, title=title)
-    text = text.replace("\n", "\n" + "\n".join(header) + "\n", 1) if header else text
+    text = "\n".join(lines)
     path = folder / "summary.md"
     path.write_text(text + "\n", encoding="utf-8")
     return Report(path, tuple(figures), text)

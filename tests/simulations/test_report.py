@@ -132,7 +132,7 @@ def test_summary_groups_cells_and_computes_replicate_mean_and_sd():
 def test_slope_table_recovers_slopes_and_theory_grid_slope():
     table = _synthetic_table(slope=-0.8, noise=0.05, replicates=10)
     slopes = slope_table(table, boot=300)
-    assert list(slopes["prior"]) == ["ss-ghs", "ss-gl"]
+    assert list(slopes["prior"]) == ["ss-gl", "ss-ghs"]  # the study's order
     for _, row in slopes.iterrows():
         # 5 % lognormal noise on 10 replicates: the fitted slope is within 0.05 of -0.8
         assert row["slope_dH2_mean"] == pytest.approx(-0.8, abs=0.05)
@@ -170,3 +170,65 @@ def test_recovery_counts_kept_against_true_nodes_per_layer():
     assert recovery_table(table)["exact"].isna().all()
     table["true_nodes"] = None
     assert recovery_table(table)["true"].isna().all()
+
+
+def _store(tmp_path, table):
+    from simulations.store import CellRecord, ResultStore
+
+    store = ResultStore(tmp_path / "study")
+    groups = list(table.groupby(["prior", "n"], sort=False))
+    replicates = int(table["replicate"].nunique())
+    records = [CellRecord(f"c{i}", str(key), {}, replicates) for i, (key, _) in enumerate(groups)]
+    store.prepare("synthetic", records)
+    for i, (_, rows) in enumerate(groups):
+        store.write_cell(f"c{i}", rows.reset_index(drop=True))
+    return store
+
+
+def test_write_report_writes_summary_and_figures(tmp_path):
+    from simulations.report import write_report
+
+    table = _synthetic_table(replicates=4)
+    table["activation"] = "relu"
+    store = _store(tmp_path, table)
+    report = write_report(store.root, boot=200)
+    names = sorted(p.name for p in report.figures)
+    assert names == [
+        "contraction_relu_teacher_16x16-relu.pdf",
+        "contraction_relu_teacher_16x16-relu.png",
+        "nodes_relu_teacher_16x16-relu.pdf",
+        "nodes_relu_teacher_16x16-relu.png",
+    ]
+    for path in report.figures:
+        head = path.read_bytes()[:8]
+        assert head.startswith(b"\x89PNG" if path.suffix == ".png" else b"%PDF")
+    text = report.summary.read_text()
+    assert text.startswith("# Study synthetic: report")
+    assert "Cells done: 10 of 10" in text
+    assert "![contraction_relu_teacher_16x16-relu](contraction_relu_teacher_16x16-relu.png)" in text
+    # spec order (ss-gl first), the theory slope column, recovery with the truth in brackets
+    assert text.index("| ss-gl | 16x16-relu | 256 |") < text.index("| ss-ghs | 16x16-relu | 256 |")
+    assert "4.25 ± 0.5 (4)" in text and "slope eps_n^2 (theory, same grid)" in text
+    # every table row has as many cells as its header: no stray '|' inside a cell
+    for block in text.split("\n\n"):
+        rows = [line for line in block.splitlines() if line.startswith("|")]
+        assert len({row.count("|") for row in rows}) <= 1, block
+
+
+def test_report_of_one_n_has_no_contraction_figure_and_empty_study_is_refused(tmp_path):
+    from simulations.report import write_report
+    from simulations.store import ResultStore
+
+    table = _synthetic_table(replicates=2)
+    table = table[table["n"] == 512]
+    report = write_report(_store(tmp_path, table).root, boot=200)
+    assert sorted(p.name for p in report.figures) == [
+        "nodes_relu_teacher_16x16.pdf",
+        "nodes_relu_teacher_16x16.png",
+    ]
+    empty = ResultStore(tmp_path / "empty")
+    empty.prepare("empty", [])
+    with pytest.raises(
+        InvalidParameterError, match=r"^DIR: must be a study folder with at least one"
+    ):
+        write_report(empty.root)
