@@ -191,6 +191,10 @@ class Design:
     quick
         Keyword arguments of :func:`generate` (besides ``seed``) for a small
         instance for tests and CI.
+    generator
+        ``generator(params, *, n, replicates, seed, n_test, dtype)``: validates
+        the design parameters and draws the data (call it through :func:`generate`,
+        which checks the common arguments and fills in the defaults).
     """
 
     name: str
@@ -198,7 +202,7 @@ class Design:
     description: str
     defaults: Mapping[str, Any]
     quick: Mapping[str, Any]
-    _run: Callable[..., _Draws]
+    generator: Callable[..., _Draws]
 
 
 @dataclass(frozen=True)
@@ -972,7 +976,9 @@ def generate(
             "dtype", "a floating torch dtype (torch.float32, torch.float64)", dtype
         )
     resolved = {**spec.defaults, **params}
-    draws = spec._run(resolved, n=n, replicates=replicates, seed=seed, n_test=n_test, dtype=dtype)
+    draws = spec.generator(
+        resolved, n=n, replicates=replicates, seed=seed, n_test=n_test, dtype=dtype
+    )
     return SimulationData(
         design=spec.name,
         version=spec.version,

@@ -480,9 +480,8 @@ def test_evaluate_rejects_bad_arguments(teacher_data):
 SURE = 30.0  # logit of an inclusion probability 1 - 1e-13: masks are deterministic
 
 
-@pytest.fixture(scope="module")
-def fixed_mlp():
-    """An untrained SS-GHS model (R = 2) whose indicators are set by hand.
+def build_fixed_mlp(device="cpu"):
+    """An untrained SS-GHS model (R = 2) whose indicators are set by hand, and its data.
 
     Replicate 0 keeps nodes 3..7 of layer 1 and all 6 of layer 2; replicate 1 keeps
     all 8 of layer 1 and nodes 0..1 of layer 2. An input spike keeps inputs 0..4
@@ -497,7 +496,7 @@ def fixed_mlp():
     config = ModelConfig(
         p=10, hidden=(8, 6), prior="ss-ghs", sigma_e=0.5, prior_inclusion=0.1, input_spike=True
     )
-    model = BayesianMLP(config, replicate_seeds(1, 2, "model"), dtype=F64)
+    model = BayesianMLP(config, replicate_seeds(1, 2, "model"), dtype=F64, device=device)
     with torch.no_grad():
         first, second = model.hidden_layers
         first.theta.fill_(SURE)
@@ -508,6 +507,11 @@ def fixed_mlp():
         model.input_spike.theta[0, :5] = SURE
         model.input_spike.theta[1, [0, 1, 2, 3, 7]] = SURE
     return model, data
+
+
+@pytest.fixture(scope="module")
+def fixed_mlp():
+    return build_fixed_mlp()
 
 
 def test_evaluate_bayesian_mlp_structure(fixed_mlp):
@@ -526,6 +530,19 @@ def test_evaluate_bayesian_mlp_structure(fixed_mlp):
         m["flops"], [count_flops((5, 5, 6, 1)), count_flops((5, 8, 2, 1))]
     )
     np.testing.assert_array_equal(m["flops_dense"], [count_flops((10, 8, 6, 1))] * 2)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_evaluate_on_cuda_gives_the_cpu_structure(fixed_mlp):
+    """Same parameters on CUDA: structure metrics equal, contraction metrics finite and in range."""
+    model, data = build_fixed_mlp("cuda")
+    m = evaluate(model, data, eps_n=0.2, draws=9, seed=3)
+    cpu = evaluate(fixed_mlp[0], data, eps_n=0.2, draws=9, seed=3)
+    for key in ("kept_nodes", "kept_nodes_median", "kept_inputs", "kept_weights", "flops"):
+        np.testing.assert_array_equal(m[key], cpu[key], err_msg=key)
+    assert all(isinstance(v, np.ndarray) and v.shape[0] == 2 for v in m.values())
+    assert ((m["dH2_mean"] >= 0) & (m["dH2_mean"] <= 1)).all()
 
 
 def test_evaluate_bayesian_mlp_matches_a_direct_computation(fixed_mlp):
