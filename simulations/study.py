@@ -1,0 +1,589 @@
+"""A study as cells: expansion, seeds, identity, running one cell, running them all.
+
+A study expands into cells, one per (student architecture, ``n``, prior); a
+cell trains the study's ``R`` replicates as one batched model, evaluates them
+and returns one row per replicate (:func:`run_cell`). :func:`run_study` runs
+the cells that are not finished yet on an execution backend
+(:mod:`simulations.execution`) and stores each as it arrives
+(:mod:`simulations.store`).
+
+Seeds (``simulations.rng``), all derived from the study seed ``s`` alone, so
+results do not depend on the backend, the worker or the order cells run in:
+
+* data: every cell draws from ``generate(..., seed=stream_seed(s, "design"))``,
+  so all cells share the design's truth (e.g. the ``relu_teacher`` weights) and
+  the test set, and replicate ``r`` at a given ``n`` sees the same training set
+  under every prior and architecture (paired comparisons);
+* model: replicate ``r`` of the cells at ``n`` gets seed
+  ``stream_seed(stream_seed(s, "model", n), "model", r)``
+  (``replicate_seeds``); the engine derives its initial values and noise from it;
+* evaluation: ``stream_seed(s, "evaluate", n)``.
+
+A cell's identity (``cell_id``) is the SHA-256 of its fully resolved
+configuration (design name, version and parameters with file contents hashed,
+``n_test``, model and training configurations with every default filled in,
+metrics options, study seed, replicates, ``n``) and the package version. The
+device and the backend are not part of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simulations.execution import Execution, Failure, run_tasks
+from simulations.rng import replicate_seeds, stream_seed
+from simulations.spec import PriorSpec, Student, StudySpec
+from simulations.store import CellRecord, ResultStore
+from ssbnn_theory import __version__
+from ssbnn_theory.errors import InvalidParameterError
+
+__all__ = [
+    "ISSUE_COLUMNS",
+    "RUN_COLUMNS",
+    "Cell",
+    "StudySummary",
+    "expand",
+    "run_cell",
+    "run_study",
+    "theory_rate",
+]
+
+ISSUE_COLUMNS = (
+    "design",
+    "prior",
+    "hidden",
+    "n",
+    "replicate",
+    "seed",
+    "kept_nodes",
+    "true_nodes",
+    "dH2_mean",
+    "l2_risk_mean",
+    "l2_risk_of_mean",
+    "rmse_test",
+    "input_fnr",
+    "input_fpr",
+    "node_density",
+    "weight_density",
+    "flops",
+    "eps_n",
+    "r_n",
+    "steps",
+    "wall_s",
+)
+"""Columns every row has (NaN or None where a metric does not apply)."""
+
+RUN_COLUMNS = (
+    "wall_s",
+    "cell_wall_s",
+    "replicate_steps_per_s",
+    "peak_memory_bytes",
+    "device",
+    "ssbnn_version",
+    "torch_version",
+    "numpy_version",
+    "python_version",
+    "git_commit",
+)
+"""Columns that describe the run (cost, machine, versions), not the result: they may differ
+between two runs of the same cell, every other column may not."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (student, ``n``, prior) of a study: ``R`` replicates trained as one batched model.
+
+    Attributes
+    ----------
+    spec
+        The study.
+    prior
+        Its prior with hyperparameters.
+    student
+        Its student architecture.
+    n
+        Its training-set size.
+    """
+
+    spec: StudySpec
+    prior: PriorSpec
+    student: Student
+    n: int
+
+    @property
+    def label(self) -> str:
+        """``relu_teacher/ss-gl/16x16-relu/n=512``."""
+        return f"{self.spec.design.name}/{self.prior.label}/{self.student.label}/n={self.n}"
+
+    def resolved(self) -> dict[str, Any]:
+        """The fully resolved configuration (JSON-ready) that defines the cell's results."""
+        design = self.spec.design
+        params = {k: (design.files.get(k, v)) for k, v in design.params.items()}
+        return _jsonable(
+            {
+                "package": __version__,
+                "design": {
+                    "name": design.name,
+                    "version": design.version,
+                    "params": params,
+                    "n_test": design.n_test,
+                },
+                "seed": self.spec.seed,
+                "replicates": self.spec.replicates,
+                "n": self.n,
+                "model": dataclasses.asdict(self.spec.model_config(self.prior, self.student)),
+                "train": dataclasses.asdict(self.spec.train_config()),
+                "metrics": dataclasses.asdict(self.spec.metrics),
+            }
+        )
+
+    @functools.cached_property
+    def cell_id(self) -> str:
+        """First 16 hex digits of the SHA-256 of :meth:`resolved`."""
+        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def data_seed(self) -> int:
+        """Seed of :func:`simulations.designs.generate`, shared by every cell of the study."""
+        return stream_seed(self.spec.seed, "design")
+
+    @property
+    def model_seeds(self) -> tuple[int, ...]:
+        """One seed per replicate for the model (initial values, noise, minibatches)."""
+        return replicate_seeds(
+            stream_seed(self.spec.seed, "model", self.n), self.spec.replicates, "model"
+        )
+
+    @property
+    def evaluate_seed(self) -> int:
+        """Seed of the posterior draws of :func:`simulations.metrics.evaluate`."""
+        return stream_seed(self.spec.seed, "evaluate", self.n)
+
+    def record(self) -> CellRecord:
+        """The manifest's entry for this cell."""
+        summary = {
+            "design": self.spec.design.name,
+            "prior": self.prior.label,
+            "hidden": list(self.student.hidden),
+            "activation": self.student.activation.value,
+            "n": self.n,
+        }
+        return CellRecord(self.cell_id, self.label, summary, self.spec.replicates)
+
+
+def expand(spec: StudySpec) -> list[Cell]:
+    """The study's cells: for each student, each ``n`` (increasing), each prior."""
+    return [
+        Cell(spec, prior, student, n)
+        for student in spec.students
+        for n in spec.n
+        for prior in spec.priors
+    ]
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
+    """``(eps_n, r_n, d log eps_n^2 / d log n)`` from ``ssbnn_theory`` for the cell's student.
+
+    The architecture is the student's widths and activation with the truth's
+    active nodes ``s_l`` and weight bounds ``B_l`` (so ``xi_n = 0``); the prior's
+    fixed hyperparameters are the engine's (``sigma_0``; SS-GHS: global scale
+    ``g = global_scale``, slab width ``c = slab_width``; SS-GL: ``kappa = 1``,
+    the engine learns it), the prior inclusion probabilities are those the
+    model uses at this ``n``, ``sigma_e`` is the design's, and
+    ``kappa_log`` comes from ``[metrics]``. NaN when the theory does not apply:
+    the truth is not a network (``active_nodes`` is ``None``), has another depth
+    or activation than the student, has more active nodes than the student's
+    width, the likelihood is not Gaussian, or the prior is a baseline
+    (``edge-ss``, ``dense``).
+    """
+    from ssbnn_theory.architecture import Architecture
+    from ssbnn_theory.priors import PriorSpec as TheoryPrior
+    from ssbnn_theory.rates import contraction_rate
+
+    nan = (math.nan, math.nan, math.nan)
+    spec, student = cell.spec, cell.student
+    config = spec.model_config(cell.prior, student)
+    theory_prior = cell.prior.prior.theory_prior
+    if (
+        truth is None
+        or truth.active_nodes is None
+        or theory_prior is None
+        or spec.design.noise_sd is None
+        or len(truth.active_nodes) != len(student.hidden)
+        or truth.activation is not student.activation
+        or any(s > k for s, k in zip(truth.active_nodes, student.hidden, strict=True))
+        or cell.n < 3
+    ):
+        return nan
+    arch = Architecture(
+        p=spec.design.p,
+        hidden=student.hidden,
+        active=truth.active_nodes,
+        bounds=truth.bounds,
+        activation=student.activation,
+        outputs=spec.design.outputs,
+    )
+    options: dict[str, Any] = {"sigma_0": config.sigma_0}
+    if theory_prior.value == "ss-ghs":
+        options.update(g=config.global_scale, c=config.slab_width)
+    prior = TheoryPrior(theory_prior, **options)
+    kwargs = {
+        "sigma_e": spec.design.noise_sd,
+        "kappa_log": spec.metrics.kappa_log,
+        "inclusion": np.asarray(config.inclusion_probs(cell.n), dtype=float),
+        "conditions": False,
+    }
+    rate = contraction_rate(arch, prior, float(cell.n), **kwargs)
+    slope = rate.local_slope()
+    return float(rate.eps_n[0]), float(rate.r_n[0]), float(slope[0])
+
+
+# --------------------------------------------------------------------------- one cell
+
+
+def run_cell(
+    cell: Cell,
+    *,
+    device: str = "cpu",
+    checkpoint_dir: str | Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Train and evaluate one cell; one row per replicate.
+
+    Parameters
+    ----------
+    cell
+        The cell.
+    device
+        Torch device (``"cpu"`` or ``"cuda"``).
+    checkpoint_dir
+        Folder for the training checkpoint ``<cell_id>.pt``: a cell killed
+        mid-training resumes from it (bitwise the same on CPU); removed when
+        the cell finishes.
+    progress
+        ``progress(step, total)`` after every training step.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`ISSUE_COLUMNS` and every metric of
+        :func:`simulations.metrics.evaluate`, plus identity, seeds, cost, package
+        versions, device and git commit.
+    """
+    from simulations.designs import generate
+    from simulations.metrics import cost_metrics, evaluate
+    from simulations.model import BayesianMLP
+    from simulations.train import fit
+
+    spec = cell.spec
+    started = time.perf_counter()
+    data = generate(
+        spec.design.name,
+        n=cell.n,
+        replicates=spec.replicates,
+        seed=cell.data_seed,
+        n_test=spec.design.n_test,
+        **spec.design.params,
+    )
+    model = BayesianMLP(
+        spec.model_config(cell.prior, cell.student), cell.model_seeds, n=cell.n, device=device
+    )
+    checkpoint = None
+    if checkpoint_dir is not None:
+        Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        checkpoint = Path(checkpoint_dir) / f"{cell.cell_id}.pt"
+    report = fit(
+        model,
+        data.x_train,
+        data.y_train,
+        spec.train_config(),
+        checkpoint=checkpoint,
+        progress=progress,
+    )
+    eps_n, r_n, local = theory_rate(cell, data.truth)
+    # evaluate needs a radius for Q(d_H > M eps_n); without a theory radius those are NaN
+    metrics = evaluate(
+        model,
+        data,
+        eps_n=eps_n if math.isfinite(eps_n) else 1.0,
+        draws=spec.metrics.draws,
+        seed=cell.evaluate_seed,
+    )
+    if not math.isfinite(eps_n):
+        for key in metrics:
+            if key.startswith("dH_exceeds_"):
+                metrics[key] = np.full(spec.replicates, np.nan)
+    metrics.update(cost_metrics(report))
+    wall = time.perf_counter() - started
+    rows = []
+    for r in range(spec.replicates):
+        row: dict[str, Any] = {
+            "study": spec.name,
+            "cell_id": cell.cell_id,
+            "design": spec.design.name,
+            "design_version": spec.design.version,
+            "prior": cell.prior.label,
+            "hidden": list(cell.student.hidden),
+            "activation": cell.student.activation.value,
+            "p": spec.design.p,
+            "n": cell.n,
+            "replicate": r,
+            "seed": cell.model_seeds[r],
+            "data_seed": cell.data_seed,
+            "true_nodes": None,
+            "rmse_test": math.nan,
+            "input_fnr": math.nan,
+            "input_fpr": math.nan,
+            "dH2_mean": math.nan,
+            "l2_risk_mean": math.nan,
+            "l2_risk_of_mean": math.nan,
+        }
+        for key, values in metrics.items():
+            value = values[r]
+            row[key] = value.tolist() if np.ndim(value) else value.item()
+        row.update(
+            eps_n=eps_n,
+            r_n=r_n,
+            eps2_local_slope=local,
+            cell_wall_s=wall,
+            final_nll=float(report.final_nll[r]),
+            final_kl=float(report.final_kl[r]),
+            device=str(report.device),
+            **_environment(),
+        )
+        rows.append(row)
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    frame = pd.DataFrame(rows)
+    return frame[[*ISSUE_COLUMNS, *(c for c in frame.columns if c not in ISSUE_COLUMNS)]]
+
+
+@functools.cache
+def _environment() -> dict[str, Any]:
+    """Package versions and the git commit of the source tree (``None`` outside a checkout)."""
+    import torch
+
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                cwd=Path(__file__).resolve().parent,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "ssbnn_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "git_commit": commit,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- the study
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """The outcome of :func:`run_study`.
+
+    Attributes
+    ----------
+    name
+        The study.
+    out
+        Its output folder.
+    total
+        Cells in the study.
+    skipped
+        Cells already finished before this run (resume).
+    completed
+        Cells finished by this run.
+    failed
+        Failures of this run.
+    cancelled
+        Cells not run (``fail_fast``).
+    wall_s
+        Wall time of this run.
+    """
+
+    name: str
+    out: Path
+    total: int
+    skipped: int
+    completed: int
+    failed: tuple[Failure, ...]
+    cancelled: int
+    wall_s: float
+
+    @property
+    def ok(self) -> bool:
+        """Every cell of the study is finished."""
+        return self.skipped + self.completed == self.total
+
+    def line(self) -> str:
+        """One line for logs."""
+        text = (
+            f"study {self.name}: {self.skipped + self.completed}/{self.total} cells done "
+            f"({self.completed} now, {self.skipped} before) in {self.wall_s:.1f} s; "
+            f"results in {self.out}"
+        )
+        if self.failed:
+            text += f"; {len(self.failed)} failed (see {self.out / 'manifest.json'})"
+        if self.cancelled:
+            text += f"; {self.cancelled} not run"
+        return text
+
+
+def run_study(
+    spec: StudySpec,
+    out: str | Path,
+    *,
+    execution: Execution | None = None,
+    device: str = "cpu",
+    quiet: bool = False,
+    cell_fn: Callable[..., pd.DataFrame] = run_cell,
+) -> StudySummary:
+    """Run every unfinished cell of ``spec`` and store each as it finishes.
+
+    Parameters
+    ----------
+    spec
+        The study.
+    out
+        Output folder (created; see :mod:`simulations.store` for its layout).
+    execution
+        Backend and options (default in-process).
+    device
+        ``"cpu"`` or ``"cuda"``.
+    quiet
+        No progress bars (failures and the summary are still reported).
+    cell_fn
+        The function that runs one cell (``run_cell``; tests substitute their own).
+
+    Raises
+    ------
+    InvalidParameterError
+        ``device`` is not ``cpu``/``cuda`` or CUDA is not available; ``out``
+        holds another study.
+    """
+    from tqdm.auto import tqdm
+
+    if device not in ("cpu", "cuda"):
+        raise InvalidParameterError("device", "'cpu' or 'cuda'", device)
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidParameterError("device", "'cpu' (no CUDA device is available)", device)
+    execution = execution or Execution()
+    started = time.perf_counter()
+    out = Path(out)
+    cells = expand(spec)
+    store = ResultStore(out)
+    meta = {
+        "spec": str(spec.source) if spec.source else None,
+        "package_version": __version__,
+    }
+    done = set(store.prepare(spec.name, [c.record() for c in cells], meta))
+    todo = [c for c in cells if c.cell_id not in done]
+    checkpoints = out / "checkpoints"
+    in_process = execution.backend.value == "in-process"
+    bar = tqdm(
+        total=len(cells),
+        initial=len(done),
+        desc=spec.name,
+        unit="cell",
+        disable=quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def run_with_bar(cell: Cell) -> pd.DataFrame:
+        steps = spec.train_config().total_steps
+        with tqdm(
+            total=steps,
+            desc=cell.label,
+            unit="step",
+            leave=False,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        ) as cell_bar:
+
+            def progress(step: int, total: int) -> None:
+                cell_bar.update(step - cell_bar.n)
+
+            return cell_fn(cell, device=device, checkpoint_dir=checkpoints, progress=progress)
+
+    if in_process and not quiet:
+        fn: Callable[[Cell], pd.DataFrame] = run_with_bar
+    else:
+        fn = functools.partial(cell_fn, device=device, checkpoint_dir=checkpoints)
+
+    def on_result(cell: Cell, table: pd.DataFrame) -> None:
+        store.write_cell(cell.cell_id, table)
+        bar.update(1)
+
+    def on_failure(cell: Cell, failure: Failure) -> None:
+        store.record_failure(cell.cell_id, failure.error, failure.details)
+        tqdm.write(f"cell {cell.label} [{cell.cell_id}] failed: {failure.error}", file=sys.stderr)
+
+    try:
+        outcome = run_tasks(
+            todo,
+            fn,
+            key=lambda cell: cell.cell_id,
+            execution=execution,
+            on_result=on_result,
+            on_failure=on_failure,
+        )
+    finally:
+        bar.close()
+    return StudySummary(
+        name=spec.name,
+        out=out,
+        total=len(cells),
+        skipped=len(done),
+        completed=len(outcome.completed),
+        failed=outcome.failed,
+        cancelled=len(outcome.cancelled),
+        wall_s=time.perf_counter() - started,
+    )

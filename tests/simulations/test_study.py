@@ -1,0 +1,223 @@
+"""Cells: expansion, identity, seeds, theory radius; running cells and studies on every backend."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simulations.execution import Execution
+from simulations.rng import stream_seed
+from simulations.spec import parse_spec
+from simulations.store import ResultStore
+from simulations.study import ISSUE_COLUMNS, RUN_COLUMNS, expand, run_cell, run_study, theory_rate
+from ssbnn_theory.errors import InvalidParameterError
+
+TINY = {
+    "study": {"name": "tiny", "seed": 5, "replicates": 2},
+    "design": {"name": "relu_teacher", "p": 8, "n_test": 200},
+    "model": {"priors": ["ss-gl", "ss-ghs"], "hidden": [6, 4]},
+    "train": {"n": [40, 80], "steps": 8, "batch_size": 20, "lr": 0.01},
+    "metrics": {"draws": 4},
+}
+
+DASK_WARNINGS = (
+    "ignore:Port .* is already in use:UserWarning",
+    "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning",
+)
+
+
+def _spec(**changes):
+    data = copy.deepcopy(TINY)
+    for dotted, value in changes.items():
+        section, key = dotted.split("__")
+        data[section][key] = value
+    return parse_spec(data)
+
+
+def _result_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without the run's cost, machine and version columns, in a fixed order."""
+    kept = table.drop(columns=[c for c in RUN_COLUMNS if c in table])
+    return kept.sort_values(["cell_id", "replicate"]).reset_index(drop=True)
+
+
+def test_expansion_order_labels_and_seeds():
+    spec = _spec(model__hidden=[[6, 4], [5]], model__activation=["relu", "tanh"])
+    cells = expand(spec)
+    assert len(cells) == 4 * 2 * 2  # students x n x priors
+    assert [c.label for c in cells[:4]] == [
+        "relu_teacher/ss-gl/6x4-relu/n=40",
+        "relu_teacher/ss-ghs/6x4-relu/n=40",
+        "relu_teacher/ss-gl/6x4-relu/n=80",
+        "relu_teacher/ss-ghs/6x4-relu/n=80",
+    ]
+    assert len({c.cell_id for c in cells}) == len(cells)
+    # one data seed for the study; model seeds depend on (study seed, n, replicate) only
+    assert {c.data_seed for c in cells} == {stream_seed(5, "design")}
+    by_n = {c.n: c.model_seeds for c in cells}
+    assert all(c.model_seeds == by_n[c.n] for c in cells)
+    assert by_n[40] != by_n[80] and len(set(by_n[40])) == 2
+
+
+def test_cell_identity_follows_the_resolved_configuration(tmp_path):
+    base = {c.label: c.cell_id for c in expand(_spec())}
+    assert base == {c.label: c.cell_id for c in expand(_spec())}
+    # what does not change results does not change identity
+    same = _spec(study__name="renamed", study__description="x", study__output="elsewhere")
+    assert base == {c.label: c.cell_id for c in expand(same)}
+    reordered = _spec(model__priors=["ss-ghs", "ss-gl"])
+    assert base == {c.label: c.cell_id for c in expand(reordered)}
+    # a default written out explicitly is the same configuration
+    assert base == {c.label: c.cell_id for c in expand(_spec(model__sigma_0=1.0))}
+    # every option that changes results changes every affected cell's identity
+    for changed in (
+        _spec(train__steps=9),
+        _spec(study__seed=6),
+        _spec(study__replicates=3),
+        _spec(design__n_test=201),
+        _spec(design__noise_sd=0.5),
+        _spec(metrics__draws=5),
+        _spec(model__sigma_e="learned"),
+        _spec(model__prior_inclusion=0.1),
+    ):
+        ids = {c.label: c.cell_id for c in expand(changed)}
+        assert set(ids) == set(base) and not set(ids.values()) & set(base.values())
+
+
+def test_teacher_file_content_not_path_defines_identity(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {"W1": rng.normal(size=(2, 3)), "b1": np.zeros(2), "W2": rng.normal(size=(1, 2))}
+    arrays["b2"] = np.zeros(1)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        np.savez(tmp_path / folder / "t.npz", **arrays)
+    data = copy.deepcopy(TINY)
+    data["design"] = {"name": "teacher", "weights": "t.npz", "p": 5, "n_test": 100}
+    ids = [{c.label: c.cell_id for c in expand(parse_spec(data, base=tmp_path / f))} for f in "ab"]
+    assert ids[0] == ids[1]
+    np.savez(tmp_path / "b" / "t.npz", **{**arrays, "b2": np.ones(1)})
+    changed = {c.label: c.cell_id for c in expand(parse_spec(data, base=tmp_path / "b"))}
+    assert not set(changed.values()) & set(ids[0].values())
+
+
+def test_theory_rate_matches_ssbnn_theory_and_is_nan_where_theory_does_not_apply():
+    from simulations.designs import generate
+    from ssbnn_theory.architecture import Architecture
+    from ssbnn_theory.priors import PriorSpec
+    from ssbnn_theory.rates import contraction_rate
+
+    spec = _spec(model__priors=["ss-gl", "ss-ghs", "dense"], model__hidden=[[6, 4], [6]])
+    cells = expand(spec)
+    truth = generate("relu_teacher", n=2, replicates=1, seed=cells[0].data_seed, p=8).truth
+    gl = next(c for c in cells if c.label == "relu_teacher/ss-gl/6x4-relu/n=80")
+    eps_n, r_n, slope = theory_rate(gl, truth)
+    arch = Architecture(8, (6, 4), truth.active_nodes, truth.bounds, "relu")
+    lam = spec.model_config(gl.prior, gl.student).inclusion_probs(80)
+    direct = contraction_rate(arch, PriorSpec("ss-gl"), 80.0, 1.0, inclusion=np.array(lam))
+    assert eps_n == pytest.approx(float(direct.eps_n[0]), rel=1e-12)
+    assert r_n == pytest.approx(float(direct.r_n[0]), rel=1e-12)
+    assert -2.0 < slope < 0.0
+    ghs = next(c for c in cells if c.label == "relu_teacher/ss-ghs/6x4-relu/n=80")
+    assert theory_rate(ghs, truth)[0] != eps_n  # the slab enters the rate
+    for label in ("relu_teacher/dense/6x4-relu/n=80", "relu_teacher/ss-gl/6-relu/n=80"):
+        cell = next(c for c in cells if c.label == label)  # baseline prior; other depth
+        assert all(math.isnan(v) for v in theory_rate(cell, truth))
+    assert all(math.isnan(v) for v in theory_rate(gl, None))
+
+
+def test_run_cell_rows_columns_and_reproducibility():
+    cell = expand(_spec())[2]  # ss-gl at n = 80
+    first = run_cell(cell)
+    assert list(first.columns[: len(ISSUE_COLUMNS)]) == list(ISSUE_COLUMNS)
+    assert len(first) == 2 and list(first["replicate"]) == [0, 1]
+    assert first["cell_id"].unique().tolist() == [cell.cell_id]
+    assert [list(k) for k in first["true_nodes"]] == [[4, 3], [4, 3]]
+    assert all(len(k) == 2 for k in first["kept_nodes"])
+    assert (first["steps"] == 8).all() and (first["n"] == 80).all()
+    assert np.isfinite(first["eps_n"]).all() and (first["dH2_mean"] > 0).all()
+    assert first["hidden"].map(list).tolist() == [[6, 4], [6, 4]]
+    second = run_cell(cell)
+    pd.testing.assert_frame_equal(_result_columns(first), _result_columns(second))
+
+
+def test_design_without_network_truth_has_nan_radius():
+    data = copy.deepcopy(TINY)
+    data["design"] = {"name": "cubic_small_n", "n_test": 100}
+    data["model"]["priors"] = ["ss-gl"]
+    data["train"]["n"] = [40]
+    table = run_cell(expand(parse_spec(data))[0])
+    assert table["eps_n"].isna().all() and table["r_n"].isna().all()
+    assert table["dH_exceeds_1eps"].isna().all()
+    assert table["true_nodes"].isna().all() and (table["dH2_mean"] > 0).all()
+
+
+@pytest.mark.filterwarnings(*DASK_WARNINGS)
+def test_backends_give_identical_tables(tmp_path):
+    spec = _spec(train__n=[40])
+    tables = {}
+    for name, execution in (
+        ("in-process", Execution()),
+        ("pool", Execution("pool", workers=2)),
+        ("dask", Execution("dask", workers=2)),
+    ):
+        summary = run_study(spec, tmp_path / name, execution=execution, quiet=True)
+        assert summary.ok and summary.completed == 2, summary.line()
+        tables[name] = _result_columns(ResultStore(tmp_path / name).load_table())
+    pd.testing.assert_frame_equal(tables["in-process"], tables["pool"])
+    pd.testing.assert_frame_equal(tables["in-process"], tables["dask"])
+
+
+def _fail_ghs(cell, **kwargs):
+    if cell.prior.label == "ss-ghs":
+        raise RuntimeError(f"boom in {cell.n}")
+    return run_cell(cell, **kwargs)
+
+
+def test_failures_are_isolated_recorded_and_retried_on_resume(tmp_path, capsys):
+    spec = _spec()
+    summary = run_study(spec, tmp_path, quiet=True, cell_fn=_fail_ghs)
+    assert (summary.completed, len(summary.failed), summary.ok) == (2, 2, False)
+    err = capsys.readouterr().err
+    assert "cell relu_teacher/ss-ghs/6x4-relu/n=40 [" in err and "RuntimeError: boom in 40" in err
+    manifest = ResultStore(tmp_path).manifest()["cells"]
+    failed = [e for e in manifest.values() if e["status"] == "failed"]
+    assert sorted(e["error"] for e in failed) == [
+        "RuntimeError: boom in 40",
+        "RuntimeError: boom in 80",
+    ]
+    assert all("Traceback" in e["details"] for e in failed)
+    # rerun: finished cells are skipped, the failed ones run again (and now succeed)
+    again = run_study(spec, tmp_path, quiet=True)
+    assert (again.skipped, again.completed, again.ok) == (2, 2, True)
+    table = ResultStore(tmp_path).load_table()
+    assert len(table) == 8 and not table.duplicated(["cell_id", "replicate"]).any()
+    # a third run has nothing to do
+    assert run_study(spec, tmp_path, quiet=True).completed == 0
+
+
+def test_fail_fast_and_bad_device(tmp_path):
+    summary = run_study(
+        _spec(), tmp_path, quiet=True, cell_fn=_fail_ghs, execution=Execution(fail_fast=True)
+    )
+    assert (summary.completed, len(summary.failed), summary.cancelled) == (1, 1, 2)
+    assert "1 failed" in summary.line() and "2 not run" in summary.line()
+    with pytest.raises(InvalidParameterError, match=r"^device: must be 'cpu' or 'cuda'"):
+        run_study(_spec(), tmp_path, device="tpu")
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError, match=r"^device: must be 'cpu' \(no CUDA"):
+            run_study(_spec(), tmp_path, device="cuda")
+
+
+@pytest.mark.cuda
+def test_cuda_cell_runs():
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    table = run_cell(expand(_spec())[0], device="cuda")
+    assert (table["device"].str.startswith("cuda")).all()
