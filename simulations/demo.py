@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.resources import as_file, files
 from pathlib import Path
 
 from simulations.execution import Execution
@@ -22,12 +21,14 @@ from simulations.spec import StudySpec, load_spec
 
 __all__ = ["demo_spec", "run_demo"]
 
+_DATA = Path(__file__).resolve().parent / "data"
+"""The package data folder holding the demo specs (``simulations/data/*.toml``)."""
+
 
 def demo_spec(quick: bool = False) -> StudySpec:
     """The embedded demo study (``quick``: the tiny version)."""
     name = "demo_quick.toml" if quick else "demo.toml"
-    with as_file(files("simulations") / "data" / name) as path:
-        return load_spec(path)
+    return load_spec(_DATA / name)
 
 
 def demo_execution(quick: bool) -> Execution:
