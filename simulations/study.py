@@ -378,31 +378,37 @@ def run_cell(
     return frame[[*ISSUE_COLUMNS, *(c for c in frame.columns if c not in ISSUE_COLUMNS)]]
 
 
+def git_commit(folder: str | Path) -> str | None:
+    """The commit checked out in the git work tree containing ``folder``, or ``None``.
+
+    ``None`` when ``folder`` is not inside a git checkout (e.g. an installed
+    package) or git is not available.
+    """
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
 @functools.cache
 def _environment() -> dict[str, Any]:
     """Package versions and the git commit of the source tree (``None`` outside a checkout)."""
     import torch
 
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                cwd=Path(__file__).resolve().parent,
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = None
     return {
         "ssbnn_version": __version__,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python_version": platform.python_version(),
-        "git_commit": commit,
+        "git_commit": git_commit(Path(__file__).resolve().parent),
     }
 
 

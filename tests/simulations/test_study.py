@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
+import os
+import signal
+import sys
+from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,8 +19,19 @@ from simulations.execution import Execution
 from simulations.rng import stream_seed
 from simulations.spec import parse_spec
 from simulations.store import ResultStore
-from simulations.study import ISSUE_COLUMNS, RUN_COLUMNS, expand, run_cell, run_study, theory_rate
+from simulations.study import (
+    ISSUE_COLUMNS,
+    RUN_COLUMNS,
+    expand,
+    git_commit,
+    run_cell,
+    run_study,
+    theory_rate,
+)
 from ssbnn_theory.errors import InvalidParameterError
+
+# Dask workers cannot import this test module by name: ship its functions by value.
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 TINY = {
     "study": {"name": "tiny", "seed": 5, "replicates": 2},
@@ -154,20 +171,41 @@ def test_design_without_network_truth_has_nan_radius():
     assert table["true_nodes"].isna().all() and (table["dH2_mean"] > 0).all()
 
 
+def _kill_worker_once_then_run(cell, *, marker, **kwargs):
+    """``run_cell``, except that the first attempt at the SS-GHS cell kills its own process."""
+    if cell.prior.label == "ss-ghs" and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_cell(cell, **kwargs)
+
+
 @pytest.mark.filterwarnings(*DASK_WARNINGS)
-def test_backends_give_identical_tables(tmp_path):
+def test_backends_give_identical_tables_and_dask_retries_a_dead_workers_cell(tmp_path):
     spec = _spec(train__n=[40])
+    marker = tmp_path / "killed"
     tables = {}
-    for name, execution in (
-        ("in-process", Execution()),
-        ("pool", Execution("pool", workers=2)),
-        ("dask", Execution("dask", workers=2)),
+    for name, execution, cell_fn in (
+        ("in-process", Execution(), run_cell),
+        ("pool", Execution("pool", workers=2), run_cell),
+        (
+            "dask",
+            Execution("dask", workers=2),
+            functools.partial(_kill_worker_once_then_run, marker=str(marker)),
+        ),
     ):
-        summary = run_study(spec, tmp_path / name, execution=execution, quiet=True)
+        summary = run_study(spec, tmp_path / name, execution=execution, quiet=True, cell_fn=cell_fn)
         assert summary.ok and summary.completed == 2, summary.line()
         tables[name] = _result_columns(ResultStore(tmp_path / name).load_table())
+    assert marker.exists(), "the worker-killing attempt did not run"
     pd.testing.assert_frame_equal(tables["in-process"], tables["pool"])
     pd.testing.assert_frame_equal(tables["in-process"], tables["dask"])
+
+
+def test_git_commit_of_a_checkout_and_outside_one(tmp_path):
+    commit = git_commit(Path(__file__).parent)
+    if commit is not None:  # the tests run from a checkout in CI; an sdist has none
+        assert len(commit) == 40 and int(commit, 16) >= 0
+    assert git_commit(tmp_path) is None
 
 
 def _fail_ghs(cell, **kwargs):
