@@ -54,6 +54,8 @@ SUMMARY_METRICS = (
     "l2_risk_mean",
     "l2_risk_of_mean",
     "rmse_test",
+    "accuracy_test",
+    "nll_test",
     "node_density",
     "weight_density",
     "input_fnr",
@@ -560,7 +562,11 @@ def recovery_markdown(recovery: pd.DataFrame) -> str:
 
 
 def structure_markdown(summary: pd.DataFrame) -> str:
-    """Density, input recovery, FLOPs and test RMSE: mean ± sd over replicates."""
+    """Density, input recovery, FLOPs and test scores: mean ± sd over replicates.
+
+    Metrics the design does not have (all NaN, e.g. test RMSE of a classifier)
+    are left out.
+    """
     names = {
         "node_density": "node density",
         "weight_density": "weight density",
@@ -568,14 +574,16 @@ def structure_markdown(summary: pd.DataFrame) -> str:
         "input_fpr": "input FPR",
         "flops": "FLOPs",
         "rmse_test": "test RMSE",
+        "accuracy_test": "test accuracy",
+        "nll_test": "test NLL",
     }
+    present = {m: label for m, label in names.items() if m in summary and summary[m].notna().any()}
     rows = []
     for _, r in summary.iterrows():
         entry = {c: r[c] for c in GROUP}
         entry["n"] = int(entry["n"])
-        for metric, label in names.items():
-            if metric in summary:
-                entry[label] = _pm(r[metric], r[f"{metric}_sd"])
+        for metric, label in present.items():
+            entry[label] = _pm(r[metric], r[f"{metric}_sd"])
         rows.append(entry)
     return format_markdown(pd.DataFrame(rows))
 
