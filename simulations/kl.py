@@ -30,18 +30,16 @@ def _lgamma(x: Scalar) -> Scalar:
 
 
 def kl_bernoulli(logits: torch.Tensor, prior_prob: Scalar) -> torch.Tensor:
-    """``KL(Bernoulli(q) || Bernoulli(p))`` with ``q = sigmoid(logits)``.
+    """``KL(Bernoulli(q) || Bernoulli(p))`` with ``q = sigmoid(logits)``, ``p`` in ``(0, 1)``.
 
-        KL = q (log q - log p) + (1 - q) (log(1 - q) - log(1 - p))
+        KL = q log(q / p) + (1 - q) log((1 - q) / (1 - p))
+           = q (theta - logit p) - softplus(theta) - log(1 - p)
 
-    computed with ``log q = logsigmoid(logits)`` and ``log(1 - q) = logsigmoid(-logits)``,
-    so the value and its gradient stay finite when ``q`` rounds to 0 or 1.
-    ``p`` must lie in ``(0, 1)``.
+    using ``log q = theta - softplus(theta)`` and ``log(1 - q) = -softplus(theta)``
+    for ``theta = logits``: finite, with a finite gradient, when ``q`` rounds to 0 or 1.
     """
-    log_q = F.logsigmoid(logits)
-    q = torch.exp(log_q)
-    log_1mq = log_q - logits  # log(1 - q) = log q - logit(q)
-    return q * (log_q - _log(prior_prob)) + (1.0 - q) * (log_1mq - _log(1.0 - prior_prob))
+    logit_p = _log(prior_prob) - _log(1.0 - prior_prob)
+    return torch.sigmoid(logits) * (logits - logit_p) - F.softplus(logits) - _log(1.0 - prior_prob)
 
 
 def kl_normal(mu_q: torch.Tensor, sd_q: torch.Tensor, mu_p: Scalar, sd_p: Scalar) -> torch.Tensor:

@@ -36,8 +36,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.enums import Prior
-from simulations.kl import kl_bernoulli, kl_lognormal_gamma, kl_lognormal_invgamma, kl_normal
-from simulations.relaxed import logistic_noise, relaxed_bernoulli, sigmoid
+from simulations.kl import kl_bernoulli, kl_lognormal_gamma, kl_normal
+from simulations.relaxed import logistic_noise, relaxed_bernoulli
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
@@ -112,22 +112,87 @@ def _check_probability(value: object, field: str) -> float:
     return float(value)
 
 
-def softplus(x: torch.Tensor) -> torch.Tensor:
-    """``log(1 + e^x)`` as ``-logsigmoid(-x)``: stable, and bitwise the same for an element
-    wherever it sits in a tensor (``torch.nn.functional.softplus`` is not; see
-    :func:`simulations.relaxed.sigmoid`)."""
-    return -F.logsigmoid(-x)
+class _SlabLinear(torch.autograd.Function):
+    """Fused training pass of a Gaussian-slab layer: a sample and the slab KL, explicit backward.
 
+    Inputs: ``x [R, B, in]``, group parameters ``mu, rho [R, out, in + 1]`` (weights,
+    then the bias), standard normals ``eps`` of the same shape, an optional node
+    gate ``g [R, out]`` and ``sigma_0``. With ``sd = softplus(rho)``:
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``x @ weight^T + bias`` per replicate: ``[..., R, B, in] -> [..., R, B, out]``."""
-    if x.dim() == 3 and weight.dim() == 3:
-        return torch.baddbmm(bias.unsqueeze(-2), x, weight.transpose(-1, -2))
-    return torch.matmul(x, weight.transpose(-1, -2)) + bias.unsqueeze(-2)
+        beta = mu + sd * eps
+        h    = (x beta_w^T + beta_b) * g   (g multiplies the weights or the outputs,
+                                            whichever is smaller; the two are equal)
+        kl_j = sum_i [ log sigma_0 - log sd_ji + (sd_ji^2 + mu_ji^2) / (2 sigma_0^2) - 1/2 ]
+
+    Outputs ``h [R, B, out]`` and ``kl [R, out]``. The backward pass applies
+
+        dh/dbeta via two batched matmuls,  dkl/dmu = mu / sigma_0^2,
+        dkl/dsd = sd / sigma_0^2 - 1 / sd,  dsd/drho = sigmoid(rho),
+
+    in a handful of operations on the ``[R, out, in + 1]`` tensors where autograd
+    would record several dozen (``docs/engine.md``, "Performance").
+    ``tests/simulations/test_layers.py`` checks values and gradients against
+    autograd through :func:`simulations.kl.kl_normal`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, mu, rho, eps, gate, sigma_0):
+        sd = F.softplus(rho)
+        beta = torch.addcmul(mu, sd, eps)
+        # Gate whichever is smaller: the weights [out, in + 1] or the outputs [B, out].
+        gate_weights = gate is not None and mu.shape[-1] <= x.shape[-2]
+        weight = beta * gate.unsqueeze(-1) if gate_weights else beta
+        pre = torch.baddbmm(weight[..., -1].unsqueeze(-2), x, weight[..., :-1].transpose(-1, -2))
+        h = pre * gate.unsqueeze(-2) if gate is not None and not gate_weights else pre
+        var0 = sigma_0 * sigma_0
+        const = mu.shape[-1] * (math.log(sigma_0) - 0.5)
+        square = torch.addcmul(sd * sd, mu, mu).sum(-1)
+        kl = square.mul_(0.5 / var0).sub_(torch.log(sd).sum(-1)).add_(const)
+        ctx.sigma_0, ctx.gate_weights = sigma_0, gate_weights
+        ctx.save_for_backward(x, mu, rho, eps, sd, beta, weight, pre, gate)
+        ctx.set_materialize_grads(False)
+        return h, kl
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_kl):
+        x, mu, rho, eps, sd, beta, weight, pre, gate = ctx.saved_tensors
+        var0 = ctx.sigma_0 * ctx.sigma_0
+        grad_x = grad_gate = None
+        if grad_h is None:
+            grad_beta = torch.zeros_like(beta)
+        else:
+            gated_out = gate is not None and not ctx.gate_weights
+            grad_pre = grad_h * gate.unsqueeze(-2) if gated_out else grad_h
+            if gated_out and ctx.needs_input_grad[4]:
+                grad_gate = (grad_h * pre).sum(-2)
+            grad_weight = torch.empty_like(beta)
+            torch.bmm(grad_pre.transpose(-1, -2), x, out=grad_weight[..., :-1])
+            torch.sum(grad_pre, -2, out=grad_weight[..., -1])
+            if ctx.needs_input_grad[0]:
+                grad_x = torch.bmm(grad_pre, weight[..., :-1])
+            grad_beta = grad_weight
+            if ctx.gate_weights:
+                if ctx.needs_input_grad[4]:
+                    grad_gate = (grad_weight * beta).sum(-1)
+                grad_beta = grad_weight.mul_(gate.unsqueeze(-1))
+        grad_sd = grad_beta * eps
+        grad_mu = grad_beta
+        if grad_kl is not None:
+            gk = grad_kl.unsqueeze(-1)
+            grad_mu = torch.addcmul(grad_beta, gk, mu, value=1.0 / var0)
+            dkl_dsd = torch.add(torch.reciprocal(sd), sd, alpha=-1.0 / var0)  # minus dkl/dsd
+            grad_sd = torch.addcmul(grad_sd, gk, dkl_dsd, value=-1.0)
+        grad_rho = grad_sd.mul_(torch.sigmoid(rho))
+        return grad_x, grad_mu, grad_rho, None, grad_gate, None
 
 
 class VariationalLinear(nn.Module):
     """Gaussian slab of all families: ``beta ~ N(mu, softplus(rho)^2)``, prior ``N(0, sigma_0^2)``.
+
+    The slab parameters of node ``j``'s group (incoming weights, then the bias)
+    are row ``j`` of ``mu`` and ``rho``, ``[R, out, in + 1]``; ``weight_mu``
+    ``[R, out, in]`` and ``bias_mu`` ``[R, out]`` (likewise ``weight_rho``,
+    ``bias_rho``) are views of them. This class is the dense mean-field layer.
 
     Parameters
     ----------
@@ -167,55 +232,80 @@ class VariationalLinear(nn.Module):
         if not isinstance(rho_init, int | float) or not math.isfinite(rho_init):
             raise InvalidParameterError("rho_init", "a finite number", rho_init)
         self.rho_init = float(rho_init)
-        shape_w = (self.replicates, self.out_features, self.in_features)
-        shape_b = (self.replicates, self.out_features)
+        shape = (self.replicates, self.out_features, self.in_features + 1)
         kw = {"dtype": dtype, "device": device}
-        self.weight_mu = nn.Parameter(torch.empty(shape_w, **kw))
-        self.weight_rho = nn.Parameter(torch.full(shape_w, self.rho_init, **kw))
-        self.bias_mu = nn.Parameter(torch.empty(shape_b, **kw))
-        self.bias_rho = nn.Parameter(torch.full(shape_b, self.rho_init, **kw))
+        self.mu = nn.Parameter(torch.empty(shape, **kw))
+        self.rho = nn.Parameter(torch.full(shape, self.rho_init, **kw))
         bound = 1.0 / math.sqrt(self.in_features)
         with torch.no_grad():
             for r, gen in enumerate(generators):
-                self.weight_mu[r].uniform_(-bound, bound, generator=gen)
-                self.bias_mu[r].uniform_(-bound, bound, generator=gen)
+                self.mu[r, :, :-1].uniform_(-bound, bound, generator=gen)
+                self.mu[r, :, -1].uniform_(-bound, bound, generator=gen)
+
+    @property
+    def weight_mu(self) -> torch.Tensor:
+        """Means of the weights, ``[R, out, in]`` (a view of ``mu``)."""
+        return self.mu[..., :-1]
+
+    @property
+    def bias_mu(self) -> torch.Tensor:
+        """Means of the biases, ``[R, out]`` (a view of ``mu``)."""
+        return self.mu[..., -1]
+
+    @property
+    def weight_rho(self) -> torch.Tensor:
+        """``rho`` of the weights, ``[R, out, in]``."""
+        return self.rho[..., :-1]
+
+    @property
+    def bias_rho(self) -> torch.Tensor:
+        """``rho`` of the biases, ``[R, out]``."""
+        return self.rho[..., -1]
+
+    @property
+    def group_size(self) -> int:
+        """``d = in + 1``."""
+        return self.in_features + 1
 
     @property
     def slab_normal_count(self) -> int:
-        """Normals per replicate for one draw of ``beta`` (weights, then biases)."""
-        return self.out_features * (self.in_features + 1)
+        """Normals per replicate for one draw of ``beta`` (all groups)."""
+        return self.out_features * self.group_size
 
     @property
     def normal_count(self) -> int:
         """Standard normals per replicate for one draw of the layer's weights."""
         return self.slab_normal_count
 
-    def _slab(self, normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``beta = mu + softplus(rho) * eps`` for weights ``[..., R, out, in]`` and biases."""
+    def _eps(self, normal: torch.Tensor) -> torch.Tensor:
+        """The slab's normals as ``[..., R, out, in + 1]`` (a view)."""
         lead = normal.shape[:-1]
-        n_w = self.out_features * self.in_features
-        eps_w = normal[..., :n_w].view(*lead, self.out_features, self.in_features)
-        eps_b = normal[..., n_w : n_w + self.out_features]
-        beta_w = torch.addcmul(self.weight_mu, softplus(self.weight_rho), eps_w)
-        beta_b = torch.addcmul(self.bias_mu, softplus(self.bias_rho), eps_b)
-        return beta_w, beta_b
+        return normal[..., : self.slab_normal_count].view(*lead, self.out_features, self.group_size)
+
+    def _beta(self, normal: torch.Tensor) -> torch.Tensor:
+        """``beta = mu + softplus(rho) * eps``, ``[..., R, out, in + 1]``."""
+        return torch.addcmul(self.mu, F.softplus(self.rho), self._eps(normal))
 
     def slab_kl(self) -> torch.Tensor:
-        """``sum_i KL(N(mu_i, sd_i^2) || N(0, sigma_0^2))`` over each node's group, ``[R, out]``."""
-        kl_w = kl_normal(self.weight_mu, softplus(self.weight_rho), 0.0, self.sigma_0).sum(-1)
-        return kl_w + kl_normal(self.bias_mu, softplus(self.bias_rho), 0.0, self.sigma_0)
+        """Slab KL per node, ``[R, out]``.
 
-    # Interface every family implements -------------------------------------------------
+        ``sum_i KL(N(mu_ji, sd_ji^2) || N(0, sigma_0^2))`` over the group of node ``j``.
+        """
+        return kl_normal(self.mu, F.softplus(self.rho), 0.0, self.sigma_0).sum(-1)
 
-    def forward(
+    def _gate(self, normal, uniform, temperature):
+        """Node gate ``[R, out]`` of a training pass and its KL ``[R]`` (none for a dense layer)."""
+        return None, None
+
+    def step(
         self,
         x: torch.Tensor,
         normal: torch.Tensor,
         uniform: torch.Tensor | None = None,
         temperature: float = 0.5,
         column_gate: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Training pass ``[R, B, in] -> [R, B, out]`` with relaxed indicators.
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass and KL together: ``(h [R, B, out], KL [R])``.
 
         Parameters
         ----------
@@ -226,12 +316,28 @@ class VariationalLinear(nn.Module):
         temperature
             Concrete temperature of the relaxed indicators.
         column_gate
-            Optional ``[R, in]`` factor on the weight columns (an input spike).
+            Optional ``[R, in]`` factor on the inputs (an input spike).
         """
-        beta_w, beta_b = self._slab(normal)
         if column_gate is not None:
-            beta_w = beta_w * column_gate.unsqueeze(-2)
-        return _linear(x, beta_w, beta_b)
+            x = x * column_gate.unsqueeze(-2)
+        gate, gate_kl = self._gate(normal, uniform, temperature)
+        h, slab = _SlabLinear.apply(x, self.mu, self.rho, self._eps(normal), gate, self.sigma_0)
+        return h, self._combine_kl(slab, gate_kl)
+
+    def _combine_kl(self, slab_rows: torch.Tensor, gate_kl: torch.Tensor | None) -> torch.Tensor:
+        """The layer's KL ``[R]`` from the slab KL per node and the gate's own KL."""
+        return slab_rows.sum(-1)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        normal: torch.Tensor,
+        uniform: torch.Tensor | None = None,
+        temperature: float = 0.5,
+        column_gate: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Training pass ``[R, B, in] -> [R, B, out]`` (relaxed indicators); see :meth:`step`."""
+        return self.step(x, normal, uniform, temperature, column_gate)[0]
 
     def kl(self) -> torch.Tensor:
         """``KL(q || prior)`` of the layer per replicate, ``[R]``."""
@@ -249,7 +355,8 @@ class VariationalLinear(nn.Module):
         self, normal: torch.Tensor, uniform: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One exact draw ``(W [..., R, out, in], b [..., R, out])`` from ``q``."""
-        return self._slab(normal)
+        beta = self._beta(normal)
+        return beta[..., :-1], beta[..., -1]
 
     def sample_weights(
         self, generators: Sequence[torch.Generator]
@@ -259,30 +366,52 @@ class VariationalLinear(nn.Module):
             generators,
             self.normal_count,
             self.uniform_count,
-            dtype=self.bias_mu.dtype,
-            device=self.bias_mu.device,
+            dtype=self.mu.dtype,
+            device=self.mu.device,
         )
         with torch.no_grad():
             return self.weights_from_noise(normal, uniform)
 
     def mean_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Variational means on the kept structure, ``(W [R, out, in], b [R, out])``."""
-        return self.weight_mu.detach().clone(), self.bias_mu.detach().clone()
+        mu = self.mu.detach()
+        return mu[..., :-1].clone(), mu[..., -1].clone()
 
 
 class MeanFieldLinear(VariationalLinear):
-    """Dense mean-field Gaussian layer (Bayes by backprop): ``W = beta``, no spike.
+    """Dense mean-field Gaussian layer (Bayes by backprop): ``(W, b) = beta``, no spike.
 
     ``KL = sum KL(N(mu, sd^2) || N(0, sigma_0^2))`` over weights and biases.
     """
 
 
+def _lognormal_kl(mu, sd, shape, log_rate, rate, sign):
+    """``KL(LogNormal(mu, sd^2) || p)`` for ``p = Gamma(shape, rate)`` (``sign = +1``) or
+    ``InvGamma(shape, scale = rate)`` (``sign = -1``): the closed forms of
+    :func:`simulations.kl.kl_lognormal_gamma` and :func:`simulations.kl.kl_lognormal_invgamma`
+    in one expression, ``lgamma(shape) - log sd - (1 + log 2 pi)/2 - shape (log rate + sign mu)
+    + rate exp(sign mu + sd^2 / 2)``."""
+    signed = mu * sign
+    return (
+        torch.lgamma(shape)
+        - torch.log(sd)
+        - _HALF_LOG_2PI_PLUS_HALF
+        - shape * (log_rate + signed)
+        + rate * torch.exp(signed + 0.5 * sd.square())
+    )
+
+
+_HALF_LOG_2PI_PLUS_HALF = 0.5 * math.log(2.0 * math.pi) + 0.5
+
+
 class _GroupLassoScale(nn.Module):
     """``scale_j = tau_j``; ``tau_j^2 ~ Gamma((d+1)/2, rate kappa^2/2)``, ``kappa^2 ~ Gamma(a, b)``.
 
-    Variational factors ``tau_j^2 ~ LogNormal(m_j, s_j^2)`` and ``kappa^2 ~
-    LogNormal(m_k, s_k^2)``, ``s = softplus(rho)``. Initialised at ``tau^2 = 1`` and
-    ``kappa^2 = d + 1``, where the conditional prior mean ``(d+1)/kappa^2`` of ``tau^2`` is 1.
+    Variational factors ``tau_j^2 ~ LogNormal(m_j, s_j^2)`` (``log_tau2_mu``,
+    ``log_tau2_rho``, ``[R, out]``) and ``kappa^2 ~ LogNormal(m_k, s_k^2)``
+    (``log_kappa2_mu``, ``log_kappa2_rho``, ``[R]``), ``s = softplus(rho)``.
+    Initialised at ``tau^2 = 1`` and ``kappa^2 = d + 1``, where the conditional prior
+    mean ``(d+1)/kappa^2`` of ``tau^2`` is 1.
     """
 
     def __init__(self, reps, out, group_size, *, kappa_shape, kappa_rate, rho_init, kw):
@@ -290,19 +419,20 @@ class _GroupLassoScale(nn.Module):
         self.gamma_shape = (group_size + 1) / 2.0
         self.kappa_shape = _check_positive(kappa_shape, "kappa_shape")
         self.kappa_rate = _check_positive(kappa_rate, "kappa_rate")
-        self.tau2_mu = nn.Parameter(torch.zeros((reps, out), **kw))
-        self.tau2_rho = nn.Parameter(torch.full((reps, out), rho_init, **kw))
-        self.kappa2_mu = nn.Parameter(torch.full((reps,), math.log(group_size + 1.0), **kw))
-        self.kappa2_rho = nn.Parameter(torch.full((reps,), rho_init, **kw))
+        self.log_tau2_mu = nn.Parameter(torch.zeros((reps, out), **kw))
+        self.log_tau2_rho = nn.Parameter(torch.full((reps, out), rho_init, **kw))
+        self.log_kappa2_mu = nn.Parameter(torch.full((reps,), math.log(group_size + 1.0), **kw))
+        self.log_kappa2_rho = nn.Parameter(torch.full((reps,), rho_init, **kw))
         self.noise_count = out
+        self.slab_width = None
 
     def log_scale(self, eps: torch.Tensor) -> torch.Tensor:
         """``log tau_j = (m_j + s_j eps_j) / 2`` from ``eps [..., R, out]``."""
-        return 0.5 * torch.addcmul(self.tau2_mu, softplus(self.tau2_rho), eps)
+        return 0.5 * torch.addcmul(self.log_tau2_mu, F.softplus(self.log_tau2_rho), eps)
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``log tau_j`` under ``q``, ``[R, out]`` each."""
-        return 0.5 * self.tau2_mu, 0.5 * softplus(self.tau2_rho)
+        return 0.5 * self.log_tau2_mu, 0.5 * F.softplus(self.log_tau2_rho)
 
     def scale(self, log_scale: torch.Tensor) -> torch.Tensor:
         """``tau = exp(log tau)``."""
@@ -310,19 +440,20 @@ class _GroupLassoScale(nn.Module):
 
     def kl(self) -> torch.Tensor:
         """``sum_j E_q KL(q(tau_j^2) || Gamma((d+1)/2, kappa^2/2))``
-        ``+ KL(q(kappa^2) || Gamma(a, b))``.
+        ``+ KL(q(kappa^2) || Gamma(a, b))``, ``[R]``.
 
         The expected KL uses ``E_q[log(kappa^2/2)] = m_k - log 2`` and
         ``E_q[kappa^2/2] = exp(m_k + s_k^2/2) / 2`` (see :func:`kl_lognormal_gamma`).
         """
-        s_k = softplus(self.kappa2_rho)
-        mean_rate = 0.5 * torch.exp(self.kappa2_mu + 0.5 * s_k.square()).unsqueeze(-1)
-        mean_log_rate = (self.kappa2_mu - math.log(2.0)).unsqueeze(-1)
-        s_tau = softplus(self.tau2_rho)
-        local = kl_lognormal_gamma(self.tau2_mu, s_tau, self.gamma_shape, mean_rate, mean_log_rate)
-        return local.sum(-1) + kl_lognormal_gamma(
-            self.kappa2_mu, s_k, self.kappa_shape, self.kappa_rate
+        s_k = F.softplus(self.log_kappa2_rho)
+        mean_rate = 0.5 * torch.exp(self.log_kappa2_mu + 0.5 * s_k.square()).unsqueeze(-1)
+        mean_log_rate = (self.log_kappa2_mu - math.log(2.0)).unsqueeze(-1)
+        s_tau = F.softplus(self.log_tau2_rho)
+        local = kl_lognormal_gamma(
+            self.log_tau2_mu, s_tau, self.gamma_shape, mean_rate, mean_log_rate
         )
+        glob = kl_lognormal_gamma(self.log_kappa2_mu, s_k, self.kappa_shape, self.kappa_rate)
+        return local.sum(-1) + glob
 
 
 class _GroupHorseshoeScale(nn.Module):
@@ -332,11 +463,14 @@ class _GroupHorseshoeScale(nn.Module):
     ``b_j ~ InvGamma(1/2, 1)``; likewise ``g ~ C+(0, g_0)`` with ``(a_g, b_g)``.
     Variational LogNormal factors for ``a_j, b_j, a_g, b_g``, so ``v_j = log(g tau_j) =
     (log a_j + log b_j + log a_g + log b_g) / 2`` is Gaussian under ``q``.
-    Initialised with each Gamma factor at its prior scale (``a_j = A^2``,
-    ``a_g = g_0^2``) and each inverse-Gamma factor at the reciprocal
-    (``b_j = 1/A^2``, ``b_g = 1/g_0^2``), so ``g tau_j = 1``: the initial network is
-    the Kaiming-initialised one, and the KL stays moderate (``a_g = 1`` would
-    cost ``1/g_0^2 = 10^5`` nats).
+
+    Storage: ``log_mu`` and ``log_rho`` ``[R, 2, out + 1]``: row 0 the Gamma factors
+    ``(a_1..a_out, a_g)``, row 1 the inverse-Gamma factors ``(b_1..b_out, b_g)``, so
+    one expression computes every KL term. Initialised with each Gamma factor at
+    its prior scale (``a_j = A^2``, ``a_g = g_0^2``) and each inverse-Gamma factor
+    at the reciprocal (``b_j = 1/A^2``, ``b_g = 1/g_0^2``), so ``g tau_j = 1``: the
+    initial network is the Kaiming-initialised one, and the KL stays moderate
+    (``a_g = 1`` would cost ``1/g_0^2 = 10^5`` nats).
     """
 
     def __init__(self, reps, out, *, global_scale, local_scale, slab_width, rho_init, kw):
@@ -344,27 +478,24 @@ class _GroupHorseshoeScale(nn.Module):
         self.global_scale = _check_positive(global_scale, "global_scale")
         self.local_scale = _check_positive(local_scale, "local_scale")
         self.slab_width = None if slab_width is None else _check_positive(slab_width, "slab_width")
-        log_a = 2.0 * math.log(self.local_scale)
-        log_ag = 2.0 * math.log(self.global_scale)
-        self.a_mu = nn.Parameter(torch.full((reps, out), log_a, **kw))
-        self.a_rho = nn.Parameter(torch.full((reps, out), rho_init, **kw))
-        self.b_mu = nn.Parameter(torch.full((reps, out), -log_a, **kw))
-        self.b_rho = nn.Parameter(torch.full((reps, out), rho_init, **kw))
-        self.ga_mu = nn.Parameter(torch.full((reps,), log_ag, **kw))
-        self.ga_rho = nn.Parameter(torch.full((reps,), rho_init, **kw))
-        self.gb_mu = nn.Parameter(torch.full((reps,), -log_ag, **kw))
-        self.gb_rho = nn.Parameter(torch.full((reps,), rho_init, **kw))
+        log_scale_sq = torch.full((out + 1,), 2.0 * math.log(self.local_scale), **kw)
+        log_scale_sq[-1] = 2.0 * math.log(self.global_scale)
+        init = torch.stack([log_scale_sq, -log_scale_sq]).expand(reps, 2, out + 1)
+        self.log_mu = nn.Parameter(init.clone())
+        self.log_rho = nn.Parameter(torch.full((reps, 2, out + 1), rho_init, **kw))
+        # Prior of each factor: Gamma(1/2, rate 1/scale^2) in row 0, InvGamma(1/2, 1) in row 1.
+        rate = torch.stack([torch.exp(-log_scale_sq), torch.ones_like(log_scale_sq)])
+        self.register_buffer("prior_rate", rate)
+        self.register_buffer("prior_log_rate", torch.log(rate))
+        self.register_buffer("prior_shape", torch.full_like(rate, 0.5))
+        self.register_buffer("sign", torch.tensor([[1.0], [-1.0]], **kw))
         self.noise_count = out + 1
 
-    def _parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Means and sds of ``log tau_j`` (``[R, out]``) and of ``log g`` (``[R]``) under ``q``."""
-        local_mean = 0.5 * (self.a_mu + self.b_mu)
-        local_sd = 0.5 * torch.sqrt(softplus(self.a_rho).square() + softplus(self.b_rho).square())
-        global_mean = 0.5 * (self.ga_mu + self.gb_mu)
-        global_sd = 0.5 * torch.sqrt(
-            softplus(self.ga_rho).square() + softplus(self.gb_rho).square()
-        )
-        return local_mean, local_sd, global_mean, global_sd
+    def _moments_all(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sds of the factors, and mean and sd of ``(log tau_1..log tau_out, log g)``."""
+        sd = F.softplus(self.log_rho)
+        mean = 0.5 * self.log_mu.sum(-2)
+        return sd, mean, 0.5 * torch.sqrt(sd.square().sum(-2))
 
     def log_scale(self, eps: torch.Tensor) -> torch.Tensor:
         """``v_j = log(g tau_j)`` from ``eps [..., R, out + 1]`` (last column: the global draw).
@@ -373,31 +504,30 @@ class _GroupHorseshoeScale(nn.Module):
         ``log a_g + log b_g``: sums of independent Gaussians, so this is an exact
         draw of the same joint law (``g`` shared by the nodes) with half the noise.
         """
-        lm, ls, gm, gs = self._parts()
-        glob = torch.addcmul(gm, gs, eps[..., -1]).unsqueeze(-1)
-        return torch.addcmul(lm, ls, eps[..., :-1]) + glob
+        _, mean, sd = self._moments_all()
+        v = torch.addcmul(mean, sd, eps)
+        return v[..., :-1] + v[..., -1:]
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``v_j = log(g tau_j)`` under ``q``, ``[R, out]`` each."""
-        lm, ls, gm, gs = self._parts()
-        return lm + gm.unsqueeze(-1), torch.sqrt(ls.square() + gs.square().unsqueeze(-1))
+        _, mean, sd = self._moments_all()
+        total_sd = torch.sqrt(sd[..., :-1].square() + sd[..., -1:].square())
+        return mean[..., :-1] + mean[..., -1:], total_sd
 
     def scale(self, log_scale: torch.Tensor) -> torch.Tensor:
         """``e^v``, or ``c e^v / sqrt(c^2 + e^{2v}) = exp(v - softplus(2 (v - log c)) / 2)``."""
         if self.slab_width is None:
             return torch.exp(log_scale)
         shifted = log_scale - math.log(self.slab_width)
-        return torch.exp(log_scale - 0.5 * softplus(2.0 * shifted))
+        return torch.exp(log_scale - 0.5 * F.softplus(2.0 * shifted))
 
     def kl(self) -> torch.Tensor:
-        """KL of ``a_j, b_j`` (summed over nodes) and ``a_g, b_g`` against their priors, ``[R]``."""
-        rate_local = 1.0 / self.local_scale**2
-        rate_global = 1.0 / self.global_scale**2
-        local = kl_lognormal_gamma(self.a_mu, softplus(self.a_rho), 0.5, rate_local)
-        local = local + kl_lognormal_invgamma(self.b_mu, softplus(self.b_rho), 0.5, 1.0)
-        glob = kl_lognormal_gamma(self.ga_mu, softplus(self.ga_rho), 0.5, rate_global)
-        glob = glob + kl_lognormal_invgamma(self.gb_mu, softplus(self.gb_rho), 0.5, 1.0)
-        return local.sum(-1) + glob
+        """KL of every ``a_j, b_j, a_g, b_g`` against its prior, summed, ``[R]``."""
+        sd = F.softplus(self.log_rho)
+        terms = _lognormal_kl(
+            self.log_mu, sd, self.prior_shape, self.prior_log_rate, self.prior_rate, self.sign
+        )
+        return terms.sum((-2, -1))
 
 
 def _expected_scale(scale_fn, mean: torch.Tensor, sd: torch.Tensor, closed_form: bool):
@@ -423,7 +553,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
 
     (the Gaussian part weighted by the inclusion probability ``pi_j``). After
     :meth:`freeze_masks` the indicators are fixed at the kept structure and
-    ``pi_j`` is replaced by the frozen mask.
+    ``pi_j`` is replaced by the frozen mask (``q(z)`` a point mass).
 
     Parameters
     ----------
@@ -488,7 +618,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
         reps, out = self.replicates, self.out_features
         if self.slab is Prior.SS_GL:
             self.scale_factor = _GroupLassoScale(
-                reps, out, self.in_features + 1, kappa_shape=kappa_shape,
+                reps, out, self.group_size, kappa_shape=kappa_shape,
                 kappa_rate=kappa_rate, rho_init=self.rho_init, kw=kw,
             )  # fmt: skip
         elif self.slab is Prior.SS_GHS:
@@ -501,7 +631,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
 
     @property
     def normal_count(self) -> int:
-        """Normals per replicate: ``beta`` (weights, biases), then the scale draws."""
+        """Normals per replicate: ``beta`` (all groups), then the scale draws."""
         extra = 0 if self.scale_factor is None else self.scale_factor.noise_count
         return self.slab_normal_count + extra
 
@@ -516,47 +646,40 @@ class NodeSpikeSlabLinear(VariationalLinear):
         eps = normal[..., self.slab_normal_count :]
         return self.scale_factor.scale(self.scale_factor.log_scale(eps))
 
-    def forward(self, x, normal, uniform=None, temperature=0.5, column_gate=None):
-        """Training pass ``[R, B, in] -> [R, B, out]``: ``(x beta_j^T + beta_j0) * z_j * scale_j``.
-
-        ``uniform`` is this layer's ``[R, out]`` uniform noise for the relaxed
-        indicators (ignored once the masks are frozen). See :meth:`VariationalLinear.forward`.
-        """
-        beta_w, beta_b = self._slab(normal)
-        if column_gate is not None:
-            beta_w = beta_w * column_gate.unsqueeze(-2)
+    def _gate(self, normal, uniform, temperature):
+        """``z_j * scale_j`` (relaxed ``z_j``, or the frozen mask) and the gate's KL ``[R]``."""
         if self.frozen_mask is not None:
             gate = self.frozen_mask
         else:
+            noise = logistic_noise(uniform)
             gate = relaxed_bernoulli(
-                self.theta,
-                logistic_noise(uniform),
-                temperature,
-                straight_through=self.straight_through,
+                self.theta, noise, temperature, straight_through=self.straight_through
             )
         scale = self._scale(normal)
         if scale is not None:
             gate = gate * scale
-        return _linear(x, beta_w, beta_b) * gate.unsqueeze(-2)
+        return gate, self._indicator_kl() + self._scale_kl()
+
+    def _indicator_kl(self) -> torch.Tensor:
+        """``sum_j KL(Bern(pi_j) || Bern(lambda))``, ``[R]`` (a point mass once frozen)."""
+        if self.frozen_mask is None:
+            return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
+        log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
+        return -torch.where(self.frozen_mask > 0, log_in, log_out).sum(-1)
+
+    def _scale_kl(self) -> torch.Tensor | float:
+        return 0.0 if self.scale_factor is None else self.scale_factor.kl()
+
+    def _combine_kl(self, slab_rows, gate_kl):
+        return (self._weights() * slab_rows).sum(-1) + gate_kl
 
     def _weights(self) -> torch.Tensor:
         """Inclusion weights of the Gaussian KL: ``pi_j``, or the frozen mask."""
-        return sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
+        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
-        if self.frozen_mask is None:
-            kl_z = kl_bernoulli(self.theta, self.prior_inclusion)
-        else:  # point mass at the frozen mask: KL = -log lambda (kept) or -log(1 - lambda)
-            kl_z = -torch.where(
-                self.frozen_mask > 0,
-                math.log(self.prior_inclusion),
-                math.log1p(-self.prior_inclusion),
-            )
-        total = kl_z.sum(-1) + (self._weights() * self.slab_kl()).sum(-1)
-        if self.scale_factor is not None:
-            total = total + self.scale_factor.kl()
-        return total
+        return self._combine_kl(self.slab_kl(), self._indicator_kl() + self._scale_kl())
 
     def inclusion_probs(self) -> torch.Tensor:
         """``pi_j = sigmoid(theta_j)``, ``[R, out]``; the 0/1 mask once frozen."""
@@ -575,22 +698,24 @@ class NodeSpikeSlabLinear(VariationalLinear):
         if self.scale_factor is None:
             return torch.ones_like(self.theta.detach())
         mean, sd = self.scale_factor.log_scale_moments()
-        closed = getattr(self.scale_factor, "slab_width", None) is None
+        closed = self.scale_factor.slab_width is None
         return _expected_scale(self.scale_factor.scale, mean, sd, closed).detach()
 
     def weights_from_noise(self, normal, uniform):
         """Exact draw ``W_j = z_j scale_j beta_j``, z_j = 1{u_j < pi_j}; ``[..., R, out, in]``."""
-        beta_w, beta_b = self._slab(normal)
-        gate = (uniform < self._weights()).to(beta_b.dtype)
+        beta = self._beta(normal)
+        gate = (uniform < self._weights()).to(beta.dtype)
         scale = self._scale(normal)
         if scale is not None:
             gate = gate * scale
-        return beta_w * gate.unsqueeze(-1), beta_b * gate
+        beta = beta * gate.unsqueeze(-1)
+        return beta[..., :-1], beta[..., -1]
 
     def mean_weights(self):
         """``kept_j * E_q[scale_j] * mu_j`` for weights ``[R, out, in]`` and biases ``[R, out]``."""
         gate = self.kept().to(self.theta.dtype) * self.expected_scale()
-        return self.weight_mu.detach() * gate.unsqueeze(-1), self.bias_mu.detach() * gate
+        mu = self.mu.detach() * gate.unsqueeze(-1)
+        return mu[..., :-1], mu[..., -1]
 
 
 class EdgeSpikeSlabLinear(VariationalLinear):
@@ -602,7 +727,8 @@ class EdgeSpikeSlabLinear(VariationalLinear):
 
         KL = sum_ji [ KL(Bern(pi_ji) || Bern(lambda)) + pi_ji KL(q(beta_ji) || N(0, sigma_0^2)) ]
 
-    over weights and biases. Parameters as :class:`NodeSpikeSlabLinear` (no scale).
+    over weights and biases (``theta [R, out, in + 1]``, laid out as ``mu``).
+    Parameters as :class:`NodeSpikeSlabLinear` (no scale).
     """
 
     def __init__(
@@ -632,99 +758,72 @@ class EdgeSpikeSlabLinear(VariationalLinear):
         init = _check_probability(inclusion_init, "inclusion_init")
         self.straight_through = bool(straight_through)
         logit = math.log(init / (1 - init))
-        kw = {"dtype": dtype, "device": device}
-        self.weight_theta = nn.Parameter(torch.full(self.weight_mu.shape, logit, **kw))
-        self.bias_theta = nn.Parameter(torch.full(self.bias_mu.shape, logit, **kw))
-        self.register_buffer("frozen_weight_mask", None)
-        self.register_buffer("frozen_bias_mask", None)
+        self.theta = nn.Parameter(torch.full_like(self.mu.detach(), logit))
+        self.register_buffer("frozen_mask", None)
 
     @property
     def uniform_count(self) -> int:
         """One uniform per weight and per bias."""
         return self.slab_normal_count
 
-    def _split_uniform(self, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _uniform(self, uniform: torch.Tensor) -> torch.Tensor:
         lead = uniform.shape[:-1]
-        n_w = self.out_features * self.in_features
-        u_w = uniform[..., :n_w].view(*lead, self.out_features, self.in_features)
-        return u_w, uniform[..., n_w:]
+        return uniform.view(*lead, self.out_features, self.group_size)
 
-    def _masks(self, uniform, temperature):
-        if self.frozen_weight_mask is not None:
-            return self.frozen_weight_mask, self.frozen_bias_mask
-        u_w, u_b = self._split_uniform(uniform)
-        st = self.straight_through
-        z_w = relaxed_bernoulli(
-            self.weight_theta, logistic_noise(u_w), temperature, straight_through=st
-        )
-        z_b = relaxed_bernoulli(
-            self.bias_theta, logistic_noise(u_b), temperature, straight_through=st
-        )
-        return z_w, z_b
-
-    def forward(self, x, normal, uniform=None, temperature=0.5, column_gate=None):
-        """Training pass ``[R, B, in] -> [R, B, out]`` with ``W = z * beta`` (relaxed ``z``)."""
-        beta_w, beta_b = self._slab(normal)
-        z_w, z_b = self._masks(uniform, temperature)
-        weight = beta_w * z_w
+    def step(self, x, normal, uniform=None, temperature=0.5, column_gate=None):
+        """Training pass and KL, ``(h [R, B, out], KL [R])``, with ``(W, b) = z * beta``."""
+        if self.frozen_mask is not None:
+            z = self.frozen_mask
+        else:
+            noise = logistic_noise(self._uniform(uniform))
+            z = relaxed_bernoulli(
+                self.theta, noise, temperature, straight_through=self.straight_through
+            )
+        weight = self._beta(normal) * z
         if column_gate is not None:
-            weight = weight * column_gate.unsqueeze(-2)
-        return _linear(x, weight, beta_b * z_b)
+            x = x * column_gate.unsqueeze(-2)
+        h = torch.baddbmm(weight[..., -1].unsqueeze(-2), x, weight[..., :-1].transpose(-1, -2))
+        return h, self.kl()
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
-        sd_w, sd_b = softplus(self.weight_rho), softplus(self.bias_rho)
-        gauss_w = kl_normal(self.weight_mu, sd_w, 0.0, self.sigma_0)
-        gauss_b = kl_normal(self.bias_mu, sd_b, 0.0, self.sigma_0)
-        pi_w, pi_b = self._weights()
-        if self.frozen_weight_mask is None:
-            kl_w = kl_bernoulli(self.weight_theta, self.prior_inclusion)
-            kl_b = kl_bernoulli(self.bias_theta, self.prior_inclusion)
+        gauss = kl_normal(self.mu, F.softplus(self.rho), 0.0, self.sigma_0)
+        if self.frozen_mask is None:
+            indicator = kl_bernoulli(self.theta, self.prior_inclusion)
         else:
             log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
-            kl_w = -torch.where(pi_w > 0, log_in, log_out)
-            kl_b = -torch.where(pi_b > 0, log_in, log_out)
-        weight_part = (kl_w + pi_w * gauss_w).sum((-2, -1))
-        return weight_part + (kl_b + pi_b * gauss_b).sum(-1)
+            indicator = -torch.where(self.frozen_mask > 0, log_in, log_out)
+        return (indicator + self._weights() * gauss).sum((-2, -1))
 
-    def _weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inclusion probabilities of weights and biases, or the frozen masks."""
-        if self.frozen_weight_mask is not None:
-            return self.frozen_weight_mask, self.frozen_bias_mask
-        return sigmoid(self.weight_theta), sigmoid(self.bias_theta)
+    def _weights(self) -> torch.Tensor:
+        """Inclusion probabilities of weights and biases ``[R, out, in + 1]`` (0/1 once frozen)."""
+        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
 
     def inclusion_probs(self) -> torch.Tensor:
         """Weight inclusion probabilities ``[R, out, in]``; the 0/1 mask once frozen."""
-        return self._weights()[0].detach()
+        return self._weights()[..., :-1].detach()
 
     def bias_inclusion_probs(self) -> torch.Tensor:
         """Bias inclusion probabilities ``[R, out]``; the 0/1 mask once frozen."""
-        return self._weights()[1].detach()
+        return self._weights()[..., -1].detach()
 
     def freeze_masks(self) -> None:
         """Fix the indicators at the kept weights and biases (``pi > 0.5``) for fine-tuning."""
-        weight_mask = self.kept().to(self.weight_mu.dtype)
-        bias_mask = (self.bias_inclusion_probs() > 0.5).to(self.bias_mu.dtype)
-        self.frozen_weight_mask, self.frozen_bias_mask = weight_mask, bias_mask
+        self.frozen_mask = (self._weights() > 0.5).to(self.mu.dtype).detach()
 
     def unfreeze_masks(self) -> None:
         """Return to relaxed indicators."""
-        self.frozen_weight_mask = None
-        self.frozen_bias_mask = None
+        self.frozen_mask = None
 
     def weights_from_noise(self, normal, uniform):
-        """Exact draw ``W = 1{u < pi} * beta`` for weights ``[..., R, out, in]`` and biases."""
-        beta_w, beta_b = self._slab(normal)
-        u_w, u_b = self._split_uniform(uniform)
-        pi_w, pi_b = self._weights()
-        z_w, z_b = (u_w < pi_w).to(beta_w.dtype), (u_b < pi_b).to(beta_b.dtype)
-        return beta_w * z_w, beta_b * z_b
+        """Exact draw ``(W, b) = 1{u < pi} * beta``, ``[..., R, out, in]`` and ``[..., R, out]``."""
+        weight = self._beta(normal) * (self._uniform(uniform) < self._weights()).to(self.mu.dtype)
+        return weight[..., :-1], weight[..., -1]
 
     def mean_weights(self):
         """``kept * mu`` for weights ``[R, out, in]`` and biases ``[R, out]``."""
-        keep_w = self.kept().to(self.weight_mu.dtype)
-        keep_b = (self.bias_inclusion_probs() > 0.5).to(self.bias_mu.dtype)
-        return self.weight_mu.detach() * keep_w, self.bias_mu.detach() * keep_b
+        mu = self.mu.detach() * (self._weights() > 0.5).to(self.mu.dtype)
+        return mu[..., :-1], mu[..., -1]
 
 
 class InputSpike(nn.Module):
@@ -798,7 +897,7 @@ class InputSpike(nn.Module):
         """``pi_i``, ``[R, p]``; the 0/1 mask once frozen."""
         if self.frozen_mask is not None:
             return self.frozen_mask.clone()
-        return sigmoid(self.theta.detach())
+        return torch.sigmoid(self.theta.detach())
 
     def kept(self) -> torch.Tensor:
         """Inputs whose inclusion probability exceeds 0.5, ``[R, p]``."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from simulations.enums import Likelihood, Prior
@@ -29,20 +30,17 @@ from simulations.layers import (
     replicate_generators,
 )
 from simulations.likelihoods import make_likelihood
-from simulations.relaxed import sigmoid
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = ["BayesianMLP", "Kept", "ModelConfig"]
 
-# Activations built from functions whose CPU kernels give the same bits for an
-# element wherever it sits in a tensor (see simulations.relaxed.sigmoid).
 _ACTIVATIONS = {
     Activation.RELU: torch.relu,
     Activation.TANH: torch.tanh,
-    Activation.SIGMOID: sigmoid,
-    Activation.SILU: lambda u: u * sigmoid(u),
+    Activation.SIGMOID: torch.sigmoid,
+    Activation.SILU: F.silu,
 }
 _ACTIVATION_MODULES = {
     Activation.RELU: nn.ReLU,
@@ -359,12 +357,12 @@ class BayesianMLP(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         """Parameter dtype."""
-        return self.layers[0].bias_mu.dtype
+        return self.layers[0].mu.dtype
 
     @property
     def device(self) -> torch.device:
         """Parameter device."""
-        return self.layers[0].bias_mu.device
+        return self.layers[0].mu.device
 
     @property
     def hidden_layers(self) -> list[nn.Module]:
@@ -392,6 +390,14 @@ class BayesianMLP(nn.Module):
         Draws this pass's noise from the model's per-replicate generators
         (``self.generators``); the Concrete temperature is ``self.temperature``.
         """
+        return self.forward_kl(x)[0]
+
+    def forward_kl(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training pass and the KL together, ``(f [R, B, outputs], KL [R])``.
+
+        The KL equals :meth:`kl`; computing it in the same pass shares the slab
+        work (``simulations.layers``), which is what ``simulations.train.fit`` uses.
+        """
         x = self._check_x(x, shared_ok=False)
         normal, uniform = draw_noise(
             self.generators, sum(self._normal_counts), sum(self._uniform_counts),
@@ -399,17 +405,21 @@ class BayesianMLP(nn.Module):
         )  # fmt: skip
         normals = self._split(normal, self._normal_counts)
         uniforms = self._split(uniform, self._uniform_counts)
-        gate = None
+        gate, kl = None, 0.0
         if self.input_spike is not None:
             gate = self.input_spike.gate(uniforms.pop(0), self.temperature)
+            kl = self.input_spike.kl()
             normals.pop(0)
         h = x
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            h = layer(h, normals[i], uniforms[i], self.temperature, gate if i == 0 else None)
+            h, layer_kl = layer.step(
+                h, normals[i], uniforms[i], self.temperature, gate if i == 0 else None
+            )
+            kl = kl + layer_kl
             if i < last:
                 h = self._act(h)
-        return h
+        return h, kl
 
     def kl(self) -> torch.Tensor:
         """``KL(q || prior)`` per replicate, ``[R]``: the sum over layers (and the input spike)."""
@@ -493,9 +503,7 @@ class BayesianMLP(nn.Module):
         masks = []
         for layer, u in zip(self.hidden_layers, torch.split(uniform, counts, dim=-1), strict=True):
             if isinstance(layer, EdgeSpikeSlabLinear):
-                lead = u.shape[:-1]
-                n_w = layer.out_features * layer.in_features
-                u_w = u[..., :n_w].view(*lead, layer.out_features, layer.in_features)
+                u_w = u.view(*u.shape[:-1], layer.out_features, layer.group_size)[..., :-1]
                 masks.append((u_w < layer.inclusion_probs()).any(-1))
             elif isinstance(layer, NodeSpikeSlabLinear):
                 masks.append(u < layer.inclusion_probs())

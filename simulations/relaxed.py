@@ -19,33 +19,19 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import torch
-import torch.nn.functional as F
 
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["Annealing", "TemperatureSchedule", "logistic_noise", "relaxed_bernoulli", "sigmoid"]
-
-
-def sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``1 / (1 + exp(-x))`` computed as ``exp(logsigmoid(x))``.
-
-    Finite with a finite gradient for every ``x``. Unlike ``torch.sigmoid``, whose
-    vectorised and scalar CPU kernels can differ in the last bit, ``exp`` and
-    ``logsigmoid`` give the same bits for an element wherever it sits in a tensor,
-    which keeps a batched run over replicates bitwise equal to separate runs
-    (``tests/simulations/test_train.py``).
-    """
-    return torch.exp(F.logsigmoid(x))
+__all__ = ["Annealing", "TemperatureSchedule", "logistic_noise", "relaxed_bernoulli"]
 
 
 def logistic_noise(uniform: torch.Tensor) -> torch.Tensor:
     """Logistic noise ``L = log(u / (1 - u))`` from uniform draws ``u`` in ``[0, 1)``.
 
-    ``u`` is clamped to ``[tiny, 1 - eps]`` of its dtype first, so ``L`` is finite.
+    ``u`` is clamped to ``[eps, 1 - eps]`` of its dtype, so ``L`` is finite.
     """
-    info = torch.finfo(uniform.dtype)
-    return torch.logit(uniform.clamp(info.tiny, 1.0 - info.eps))
+    return torch.logit(uniform, eps=torch.finfo(uniform.dtype).eps)
 
 
 def relaxed_bernoulli(
@@ -73,7 +59,7 @@ def relaxed_bernoulli(
     straight_through
         Hard forward sample with the soft gradient (default) or the soft sample.
     """
-    soft = sigmoid((logits + noise) / temperature)
+    soft = torch.sigmoid((logits + noise) / temperature)
     if not straight_through:
         return soft
     hard = (logits + noise > 0).to(soft.dtype)

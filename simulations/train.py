@@ -485,9 +485,8 @@ def fit(
                 xb = x.view(reps * n, -1).index_select(0, idx).view(reps, batch, -1)
                 yb = y.view(reps * n, *y.shape[2:]).index_select(0, idx)
                 yb = yb.view(reps, batch, *y.shape[2:])
-            f = model(xb)
+            f, kl = model.forward_kl(xb)
             nll = model.likelihood.nll(f, yb)
-            kl = model.kl()
             weight = config.kl_weight(step) if step < config.steps else 1.0
             loss = (nll * (n / batch) + weight * kl) / n
             loss.sum().backward()
