@@ -70,7 +70,8 @@ class Prior(StrEnum):
     SS_IG = "ss-ig"
     """Gaussian slab ``N(0, sigma_0^2 I_d)`` (Jantre et al. 2021)."""
     SS_GL = "ss-gl"
-    """Group-lasso slab: ``N(0, sigma_0^2 tau^2 I_d)``, ``tau^2 ~ Gamma((d+1)/2, rate kappa^2/2)``."""
+    """Group-lasso slab: ``N(0, sigma_0^2 tau^2 I_d)``,
+    ``tau^2 ~ Gamma((d+1)/2, rate kappa^2/2)``."""
     SS_GHS = "ss-ghs"
     """Group-horseshoe slab: ``N(0, sigma_0^2 g^2 tau^2 I_d)``, ``tau ~ C+(0, 1)``;
     regularised (Piironen & Vehtari) when a slab width ``c`` is given."""

@@ -1,0 +1,657 @@
+"""Assembly of the variational contraction rate (docs/theory.md, section 4), and comparison rates.
+
+For a truth in the architecture's class (``s_l`` active nodes, bounds ``B_l``)::
+
+    eta_n   = sigma_e sqrt(T / n),             T = sum_l s_l r_l
+    delta_n = delta*(eta_n)                                        (Lemma L1)
+    n r_n   = max( L3 + sum_{l=1}^{L+1} s_l phi_l(delta_n, B_l),  n eta_n^2 / (2 sigma_e^2) )
+    eps_n   = sqrt(r_n) (log n)^kappa_log
+    risk    = C1 eps_n^2 + C2 (r_n + xi_n),   C1 = C2 = 1 ("up to universal constants")
+
+``-log Pi(||f_theta - f_theta*||_inf <= eta_n) <= n r_n`` holds exactly (a bound, not an
+order), since the box of half-width ``delta_n`` around ``theta*`` lies in that ball.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ssbnn_theory._checks import check_real, check_real_array
+from ssbnn_theory.architecture import Architecture
+from ssbnn_theory.entropy import choose_sieve, covering_terms, outside_mass_kernel
+from ssbnn_theory.enums import Prior
+from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.lipschitz import arch_network
+from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, small_ball_phi
+from ssbnn_theory.selection import edge_kernel, reference_kernel, selection_terms, theory_kernel
+
+__all__ = [
+    "RISK_LABEL",
+    "Condition",
+    "ContractionRate",
+    "EdgeRate",
+    "contraction_rate",
+    "dense_rate",
+    "edge_sparse_rate",
+    "local_slope",
+]
+
+RISK_LABEL = "up to universal constants: C1 eps_n^2 + C2 (r_n + xi_n) with C1 = C2 = 1"
+
+# the sharp L2 bound minimises over t at this many values of log delta and interpolates
+# the minimiser in between (any t gives a valid bound; docs/theory.md, section 4.1)
+_T_NODES = 16
+
+
+# ------------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class Condition:
+    """One condition of the contraction theorem, checked at every ``n``.
+
+    ``holds[i]`` is ``lhs[i] <= rhs[i]``; ``verdict`` says it in words over the ``n`` grid.
+    """
+
+    name: str
+    statement: str
+    layer: int | None
+    n: np.ndarray
+    lhs: np.ndarray
+    rhs: np.ndarray
+    holds: np.ndarray
+    verdict: str
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        return {
+            "name": self.name,
+            "statement": self.statement,
+            "layer": self.layer,
+            "lhs": _jsonable(self.lhs),
+            "rhs": _jsonable(self.rhs),
+            "holds": [bool(h) for h in self.holds],
+            "verdict": self.verdict,
+        }
+
+
+@dataclass(frozen=True)
+class ContractionRate:
+    """Every term of the contraction-rate bound for one architecture and prior, over ``n``.
+
+    Arrays have ``n`` on the first axis; per-layer arrays have ``L`` (hidden layers:
+    ``selection``, inclusion probabilities) or ``L+1`` (every layer: ``slab``,
+    ``resolution``, ``magnitude``) columns. See docs/theory.md, section 4.
+    """
+
+    architecture: Architecture
+    prior: PriorSpec
+    n: np.ndarray
+    sigma_e: float
+    kappa_log: float
+    C_lambda: float
+    closed_form: bool
+    inclusion: str
+    coordinates: int
+    eta: np.ndarray
+    delta: np.ndarray
+    log_lipschitz: float
+    log_inv_inclusion: np.ndarray
+    inclusion_theory: np.ndarray
+    inclusion_reference: np.ndarray
+    inclusion_edge: np.ndarray
+    selection: np.ndarray
+    slab: np.ndarray
+    resolution: np.ndarray
+    magnitude: np.ndarray
+    noise_floor: np.ndarray
+    n_r_n: np.ndarray
+    r_n: np.ndarray
+    eps_n: np.ndarray
+    xi_n: np.ndarray
+    risk_bound: np.ndarray
+    dominant: tuple[str, ...]
+    dominant_per_layer: tuple[tuple[str, ...], ...]
+    sieve_active: np.ndarray
+    sieve_log_bounds: np.ndarray
+    sieve_entropy: np.ndarray
+    conditions: tuple[Condition, ...] = field(default=())
+
+    @property
+    def eps2(self) -> np.ndarray:
+        """``eps_n^2``."""
+        return self.eps_n**2
+
+    @property
+    def inclusion_prob(self) -> np.ndarray:
+        """Inclusion probabilities used, ``lambda_l = exp(-log_inv_inclusion)`` (may underflow)."""
+        with np.errstate(under="ignore"):
+            return np.exp(-self.log_inv_inclusion)
+
+    def local_slope(self) -> np.ndarray:
+        """``d log eps_n^2 / d log n`` at each ``n`` (:func:`local_slope`, same settings)."""
+        return local_slope(
+            self.architecture,
+            self.prior,
+            self.n,
+            sigma_e=self.sigma_e,
+            kappa_log=self.kappa_log,
+            C_lambda=self.C_lambda,
+            closed_form=self.closed_form,
+            inclusion=self._inclusion_argument(),
+        )
+
+    def _inclusion_argument(self) -> str | np.ndarray:
+        if self.inclusion in ("theory", "reference"):
+            return self.inclusion
+        return self.inclusion_prob
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary (lists, floats; non-finite values become ``None``)."""
+        with np.errstate(under="ignore"):
+            theory_prob = np.exp(-self.inclusion_theory)
+            ref_prob = np.exp(-self.inclusion_reference)
+            edge_prob = np.exp(-self.inclusion_edge)
+        return {
+            "prior": self.prior.to_dict(),
+            "architecture": self.architecture.to_dict(),
+            "n": _jsonable(self.n),
+            "sigma_e": self.sigma_e,
+            "kappa_log": self.kappa_log,
+            "C_lambda": self.C_lambda,
+            "variant": "closed_form" if self.closed_form else "sharp",
+            "r_n": _jsonable(self.r_n),
+            "eps_n": _jsonable(self.eps_n),
+            "eps2": _jsonable(self.eps2),
+            "xi_n": _jsonable(self.xi_n),
+            "risk_bound": {
+                "value": _jsonable(self.risk_bound),
+                "C1": 1.0,
+                "C2": 1.0,
+                "label": RISK_LABEL,
+            },
+            "inclusion_prob": {
+                "used": self.inclusion,
+                "lambda": _jsonable(self.inclusion_prob),
+                "log_inv_lambda": _jsonable(self.log_inv_inclusion),
+                "theory": _jsonable(theory_prob),
+                "theory_log_inv_lambda": _jsonable(self.inclusion_theory),
+                "reference": _jsonable(ref_prob),
+                "reference_log_inv_lambda": _jsonable(self.inclusion_reference),
+                "edge_bai": _jsonable(edge_prob),
+            },
+            "terms": {
+                "coordinates_T": self.coordinates,
+                "eta_n": _jsonable(self.eta),
+                "delta_n": _jsonable(self.delta),
+                "log_lipschitz": self.log_lipschitz,
+                "selection": _jsonable(self.selection),
+                "slab": _jsonable(self.slab),
+                "slab_resolution": _jsonable(self.resolution),
+                "slab_magnitude": _jsonable(self.magnitude),
+                "noise_floor": _jsonable(self.noise_floor),
+                "n_r_n": _jsonable(self.n_r_n),
+                "dominant": list(self.dominant),
+                "dominant_per_layer": [list(row) for row in self.dominant_per_layer],
+            },
+            "sieve": {
+                "active": _jsonable(self.sieve_active),
+                "log_bounds": _jsonable(self.sieve_log_bounds),
+                "entropy": _jsonable(self.sieve_entropy),
+            },
+            "conditions": [c.to_dict() for c in self.conditions],
+        }
+
+
+@dataclass(frozen=True)
+class EdgeRate:
+    """Bai, Song & Cheng (2020) edge-sparse rate for the same network (docs/theory.md, 4.3).
+
+    ``r_n = ((L+1) s / n) log N + (s / n) log(p sqrt(n / s))`` with ``s`` the edge count of
+    the active subnetwork and ``N = max_l k_l``; ``eps_n = sqrt(r_n) (log n)^kappa_log``.
+    """
+
+    n: np.ndarray
+    edges: int
+    width: int
+    r_n: np.ndarray
+    eps_n: np.ndarray
+
+    @property
+    def eps2(self) -> np.ndarray:
+        """``eps_n^2``."""
+        return self.eps_n**2
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        return {
+            "n": _jsonable(self.n),
+            "edges_s": self.edges,
+            "width_N": self.width,
+            "r_n": _jsonable(self.r_n),
+            "eps_n": _jsonable(self.eps_n),
+        }
+
+
+def _jsonable(x: np.ndarray | float) -> object:
+    arr = np.asarray(x, dtype=np.float64)
+    obj = np.where(np.isfinite(arr), arr, np.nan).astype(object)
+    obj[~np.isfinite(arr)] = None
+    return obj.tolist()
+
+
+# -------------------------------------------------------------------- validation
+def _check_n(n: object) -> np.ndarray:
+    arr = check_real_array("n", n, lower=1.0, lower_open=True)
+    return np.atleast_1d(arr).astype(np.float64).ravel()
+
+
+def _inclusion_log_inv(
+    arch: Architecture, n: np.ndarray, inclusion: object, theory: np.ndarray, reference: np.ndarray
+) -> tuple[str, np.ndarray]:
+    if isinstance(inclusion, str):
+        key = inclusion.strip().lower()
+        if key == "theory":
+            return "theory", theory
+        if key == "reference":
+            return "reference", reference
+        raise InvalidParameterError(
+            "inclusion",
+            "'theory', 'reference' or probabilities in (0, 1), one per layer",
+            inclusion,
+        )
+    lam = check_real_array(
+        "inclusion", inclusion, lower=0.0, upper=1.0, lower_open=True, upper_open=True
+    )
+    if lam.ndim == 0:
+        lam = np.full(arch.depth, float(lam))
+    if lam.shape not in ((arch.depth,), (n.size, arch.depth)):
+        raise InvalidParameterError(
+            "inclusion", f"one probability per hidden layer ({arch.depth})", lam.tolist()
+        )
+    return "user", np.broadcast_to(-np.log(lam), (n.size, arch.depth)).copy()
+
+
+# ------------------------------------------------------------------------ slab
+def _interpolated_log_t(
+    spec: PriorSpec, log_delta: np.ndarray, b: np.ndarray, r: np.ndarray, d: np.ndarray
+) -> np.ndarray:
+    """Minimiser ``log t`` at ``_T_NODES`` values of ``log delta``, linearly interpolated."""
+    lo, hi = float(np.min(log_delta)), float(np.max(log_delta))
+    if log_delta.size <= _T_NODES or hi - lo < 1e-12:
+        return optimal_log_t(spec, log_delta[:, None], b, r, d)
+    nodes = np.linspace(lo, hi, _T_NODES)
+    at_nodes = optimal_log_t(spec, nodes[:, None], b, r, d)
+    pos = np.clip((log_delta - lo) / (hi - lo) * (_T_NODES - 1), 0.0, _T_NODES - 1.0)
+    idx = np.minimum(pos.astype(np.int64), _T_NODES - 2)
+    w = (pos - idx)[:, None]
+    return at_nodes[idx] * (1.0 - w) + at_nodes[idx + 1] * w
+
+
+def _slab_per_coordinate_group(
+    spec: PriorSpec,
+    log_delta: np.ndarray,
+    b: np.ndarray,
+    r: np.ndarray,
+    d: np.ndarray,
+    closed: bool,
+) -> np.ndarray:
+    """``phi_l(delta_n, B_l)`` for every ``n`` (rows) and layer (columns); equal layers once."""
+    unique, inverse = np.unique(np.stack([b, r, d], axis=1), axis=0, return_inverse=True)
+    ub, ur, ud = unique[:, 0], unique[:, 1], unique[:, 2]
+    if spec.prior is Prior.SS_IG or closed:
+        phi = small_ball_phi(spec, log_delta[:, None], ub, ur, ud, closed_form=closed)
+    else:
+        log_t = _interpolated_log_t(spec, log_delta, ub, ur, ud)
+        phi = small_ball_phi(spec, log_delta[:, None], ub, ur, ud, closed_form=False, log_t=log_t)
+    return phi[:, inverse.ravel()]
+
+
+# --------------------------------------------------------------------- verdicts
+def _fmt_n(x: float) -> str:
+    return f"{x:.0f}" if x < 1e7 and float(x).is_integer() else f"{x:.3g}"
+
+
+def _verdict(n: np.ndarray, holds: np.ndarray) -> str:
+    if np.all(holds):
+        return "holds for every n in the grid"
+    if not np.any(holds):
+        return "fails for every n in the grid"
+    order = np.argsort(n)
+    h = holds[order]
+    ns = n[order]
+    first = int(np.argmax(h))
+    if np.all(h[first:]):
+        return f"holds for n >= {_fmt_n(ns[first])} (fails below)"
+    last = len(h) - 1 - int(np.argmax(h[::-1]))
+    if np.all(h[: last + 1]):
+        return f"holds for n <= {_fmt_n(ns[last])} (fails above)"
+    return f"holds for {int(np.sum(h))} of {len(h)} values of n"
+
+
+def _conditions(
+    arch: Architecture,
+    spec: PriorSpec,
+    n: np.ndarray,
+    n_r_n: np.ndarray,
+    eps2: np.ndarray,
+    selection: np.ndarray,
+    slab_total: np.ndarray,
+    sieve: dict[str, np.ndarray],
+) -> tuple[Condition, ...]:
+    """The theorem's conditions at every ``n`` (docs/theory.md, section 4.2)."""
+    n_eps2 = n * eps2
+    entropy = np.sum(sieve["pattern"], axis=-1) + np.sum(sieve["grid"], axis=-1)
+    entropy_ok = entropy <= n_eps2
+    entropy_verdict = _verdict(n, entropy_ok)
+    at_bounds = np.sum(sieve["pattern"], axis=-1) + np.sum(sieve["grid_at_bounds"], axis=-1)
+    if np.any(~entropy_ok & (at_bounds <= n_eps2)):
+        worst = float(np.max(sieve["log_bbar"]))
+        entropy_verdict += (
+            "; at the truth's bounds it would hold: the slab's tails need weight bounds up to "
+            f"Bbar = e^{worst:.3g}"
+        )
+        if spec.prior is Prior.SS_GHS and spec.c is None:
+            entropy_verdict += (
+                " (Cauchy-like tails; a slab width c, the regularised horseshoe, fixes it)"
+            )
+    outside_ok = sieve["log_outside"] <= sieve["log_budget"] * (1.0 - 1e-12)
+    out: list[Condition] = [
+        Condition(
+            "prior concentration",
+            "-log Pi(||f_theta - f_theta*||_inf <= eta_n) <= n r_n",
+            None,
+            n,
+            n_r_n,
+            n_r_n,
+            np.ones(n.size, dtype=bool),
+            "holds by construction (n r_n is this bound)",
+        ),
+        Condition(
+            "sieve entropy",
+            "log N(eps_n, F_n, ||.||_inf) <= n eps_n^2 (sieve F_n chosen from the prior's tails)",
+            None,
+            n,
+            entropy,
+            n_eps2,
+            entropy_ok,
+            entropy_verdict,
+        ),
+        Condition(
+            "sieve remainder",
+            "log Pi(F_n^c) <= -(n r_n + 4 n eps_n^2) (Zhang & Gao 2020, Thm 2.1, C = r_n/eps_n^2)",
+            None,
+            n,
+            sieve["log_outside"],
+            sieve["log_budget"],
+            outside_ok,
+            _verdict(n, outside_ok),
+        ),
+    ]
+    a = arch.as_arrays()
+    share = a["s"] * a["r"] / float(arch.coordinates)
+    sbar = sieve["sbar"]
+    for layer in range(1, arch.depth + 1):
+        col = layer - 1
+        small_ok = selection[:, col] <= slab_total
+        out.append(
+            Condition(
+                f"lambda_{layer} not too small",
+                f"selection term of layer {layer} (s log 1/lambda + ...) <= slab part of n r_n",
+                layer,
+                n,
+                selection[:, col],
+                slab_total,
+                small_ok,
+                _verdict(n, small_ok)
+                + ("" if np.all(small_ok) else "; the inclusion prior inflates the rate"),
+            )
+        )
+        layer_entropy = sieve["grid_at_bounds"][:, col] + sieve["pattern"][:, col]
+        budget = n_eps2 * share[col]
+        large_ok = layer_entropy <= budget
+        verdict = _verdict(n, large_ok)
+        if not np.all(large_ok):
+            verdict += (
+                f"; its binomial tail forces a sieve of up to {int(np.max(sbar[:, col]))} of "
+                f"{int(a['k'][col])} nodes"
+            )
+        out.append(
+            Condition(
+                f"lambda_{layer} not too large",
+                f"entropy of layer {layer} with the sbar_{layer} its binomial tail pays for "
+                f"<= its share s_l r_l / T = {share[col]:.3g} of n eps_n^2",
+                layer,
+                n,
+                layer_entropy,
+                budget,
+                large_ok,
+                verdict,
+            )
+        )
+    return tuple(out)
+
+
+# -------------------------------------------------------------------- assembly
+def contraction_rate(
+    arch: Architecture,
+    prior: Prior | str | PriorSpec,
+    n: np.ndarray | float,
+    sigma_e: float = 1.0,
+    *,
+    kappa_log: float = 1.0,
+    xi_n: np.ndarray | float = 0.0,
+    inclusion: str | np.ndarray | float = "theory",
+    C_lambda: float = 1.0,
+    closed_form: bool = False,
+    conditions: bool = True,
+) -> ContractionRate:
+    """The contraction rate ``eps_n`` and VB risk bound for ``arch`` under ``prior``, over ``n``.
+
+    Parameters
+    ----------
+    arch
+        Architecture of the truth's class (student widths ``k_l``, truth's ``s_l`` and ``B_l``).
+    prior
+        ``Prior``, its string, or a :class:`PriorSpec` with hyperparameters.
+    n
+        Sample sizes (``> 1``), a number or an array.
+    sigma_e
+        Known noise standard deviation ``> 0``.
+    kappa_log
+        Exponent of the log factor in ``eps_n = sqrt(r_n) (log n)^kappa_log`` (``>= 0``).
+    xi_n
+        Approximation error ``||f_theta* - f0||_inf^2`` (``0`` for a teacher in the class),
+        a number or one value per ``n``.
+    inclusion
+        ``"theory"`` (THEORY.md section 4, with ``C_lambda``), ``"reference"`` (MODELS.md
+        layer-wise formula) or the user's ``lambda_l`` (one per hidden layer, or ``(n, L)``).
+    C_lambda
+        Constant of the theory prescription.
+    closed_form
+        Closed-form ``delta_n`` and ``t`` (the variant the symbolic module reproduces exactly)
+        instead of the sharp numerical ones (default). Both are valid bounds.
+    conditions
+        Also build the sieve and check the theorem's conditions.
+
+    Returns
+    -------
+    ContractionRate
+        Frozen result; ``to_dict()`` is JSON-ready.
+    """
+    spec = as_prior_spec(prior)
+    n = _check_n(n)
+    sigma_e = check_real("sigma_e", sigma_e, lower=0.0, lower_open=True)
+    kappa_log = check_real("kappa_log", kappa_log, lower=0.0)
+    C_lambda = check_real("C_lambda", C_lambda, lower=0.0)
+    xi = np.broadcast_to(check_real_array("xi_n", xi_n, lower=0.0), n.shape).astype(np.float64)
+    if not isinstance(closed_form, bool):
+        raise InvalidParameterError("closed_form", "true or false", closed_form)
+
+    a = arch.as_arrays()
+    log_n = np.log(n)
+    coords = arch.coordinates
+    network = arch_network(arch)
+    log_lip = float(network.log_lambda)
+    log_eta = np.log(sigma_e) + 0.5 * (np.log(float(coords)) - log_n)
+    log_delta = network.solve(log_eta, closed_form)
+    with np.errstate(under="ignore"):
+        delta = np.exp(log_delta)
+
+    theory = theory_kernel(arch, log_n, C_lambda)
+    reference = reference_kernel(np.asarray(arch.widths, np.float64), log_n)
+    edge = edge_kernel(arch, log_n)
+    label, log_inv = _inclusion_log_inv(arch, n, inclusion, theory, reference)
+
+    selection = selection_terms(a["k"][:-1], a["s"][:-1], log_inv)
+    depth = arch.depth
+    phi = np.empty((n.size, depth + 1))
+    phi[:, :depth] = _slab_per_coordinate_group(
+        spec, log_delta, a["B"][:-1], a["r"][:-1], a["d"][:-1], closed_form
+    )
+    phi[:, depth:] = _slab_per_coordinate_group(
+        spec.output_spec(), log_delta, a["B"][-1:], a["r"][-1:], a["d"][-1:], closed_form
+    )
+    slab = a["s"] * phi
+    resolution = a["s"] * a["r"] * (-log_delta)[:, None]
+    magnitude = slab - resolution
+    noise_floor = np.full(n.shape, 0.5 * float(coords))  # n eta_n^2 / (2 sigma_e^2)
+    slab_total = np.sum(slab, axis=1)
+    n_r_n = np.maximum(np.sum(selection, axis=1) + slab_total, noise_floor)
+    r_n = n_r_n / n
+    eps_n = np.sqrt(r_n) * log_n**kappa_log
+    risk = eps_n**2 + r_n + xi
+
+    dominant, per_layer = _dominance(selection, resolution, magnitude, n_r_n, noise_floor)
+
+    if conditions:
+        log_budget = -(n_r_n + 4.0 * n * eps_n**2)
+        sbar, log_bbar = choose_sieve(arch, spec, log_inv, log_budget)
+        log_eps = np.log(eps_n)
+        pattern, grid, _ = covering_terms(arch, sbar, log_bbar, log_eps, closed_form)
+        sieve = {
+            "sbar": sbar,
+            "log_bbar": log_bbar,
+            "pattern": pattern,
+            "grid": grid,
+            "grid_at_bounds": covering_terms(arch, sbar, None, log_eps, closed_form)[1],
+            "log_outside": outside_mass_kernel(arch, spec, sbar, log_bbar, log_inv),
+            "log_budget": log_budget,
+        }
+        conds = _conditions(arch, spec, n, n_r_n, eps_n**2, selection, slab_total, sieve)
+        entropy = np.sum(pattern, axis=1) + np.sum(grid, axis=1)
+    else:
+        sbar = np.full((n.size, depth), np.nan)
+        log_bbar = np.full((n.size, depth + 1), np.nan)
+        entropy = np.full(n.shape, np.nan)
+        conds = ()
+
+    return ContractionRate(
+        architecture=arch,
+        prior=spec,
+        n=n,
+        sigma_e=sigma_e,
+        kappa_log=kappa_log,
+        C_lambda=C_lambda,
+        closed_form=closed_form,
+        inclusion=label,
+        coordinates=coords,
+        eta=np.exp(log_eta),
+        delta=delta,
+        log_lipschitz=log_lip,
+        log_inv_inclusion=log_inv,
+        inclusion_theory=theory,
+        inclusion_reference=reference,
+        inclusion_edge=edge,
+        selection=selection,
+        slab=slab,
+        resolution=resolution,
+        magnitude=magnitude,
+        noise_floor=noise_floor,
+        n_r_n=n_r_n,
+        r_n=r_n,
+        eps_n=eps_n,
+        xi_n=xi,
+        risk_bound=risk,
+        dominant=dominant,
+        dominant_per_layer=per_layer,
+        sieve_active=sbar,
+        sieve_log_bounds=log_bbar,
+        sieve_entropy=entropy,
+        conditions=conds,
+    )
+
+
+def _dominance(
+    selection: np.ndarray,
+    resolution: np.ndarray,
+    magnitude: np.ndarray,
+    n_r_n: np.ndarray,
+    noise_floor: np.ndarray,
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """Largest term per layer, and overall (term and layer), for every ``n``."""
+    n_rows, depth = selection.shape
+    names = np.array(["selection", "slab resolution", "slab magnitude"], dtype=object)
+    sel = np.concatenate([selection, np.full((n_rows, 1), -np.inf)], axis=1)
+    stack = np.stack([sel, resolution, magnitude], axis=-1)  # (n, L+1, 3)
+    per_layer = names[np.argmax(stack, axis=-1)]
+    labels = np.array(
+        [f"{name}, layer {layer}" for layer in range(1, depth + 2) for name in names], dtype=object
+    )
+    flat = stack.reshape(n_rows, -1)
+    best = np.argmax(flat, axis=1)
+    overall = labels[best]
+    floor = (noise_floor >= n_r_n) & (noise_floor > flat[np.arange(n_rows), best])
+    overall = np.where(floor, "noise floor T/2", overall)
+    return tuple(overall.tolist()), tuple(map(tuple, per_layer.tolist()))
+
+
+def local_slope(
+    arch: Architecture,
+    prior: Prior | str | PriorSpec,
+    n: np.ndarray | float,
+    *,
+    step: float = 0.01,
+    **kwargs: object,
+) -> np.ndarray:
+    """``d log eps_n^2 / d log n`` by a central difference of half-width ``step`` in ``log n``.
+
+    ``log eps_n^2`` is smooth in ``log n`` (curvature ``O(1/log^2 n)``), so the truncation
+    error is ``O(step^2 / log^3 n)``; other keyword arguments go to :func:`contraction_rate`.
+    """
+    n = _check_n(n)
+    h = check_real("step", step, lower=0.0, upper=0.5, lower_open=True)
+    if np.any(n * math.exp(-h) <= 1.0):
+        raise InvalidParameterError("n", f"> exp(step) = {math.exp(h):.4g} for a local slope", n)
+    kwargs = dict(kwargs)
+    kwargs["conditions"] = False
+    up = contraction_rate(arch, prior, n * math.exp(h), **kwargs)
+    down = contraction_rate(arch, prior, n * math.exp(-h), **kwargs)
+    return (np.log(up.eps2) - np.log(down.eps2)) / (2.0 * h)
+
+
+def dense_rate(
+    arch: Architecture, prior: Prior | str | PriorSpec, n: np.ndarray | float, **kwargs: object
+) -> ContractionRate:
+    """The rate of the same network with every node active (``s_l = k_l``): no node sparsity."""
+    return contraction_rate(arch.dense(), prior, n, **kwargs)
+
+
+def edge_sparse_rate(
+    arch: Architecture, n: np.ndarray | float, *, kappa_log: float = 1.0
+) -> EdgeRate:
+    """Bai, Song & Cheng (2020) rate for the same truth written as an edge-sparse network.
+
+    ``r_n = ((L+1) s / n) log N + (s / n) log(p sqrt(n / s))`` with ``s = arch.edges``
+    (weights and biases among active nodes, ``sum_l s_l (s_{l-1} + 1)``) and
+    ``N = max_l k_l`` (docs/theory.md, section 4.3). An order, up to constants.
+    """
+    n = _check_n(n)
+    kappa_log = check_real("kappa_log", kappa_log, lower=0.0)
+    s = float(arch.edges)
+    width = max(arch.hidden)
+    r_n = (arch.depth + 1) * s / n * np.log(width) + s / n * np.log(arch.p * np.sqrt(n / s))
+    return EdgeRate(
+        n, arch.edges, width, r_n, np.sqrt(np.maximum(r_n, 0.0)) * np.log(n) ** kappa_log
+    )
