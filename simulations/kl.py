@@ -33,13 +33,14 @@ def kl_bernoulli(logits: torch.Tensor, prior_prob: Scalar) -> torch.Tensor:
     """``KL(Bernoulli(q) || Bernoulli(p))`` with ``q = sigmoid(logits)``, ``p`` in ``(0, 1)``.
 
         KL = q log(q / p) + (1 - q) log((1 - q) / (1 - p))
-           = q (theta - logit p) - softplus(theta) - log(1 - p)
+           = q (theta - logit p) + logsigmoid(-theta) - log(1 - p)
 
-    using ``log q = theta - softplus(theta)`` and ``log(1 - q) = -softplus(theta)``
+    using ``log q = theta + logsigmoid(-theta)`` and ``log(1 - q) = logsigmoid(-theta)``
     for ``theta = logits``: finite, with a finite gradient, when ``q`` rounds to 0 or 1.
     """
     logit_p = _log(prior_prob) - _log(1.0 - prior_prob)
-    return torch.sigmoid(logits) * (logits - logit_p) - F.softplus(logits) - _log(1.0 - prior_prob)
+    tail = F.logsigmoid(-logits)
+    return torch.sigmoid(logits) * (logits - logit_p) + tail - _log(1.0 - prior_prob)
 
 
 def kl_normal(mu_q: torch.Tensor, sd_q: torch.Tensor, mu_p: Scalar, sd_p: Scalar) -> torch.Tensor:

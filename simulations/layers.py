@@ -112,6 +112,12 @@ def _check_probability(value: object, field: str) -> float:
     return float(value)
 
 
+def _point_mass_kl(mask: torch.Tensor, prior_inclusion: float) -> torch.Tensor:
+    """``KL(delta_m || Bern(lambda))``: -log lambda where m = 1, else ``-log(1 - lambda)``."""
+    log_in, log_out = math.log(prior_inclusion), math.log1p(-prior_inclusion)
+    return -(mask * log_in + (1.0 - mask) * log_out)
+
+
 class _SlabLinear(torch.autograd.Function):
     """Fused training pass of a Gaussian-slab layer: a sample and the slab KL, explicit backward.
 
@@ -664,8 +670,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
         """``sum_j KL(Bern(pi_j) || Bern(lambda))``, ``[R]`` (a point mass once frozen)."""
         if self.frozen_mask is None:
             return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
-        log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
-        return -torch.where(self.frozen_mask > 0, log_in, log_out).sum(-1)
+        return _point_mass_kl(self.frozen_mask, self.prior_inclusion).sum(-1)
 
     def _scale_kl(self) -> torch.Tensor | float:
         return 0.0 if self.scale_factor is None else self.scale_factor.kl()
@@ -791,8 +796,7 @@ class EdgeSpikeSlabLinear(VariationalLinear):
         if self.frozen_mask is None:
             indicator = kl_bernoulli(self.theta, self.prior_inclusion)
         else:
-            log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
-            indicator = -torch.where(self.frozen_mask > 0, log_in, log_out)
+            indicator = _point_mass_kl(self.frozen_mask, self.prior_inclusion)
         return (indicator + self._weights() * gauss).sum((-2, -1))
 
     def _weights(self) -> torch.Tensor:
@@ -890,8 +894,7 @@ class InputSpike(nn.Module):
         """``sum_i KL(Bern(pi_i) || Bern(lambda))`` (point mass at the frozen mask), ``[R]``."""
         if self.frozen_mask is None:
             return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
-        log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
-        return -torch.where(self.frozen_mask > 0, log_in, log_out).sum(-1)
+        return _point_mass_kl(self.frozen_mask, self.prior_inclusion).sum(-1)
 
     def inclusion_probs(self) -> torch.Tensor:
         """``pi_i``, ``[R, p]``; the 0/1 mask once frozen."""

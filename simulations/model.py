@@ -34,7 +34,18 @@ from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["BayesianMLP", "Kept", "ModelConfig"]
+__all__ = ["BayesianMLP", "Kept", "ModelConfig", "activation_function", "activation_module"]
+
+
+def activation_function(activation: Activation | str):
+    """The torch function of an :class:`ssbnn_theory.Activation`."""
+    return _ACTIVATIONS[parse_enum(Activation, activation, "activation")]
+
+
+def activation_module(activation: Activation | str) -> nn.Module:
+    """A fresh ``torch.nn`` module of an :class:`ssbnn_theory.Activation`."""
+    return _ACTIVATION_MODULES[parse_enum(Activation, activation, "activation")]()
+
 
 _ACTIVATIONS = {
     Activation.RELU: torch.relu,
@@ -236,15 +247,12 @@ class ModelConfig:
         if n is None or not _is_number(n) or n < 1:
             allowed = "an integer >= 1 (the training-set size) with prior_inclusion='reference'"
             raise InvalidParameterError("n", allowed, n)
-        from ssbnn_theory.selection import reference_inclusion_probs
+        from ssbnn_theory.architecture import Architecture
+        from ssbnn_theory.selection import edge_log_inv_inclusion, reference_inclusion_probs
 
         node = np.asarray(reference_inclusion_probs(self.p, self.hidden, self.outputs, int(n)))
-        widths = (self.p, *self.hidden, self.outputs)
-        weights = sum((widths[i] + 1) * widths[i + 1] for i in range(len(widths) - 1))
-        log_inv_edge = math.log(weights) + 0.1 * (
-            (self.depth + 1) * math.log(max(self.hidden)) + math.log(math.sqrt(n) * self.p)
-        )
-        edge = math.exp(-log_inv_edge)
+        arch = Architecture(p=self.p, hidden=self.hidden, outputs=self.outputs)
+        edge = math.exp(-float(edge_log_inv_inclusion(arch, int(n))))
         return tuple(
             edge if prior is Prior.EDGE_SS else float(node[i]) for i, prior in enumerate(self.prior)
         )

@@ -1,0 +1,320 @@
+"""fit: replicate independence, checkpoint and resume, non-finite detection, data validation."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from simulations.model import BayesianMLP, ModelConfig
+from simulations.relaxed import TemperatureSchedule
+from simulations.train import FitReport, NonFiniteError, TrainConfig, fit
+from ssbnn_theory.errors import InvalidParameterError
+
+D = torch.float64
+P, N = 6, 60
+
+
+def data(replicates, seed=0, n=N, dtype=D):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.rand(replicates, n, P, generator=gen, dtype=dtype) * 2 - 1
+    y = torch.relu(2 * x[..., :1] - x[..., 1:2]) + 0.3 * torch.randn(
+        replicates, n, 1, generator=gen, dtype=dtype
+    )
+    return x, y
+
+
+def config(prior="ss-ghs", **kw):
+    kw.setdefault("prior_inclusion", 0.2)
+    return ModelConfig(p=P, hidden=(5, 4), prior=prior, **kw)
+
+
+# A run that uses every moving part: minibatches over several epochs, KL warm-up, a
+# temperature schedule, per-replicate clipping, then fine-tuning with frozen masks.
+FULL = TrainConfig(
+    steps=24,
+    batch_size=16,
+    lr=2e-2,
+    grad_clip=0.5,
+    kl_warmup_steps=10,
+    finetune_steps=6,
+    temperature=TemperatureSchedule(1.0, 0.3, 12, "exponential"),
+    checkpoint_every=5,
+    log_every=4,
+)
+
+
+def parameters(model):
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+def test_report_fields_and_learning():
+    x, y = data(3)
+    model = BayesianMLP(config(), [1, 2, 3], dtype=D)
+    report = fit(model, x, y, TrainConfig(steps=200, batch_size=20, lr=2e-2, log_every=50))
+    assert isinstance(report, FitReport) and report.steps == 200 and report.replicates == 3
+    assert report.loss_history.shape == (4, 3) and report.logged_steps.tolist() == [
+        50,
+        100,
+        150,
+        200,
+    ]
+    assert report.final_nll.shape == (3,) and report.final_kl.shape == (3,)
+    assert report.wall_s > 0 and report.replicate_steps_per_s > 0 and report.peak_memory_bytes > 0
+    assert (report.loss_history[-1] < report.loss_history[0]).all()
+    assert report.resumed_from == 0 and report.device == "cpu"
+
+
+@pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss"])
+def test_batched_run_equals_separate_runs(prior):
+    """R = 4 batched equals four R = 1 runs with the same seeds (float64).
+
+    Everything a replicate computes comes from its own seeds and data; the only
+    difference left is the summation order inside MKL's batched GEMM against its
+    single-matrix GEMM (last-bit differences for some matrix shapes), so the
+    parameters agree to 1e-9 relative after 30 steps, well below any effect of
+    coupling (a shared minibatch, noise stream or clipping norm changes them at 1e-2).
+    """
+    x, y = data(4)
+    seeds = [11, 22, 33, 44]
+    cfg = config(prior, input_spike=True)
+    batched = BayesianMLP(cfg, seeds, dtype=D)
+    report = fit(batched, x, y, FULL)
+    for r, seed in enumerate(seeds):
+        single = BayesianMLP(cfg, [seed], dtype=D)
+        single_report = fit(single, x[r : r + 1], y[r : r + 1], FULL)
+        for name, value in parameters(single).items():
+            torch.testing.assert_close(
+                dict(batched.named_parameters())[name][r : r + 1].detach(),
+                value,
+                rtol=1e-9,
+                atol=1e-12,
+                msg=f"replicate {r}, {name}",
+            )
+        np.testing.assert_allclose(
+            report.loss_history[:, r], single_report.loss_history[:, 0], rtol=1e-9
+        )
+
+
+@pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss"])
+def test_replicates_are_bitwise_independent(prior):
+    """Replicate 0 gives bitwise the same numbers whatever the other replicates hold:
+    other seeds, other data, and a target scale 1e3 larger (so that their gradients are
+    clipped while replicate 0's are not)."""
+    x, y = data(3)
+    cfg = config(prior, input_spike=True)
+    first = BayesianMLP(cfg, [5, 6, 7], dtype=D)
+    fit(first, x, y, FULL)
+    x2, y2 = data(3, seed=9)
+    x2[0], y2[0] = x[0], y[0]
+    y2[1:] *= 1e3
+    second = BayesianMLP(cfg, [5, 60, 70], dtype=D)
+    fit(second, x2, y2, FULL)
+    for (name, a), (_, b) in zip(first.named_parameters(), second.named_parameters(), strict=True):
+        assert torch.equal(a[0], b[0]), name
+        assert not torch.equal(a[1], b[1]), name
+
+
+def test_checkpoint_resume_is_bitwise_identical(tmp_path):
+    """Interrupted at step 13 (after the checkpoint of step 10) and resumed, the run ends
+    bitwise equal to the uninterrupted one: parameters, loss history and the generators."""
+    x, y = data(2)
+    cfg = config("ss-gl", input_spike=True)
+    straight = BayesianMLP(cfg, [3, 4], dtype=D)
+    reference = fit(straight, x, y, FULL, checkpoint=tmp_path / "a.pt")
+
+    def interrupt(step, total):
+        assert total == 30
+        if step == 13:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "b.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, FULL, checkpoint=path, progress=interrupt)
+    assert torch.load(path, weights_only=True)["step"] == 10
+    resumed_model = BayesianMLP(cfg, [3, 4], dtype=D)
+    resumed = fit(resumed_model, x, y, FULL, checkpoint=path)
+    assert resumed.resumed_from == 10 and resumed.steps == 30
+    for (name, a), (_, b) in zip(
+        straight.named_parameters(), resumed_model.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert np.array_equal(reference.loss_history, resumed.loss_history)
+    assert np.array_equal(reference.logged_steps, resumed.logged_steps)
+    assert np.array_equal(reference.final_nll, resumed.final_nll)
+    for g1, g2 in zip(straight.generators, resumed_model.generators, strict=True):
+        assert torch.equal(g1.get_state(), g2.get_state())
+    assert resumed_model.masks_frozen
+    # a finished checkpoint: nothing left to do, the same report figures
+    again = fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, FULL, checkpoint=path)
+    assert again.resumed_from == 30 and np.array_equal(again.final_nll, reference.final_nll)
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ("config", "TrainConfig"),
+        ("seeds", "seeds"),
+        ("model", "ModelConfig"),
+        ("data", "data"),
+    ],
+)
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, change, what):
+    x, y = data(2)
+    path = tmp_path / "c.pt"
+    short = TrainConfig(steps=4, batch_size=16, checkpoint_every=2)
+    fit(BayesianMLP(config(), [1, 2], dtype=D), x, y, short, checkpoint=path)
+    cfg, seeds, train = config(), [1, 2], short
+    if change == "config":
+        train = TrainConfig(steps=5, batch_size=16, checkpoint_every=2)
+    elif change == "seeds":
+        seeds = [1, 3]
+    elif change == "model":
+        cfg = config(sigma_0=2.0)
+    else:
+        y = y + 1
+    with pytest.raises(InvalidParameterError, match=what) as err:
+        fit(BayesianMLP(cfg, seeds, dtype=D), x, y, train, checkpoint=path)
+    assert err.value.field == "checkpoint"
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"not a checkpoint")
+    x, y = data(1)
+    with pytest.raises(InvalidParameterError) as err:
+        fit(BayesianMLP(config(), [1], dtype=D), x, y, TrainConfig(steps=2), checkpoint=path)
+    assert err.value.field == "checkpoint"
+
+
+def test_non_finite_parameters_stop_training_naming_replicate_and_step():
+    x, y = data(3)
+    model = BayesianMLP(config(), [1, 2, 3], dtype=D)
+    with torch.no_grad():
+        model.layers[1].mu[2, 0, 0] = math.nan
+    with pytest.raises(NonFiniteError, match="replicate 2 at step 1") as err:
+        fit(model, x, y, TrainConfig(steps=5))
+    assert (err.value.replicate, err.value.step) == (2, 1)
+
+
+def test_diverging_gradients_stop_training():
+    """A learning rate of 1e30 sends replicate parameters to inf within a few steps."""
+    x, y = data(2)
+    model = BayesianMLP(config("dense"), [1, 2], dtype=D)
+    with pytest.raises(NonFiniteError) as err:
+        fit(model, x, y, TrainConfig(steps=50, lr=1e30, log_every=1))
+    assert err.value.step <= 50 and err.value.replicate in (0, 1)
+
+
+def test_fine_tuning_freezes_the_indicators():
+    """During fine-tuning the inclusion logits do not move and the masks stay frozen."""
+    x, y = data(2)
+    model = BayesianMLP(config("ss-ghs"), [1, 2], dtype=D)
+    seen = {}
+
+    def record(step, total):
+        if step in (20, 30):
+            seen[step] = model.layers[0].theta.detach().clone()
+
+    fit(model, x, y, TrainConfig(steps=20, finetune_steps=10, lr=2e-2), progress=record)
+    assert torch.equal(seen[20], seen[30])
+    assert model.masks_frozen
+    torch.testing.assert_close(model.inclusion_probs()[0], (torch.sigmoid(seen[20]) > 0.5).to(D))
+
+
+def test_kl_warm_up_schedule():
+    cfg = TrainConfig(steps=10, kl_warmup_steps=4)
+    assert [cfg.kl_weight(t) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert TrainConfig().kl_weight(0) == 1.0
+
+
+def test_float32_and_categorical_runs():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 40, P, generator=gen)
+    y = torch.randint(0, 3, (2, 40), generator=gen)
+    model = BayesianMLP(config("ss-gl", likelihood="categorical", outputs=3), [1, 2])
+    report = fit(model, x, y, TrainConfig(steps=20, batch_size=10))
+    assert np.isfinite(report.loss_history).all() and report.final_nll.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("x_shape", "y_change", "field"),
+    [
+        ((2, N, P + 1), None, "x"),
+        ((3, N, P), None, "x"),
+        ((2, N, P), "short", "y"),
+        ((2, N, P), "nan_x", "x"),
+        ((2, N, P), "inf_y", "y"),
+        ((2, N, P), "int_y", "y.dtype"),
+    ],
+)
+def test_bad_data_name_the_field(x_shape, y_change, field):
+    x = torch.rand(x_shape, dtype=D)
+    y = torch.rand(x_shape[0], x_shape[1], 1, dtype=D)
+    if y_change == "short":
+        y = y[:, :-1]
+    elif y_change == "nan_x":
+        x[1, 3, 2] = math.nan
+    elif y_change == "inf_y":
+        y[0, 0, 0] = math.inf
+    elif y_change == "int_y":
+        y = y.long()
+    model = BayesianMLP(config(), [1, 2], dtype=D)
+    with pytest.raises(InvalidParameterError) as err:
+        fit(model, x, y, TrainConfig(steps=2))
+    assert err.value.field == field
+
+
+def test_bernoulli_targets_and_batch_size_are_checked():
+    x = torch.rand(1, N, P, dtype=D)
+    model = BayesianMLP(config(likelihood="bernoulli"), [1], dtype=D)
+    with pytest.raises(InvalidParameterError) as err:
+        fit(model, x, torch.full((1, N, 1), 0.5, dtype=D), TrainConfig(steps=2))
+    assert err.value.field == "y"
+    with pytest.raises(InvalidParameterError) as err:
+        fit(model, x, torch.ones(1, N, 1, dtype=D), TrainConfig(steps=2, batch_size=N + 1))
+    assert err.value.field == "batch_size"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"lr": -1.0}, "lr"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"betas": (0.9, 1.0)}, "betas"),
+        ({"grad_clip": 0.0}, "grad_clip"),
+        ({"kl_warmup_steps": -1}, "kl_warmup_steps"),
+        ({"finetune_steps": 1.5}, "finetune_steps"),
+        ({"temperature": 0.5}, "temperature"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"log_every": 0}, "log_every"),
+    ],
+)
+def test_train_config_rejects_bad_values(kwargs, field):
+    with pytest.raises(InvalidParameterError) as err:
+        TrainConfig(**kwargs)
+    assert err.value.field == field
+
+
+def test_sgd_option_trains():
+    x, y = data(1)
+    model = BayesianMLP(config("dense"), [1], dtype=D)
+    report = fit(model, x, y, TrainConfig(steps=40, optimizer="sgd", lr=1e-2, log_every=20))
+    assert report.loss_history[-1, 0] < report.loss_history[0, 0]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_fit_runs_on_cuda(tmp_path):
+    x, y = data(2, dtype=torch.float32)
+    model = BayesianMLP(config(), [1, 2], device="cuda")
+    report = fit(model, x, y, FULL, checkpoint=tmp_path / "gpu.pt")
+    assert report.device.startswith("cuda") and np.isfinite(report.loss_history).all()
+    resumed = fit(
+        BayesianMLP(config(), [1, 2], device="cuda"), x, y, FULL, checkpoint=tmp_path / "gpu.pt"
+    )
+    assert np.array_equal(resumed.final_nll, report.final_nll)
