@@ -583,6 +583,8 @@ def run_study(
         )
     finally:
         bar.close()
+        if checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()  # only cells killed mid-training leave a checkpoint
     return StudySummary(
         name=spec.name,
         out=out,
