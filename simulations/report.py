@@ -621,14 +621,24 @@ def build_report(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> dic
     return out
 
 
+def has_contraction(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` has any finite contraction metric (not so for user data without f0)."""
+    return any(
+        m in frame and np.isfinite(frame[m].to_numpy(dtype=float)).any() for m in CONTRACTION
+    )
+
+
 def report_markdown(tables: dict[str, Any]) -> str:
     """The Markdown sections (one per design) of a report from :func:`build_report`'s tables."""
     lines = []
     for design, parts in tables.items():
         lines += [f"## {design}", "", "### Contraction (mean ± sd over replicates)", ""]
-        lines += [contraction_markdown(parts["summary"]), ""]
-        if not parts["slopes"].empty:
-            lines += ["### Log-log slopes against n", "", slopes_markdown(parts["slopes"]), ""]
+        if not has_contraction(parts["summary"]):
+            lines += ["Not available: the design has no noise-free truth f0 (user data).", ""]
+        else:
+            lines += [contraction_markdown(parts["summary"]), ""]
+            if not parts["slopes"].empty:
+                lines += ["### Log-log slopes against n", "", slopes_markdown(parts["slopes"]), ""]
         lines += [
             "### Node recovery per hidden layer",
             "",
@@ -674,7 +684,7 @@ def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report
                 continue
             slopes = parts["slopes"]
             slopes = slopes[slopes["hidden"] == hidden] if not slopes.empty else slopes
-            if not slopes.empty:
+            if not slopes.empty and has_contraction(labelled[mask]):
                 stem = folder / _figure_stem(design, str(hidden), "contraction")
                 figures += contraction_figure(labelled[mask], slopes, stem)
             long = recovery_long(table[mask])

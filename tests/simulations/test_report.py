@@ -232,3 +232,16 @@ def test_report_of_one_n_has_no_contraction_figure_and_empty_study_is_refused(tm
         InvalidParameterError, match=r"^DIR: must be a study folder with at least one"
     ):
         write_report(empty.root)
+
+
+def test_report_of_user_data_without_truth(tmp_path):
+    from simulations.report import write_report
+
+    table = _synthetic_table(replicates=2)
+    for column in ("dH2_mean", "l2_risk_mean", "l2_risk_of_mean", "eps_n", "r_n"):
+        table[column] = np.nan
+    table["true_nodes"] = None
+    report = write_report(_store(tmp_path, table).root, boot=200)
+    assert [p.stem for p in report.figures] == ["nodes_relu_teacher_16x16"] * 2
+    assert "Not available: the design has no noise-free truth" in report.text
+    assert "Log-log slopes" not in report.text

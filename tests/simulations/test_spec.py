@@ -280,3 +280,23 @@ def test_any_corrupted_value_gives_invalid_parameter_error_or_a_valid_spec(secti
     except InvalidParameterError as exc:
         assert "\n" not in str(exc)
         assert str(exc).split(":")[0].split(".")[0].split("[")[0] in (*BASE, "design (p)")
+
+
+def test_dataset_path_is_relative_to_the_spec_and_hashed(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "y"])
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    data = copy.deepcopy(BASE)
+    data["design"] = {"name": "dataset", "path": "data.csv", "target": "y"}
+    data["model"]["sigma_e"] = "learned"
+    spec = parse_spec(data, base=tmp_path)
+    assert spec.design.params["path"] == str((tmp_path / "data.csv").resolve())
+    assert (spec.design.p, spec.design.noise_sd) == (2, None)
+    assert len(spec.design.files["path"]) == 64
+    data["model"]["sigma_e"] = "known"  # user data has no true noise sd
+    with pytest.raises(
+        InvalidParameterError, match=r"^model\.sigma_e: must be 'learned' or a number"
+    ):
+        parse_spec(data, base=tmp_path)
