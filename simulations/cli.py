@@ -210,10 +210,17 @@ def _results(args: argparse.Namespace) -> int:
         raise InvalidParameterError(
             "DIR", "a study folder with at least one finished cell", args.dir
         )
-    if args.csv:
-        _for_csv(table).to_csv(args.csv, index=False)
-    if args.parquet:
-        table.to_parquet(args.parquet, index=False)
+    for flag, path, write in (
+        ("--csv", args.csv, lambda p: _for_csv(table).to_csv(p, index=False)),
+        ("--parquet", args.parquet, lambda p: table.to_parquet(p, index=False)),
+    ):
+        if path:
+            try:
+                write(path)
+            except OSError as exc:
+                raise InvalidParameterError(
+                    flag, f"a writable file ({exc.strerror})", path
+                ) from None
     shown = table[[c for c in _PRINTED_COLUMNS if c in table]]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.precision", 4):
         print(_for_csv(shown).to_string(index=False))

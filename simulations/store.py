@@ -137,7 +137,12 @@ class ResultStore:
         """
         if self.root.exists() and not self.root.is_dir():
             raise InvalidParameterError("out", "a folder", str(self.root))
-        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.cells_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidParameterError(
+                "out", f"a folder that can be created ({exc.strerror})", str(self.root)
+            ) from None
         for stale in self.cells_dir.glob(_TMP_PREFIX + "*"):
             stale.unlink(missing_ok=True)
         for stale in self.root.glob(_TMP_PREFIX + "*"):

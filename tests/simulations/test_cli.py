@@ -130,6 +130,8 @@ def test_bad_input_exits_2_with_one_line_naming_the_key(tmp_path, capsys):
     assert line.startswith("ssbnn results: error: DIR: must be a study output folder")
     assert "report" in _error(capsys, "report", str(tmp_path))
     assert "invalid choice" in _error(capsys, "simulat")
+    line = _error(capsys, "simulate", spec, "--out", "/proc/ssbnn-no-such-place")
+    assert line.startswith("ssbnn simulate: error: out: must be a folder that can be created")
     import torch
 
     if not torch.cuda.is_available():
@@ -189,6 +191,8 @@ def test_simulate_results_and_report(uninterrupted, tmp_path, capsys):
     csv = pd.read_csv(tmp_path / "t.csv")
     assert [json.loads(v) for v in csv["hidden"]] == [[6, 4]] * 12
     assert len(csv.columns) == len(table.columns)
+    line = _error(capsys, "results", str(out), "--csv", str(tmp_path / "no" / "such" / "t.csv"))
+    assert line.startswith("ssbnn results: error: --csv: must be a writable file")
     code, stdout, _ = _run(capsys, "report", str(out))
     assert code == 0 and "Log-log slopes against n" in stdout
     assert (out / "report" / "summary.md").is_file()
