@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from ssbnn_theory._checks import check_real
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Activation, FanIn, Prior
 from ssbnn_theory.errors import InvalidParameterError
@@ -287,6 +288,8 @@ def _architecture(args: argparse.Namespace) -> Architecture:
 
 
 def _priors(args: argparse.Namespace) -> list[PriorSpec]:
+    if args.c is not None:  # only ss-ghs uses it, but a bad value is an error for any prior
+        check_real("c", args.c, lower=0.0, lower_open=True)
     names = args.prior or ["all"]
     chosen: list[Prior] = []
     for name in names:

@@ -32,6 +32,7 @@ __all__ = [
     "log_binomial_coefficient",
     "log_binomial_tail",
     "log_mass_outside_sieve",
+    "mixed_sieve_entropy",
     "outside_mass_kernel",
     "sieve_entropy",
 ]
@@ -45,11 +46,12 @@ def log_binomial_coefficient(k: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def log_binomial_tail(k: np.ndarray, log_lambda: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Chernoff bound ``log P(Bin(k, lambda) >= m) <= -k KL(m/k || lambda)`` for ``m >= k lambda``.
+    """An upper bound on ``log P(Bin(k, lambda) >= m)``.
 
-    ``0`` (the trivial bound) for ``m <= k lambda``; ``-inf`` for ``m > k``. Exact for
-    ``m = k`` (``k log lambda``). Nonincreasing in ``m``; ``lambda`` enters as
-    ``log lambda`` so that tiny inclusion probabilities stay exact.
+    For ``m >= k lambda`` the smaller of the Chernoff bound ``-k KL(m/k || lambda)`` and the
+    union bound ``log C(k, m) + m log lambda``; ``0`` (trivial) for ``m <= k lambda``; ``-inf``
+    for ``m > k``. Exact for ``m = k`` (``k log lambda``). Nonincreasing in ``m``; ``lambda``
+    enters as ``log lambda`` so that tiny inclusion probabilities stay exact.
     """
     k = np.asarray(k, np.float64)
     m = np.asarray(m, np.float64)
@@ -60,8 +62,9 @@ def log_binomial_tail(k: np.ndarray, log_lambda: np.ndarray, m: np.ndarray) -> n
         kl = special.xlogy(q, q) - q * log_lambda + special.xlogy(1.0 - q, 1.0 - q)
         kl = kl - np.where(q < 1.0, (1.0 - q) * log_1m_lambda, 0.0)
         bound = -k * kl
+        union = log_binomial_coefficient(k, np.minimum(m, k)) + m * log_lambda
     lam_k = k * np.exp(log_lambda)
-    out = np.where(m <= lam_k, 0.0, np.minimum(bound, 0.0))
+    out = np.where(m <= lam_k, 0.0, np.minimum(np.minimum(bound, union), 0.0))
     return np.where(m > k, -np.inf, out)
 
 
@@ -255,3 +258,31 @@ def choose_sieve(
     )
     log_bbar = np.maximum(np.concatenate([log_b_hidden, log_b_out], axis=-1), _log(a["B"]))
     return sbar, log_bbar
+
+
+def mixed_sieve_entropy(arch: Architecture, sbar: np.ndarray, log_delta: np.ndarray) -> np.ndarray:
+    """Entropy bound of the sieves with ``sbar_l`` nodes in one layer ``l`` and ``s_j`` elsewhere.
+
+    Column ``l`` of the result (shape (..., L)) bounds ``log N(eps)`` for the sieve whose
+    layer ``l`` has ``sbar_l`` nodes and every other hidden layer its true ``s_j``, all at
+    the architecture's bounds, using the grid resolution ``delta`` of the sieve with
+    ``sbar`` in every layer (``log_delta``, shape (...)): that sieve contains the mixed
+    ones, so its ``delta*`` is no larger than theirs and the count stays an upper bound.
+    """
+    a = arch.as_arrays()
+    depth = arch.depth
+    k_hidden, s_hidden = a["k"][:-1], a["s"][:-1]
+    batch = sbar.shape[:-1]
+    eye = np.eye(depth, dtype=bool)
+    counts = np.where(eye, sbar[..., None, :], s_hidden)  # (..., L, L): row l mixes layer l
+    outputs = np.broadcast_to(a["k"][-1], (*batch, depth, 1))
+    counts_all = np.concatenate([counts, outputs], axis=-1)  # (..., L, L+1)
+    if arch.fan_in is FanIn.ACTIVE:
+        first = np.broadcast_to(a["m"][0], (*batch, depth, 1))
+        m = np.concatenate([first, counts], axis=-1)
+    else:
+        m = np.broadcast_to(a["m"], counts_all.shape)
+    log_ceil = _log_ceil_ratio(_log(a["B"]), log_delta[..., None])  # (..., L+1)
+    grid = np.sum(counts_all * (m + 1.0) * log_ceil[..., None, :], axis=-1)
+    pattern = np.sum(log_binomial_coefficient(k_hidden, counts), axis=-1)
+    return pattern + grid

@@ -125,8 +125,10 @@ class LogNetwork:
         g_closed, _ = self.evaluate(closed)
         # exact arithmetic gives g(closed) <= log eta; absorb rounding with g(u - D) <= g(u) - D
         closed = np.where(g_closed <= log_eta, closed, closed - (g_closed - log_eta) - tol)
+        # the caller may round-trip u through exp/log: keep a margin of a few ulps (g' >= 1)
+        guard = 1e-14 * np.maximum(1.0, np.abs(closed))
         if closed_form:
-            return closed
+            return closed - guard
         lo = closed
         done = g_hi - log_eta <= tol
         for _ in range(_ROOT_ITERATIONS):
@@ -143,7 +145,8 @@ class LogNetwork:
             done |= landed | (g_hi - log_eta <= tol)
         below = hi - (g_hi - log_eta) - tol
         g_below, _ = self.evaluate(below)
-        return np.where(g_below <= log_eta, np.maximum(lo, below), lo)
+        best = np.where(g_below <= log_eta, np.maximum(lo, below), lo)
+        return best - 1e-14 * np.maximum(1.0, np.abs(best))
 
 
 def arch_network(arch: Architecture) -> LogNetwork:

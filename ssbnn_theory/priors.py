@@ -510,8 +510,8 @@ def slab_log_density(prior: Prior | str | PriorSpec, w: np.ndarray) -> np.ndarra
 
     ``ss-ig``: Gaussian. ``ss-gl``: the closed form
     ``G(w) = kappa^d exp(-(kappa/sigma_0)||w||_2) / (sigma_0^d 2^d pi^((d-1)/2) Gamma((d+1)/2))``.
-    ``ss-ghs``: the one-dimensional mixture integral over ``tau``, by adaptive quadrature
-    (``scipy.integrate.quad``) in ``log tau``.
+    ``ss-ghs``: the one-dimensional mixture integral over ``tau``, by the trapezoid rule in
+    ``log tau`` (``+inf`` at ``w = 0``, where the horseshoe density has its pole).
     """
     spec = as_prior_spec(prior)
     w = check_real_array("w", w)
@@ -526,19 +526,23 @@ def slab_log_density(prior: Prior | str | PriorSpec, w: np.ndarray) -> np.ndarra
         k = spec.kappa
         norm = d * np.log(k / s0) - d * _LOG2 - 0.5 * (d - 1) * np.log(np.pi)
         return norm - special.gammaln(0.5 * (d + 1)) - (k / s0) * np.sqrt(sq)
-    from scipy import integrate
-
-    def one(q: float) -> float:
-        def integrand(log_tau: float) -> float:
-            tau = np.exp(log_tau)
-            var = _variance_range(spec, np.array(tau * tau))[0]
-            log_gauss = -0.5 * q / var - 0.5 * d * (_LOG_2PI + np.log(var))
-            return float(np.exp(log_gauss + _LOG_2_OVER_PI - np.log1p(tau * tau) + log_tau))
-
-        value, _ = integrate.quad(integrand, -60.0, 60.0, limit=400, points=[0.0])
-        return float(np.log(value))
-
-    return np.vectorize(one)(sq)
+    # horseshoe: log of int N(w; 0, v(tau) I) p(tau) dtau over u = log tau by the trapezoid
+    # rule (step 0.01 on [-60, 60]; exponentially accurate for this smooth, decaying
+    # integrand); the density is infinite at w = 0
+    u = np.arange(-60.0, 60.0 + 1e-9, 0.01)
+    tau2 = np.exp(2.0 * u)
+    var = _variance_range(spec, tau2)[0]
+    base = -0.5 * d * (_LOG_2PI + np.log(var)) + _LOG_2_OVER_PI - np.log1p(tau2) + u
+    flat = sq.reshape(-1)
+    out = np.empty(flat.shape)
+    for start in range(0, flat.size, 256):
+        q = flat[start : start + 256, None]
+        terms = base - 0.5 * q / var
+        terms[:, [0, -1]] -= _LOG2  # trapezoid end weights
+        peak = np.max(terms, axis=1, keepdims=True)
+        total = np.log(np.sum(np.exp(terms - peak), axis=1)) + peak[:, 0] + np.log(0.01)
+        out[start : start + 256] = np.where(q[:, 0] == 0.0, np.inf, total)
+    return out.reshape(sq.shape)
 
 
 def sample_slab(

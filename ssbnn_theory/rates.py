@@ -21,7 +21,12 @@ import numpy as np
 
 from ssbnn_theory._checks import check_real, check_real_array
 from ssbnn_theory.architecture import Architecture
-from ssbnn_theory.entropy import choose_sieve, covering_terms, outside_mass_kernel
+from ssbnn_theory.entropy import (
+    choose_sieve,
+    covering_terms,
+    mixed_sieve_entropy,
+    outside_mass_kernel,
+)
 from ssbnn_theory.enums import Prior
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.lipschitz import arch_network
@@ -330,6 +335,19 @@ def _verdict(n: np.ndarray, holds: np.ndarray) -> str:
     return f"holds for {int(np.sum(h))} of {len(h)} values of n"
 
 
+def _ratio_note(n: np.ndarray, lhs: np.ndarray, rhs: np.ndarray) -> str:
+    """``; ratio lhs/rhs from a to b, <trend> in n`` (the theorem allows any constant in n)."""
+    order = np.argsort(n)
+    ratio = (lhs / rhs)[order]
+    if ratio.size > 1 and np.all(np.diff(ratio) <= 0):
+        trend = "nonincreasing in n"
+    elif ratio.size > 1 and np.all(np.diff(ratio) >= 0):
+        trend = "increasing in n"
+    else:
+        trend = "not monotone in n" if ratio.size > 1 else "at one n"
+    return f"; ratio {np.min(ratio):.3g} to {np.max(ratio):.3g} ({trend})"
+
+
 def _conditions(
     arch: Architecture,
     spec: PriorSpec,
@@ -344,7 +362,7 @@ def _conditions(
     n_eps2 = n * eps2
     entropy = np.sum(sieve["pattern"], axis=-1) + np.sum(sieve["grid"], axis=-1)
     entropy_ok = entropy <= n_eps2
-    entropy_verdict = _verdict(n, entropy_ok)
+    entropy_verdict = _verdict(n, entropy_ok) + _ratio_note(n, entropy, n_eps2)
     at_bounds = np.sum(sieve["pattern"], axis=-1) + np.sum(sieve["grid_at_bounds"], axis=-1)
     if np.any(~entropy_ok & (at_bounds <= n_eps2)):
         worst = float(np.max(sieve["log_bbar"]))
@@ -390,7 +408,6 @@ def _conditions(
         ),
     ]
     a = arch.as_arrays()
-    share = a["s"] * a["r"] / float(arch.coordinates)
     sbar = sieve["sbar"]
     for layer in range(1, arch.depth + 1):
         col = layer - 1
@@ -408,10 +425,10 @@ def _conditions(
                 + ("" if np.all(small_ok) else "; the inclusion prior inflates the rate"),
             )
         )
-        layer_entropy = sieve["grid_at_bounds"][:, col] + sieve["pattern"][:, col]
-        budget = n_eps2 * share[col]
+        layer_entropy = sieve["mixed"][:, col]
+        budget = n_eps2
         large_ok = layer_entropy <= budget
-        verdict = _verdict(n, large_ok)
+        verdict = _verdict(n, large_ok) + _ratio_note(n, layer_entropy, budget)
         if not np.all(large_ok):
             verdict += (
                 f"; its binomial tail forces a sieve of up to {int(np.max(sbar[:, col]))} of "
@@ -420,8 +437,8 @@ def _conditions(
         out.append(
             Condition(
                 f"lambda_{layer} not too large",
-                f"entropy of layer {layer} with the sbar_{layer} its binomial tail pays for "
-                f"<= its share s_l r_l / T = {share[col]:.3g} of n eps_n^2",
+                f"sieve entropy with sbar_{layer} nodes in layer {layer} (the size its binomial "
+                "tail pays for) and the true s_j elsewhere <= n eps_n^2",
                 layer,
                 n,
                 layer_entropy,
@@ -485,7 +502,10 @@ def contraction_rate(
     sigma_e = check_real("sigma_e", sigma_e, lower=0.0, lower_open=True)
     kappa_log = check_real("kappa_log", kappa_log, lower=0.0)
     C_lambda = check_real("C_lambda", C_lambda, lower=0.0)
-    xi = np.broadcast_to(check_real_array("xi_n", xi_n, lower=0.0), n.shape).astype(np.float64)
+    xi = check_real_array("xi_n", xi_n, lower=0.0)
+    if xi.ndim > 1 or xi.size not in (1, n.size):
+        raise InvalidParameterError("xi_n", f"a number or one value per n ({n.size})", xi.tolist())
+    xi = np.broadcast_to(xi.reshape(-1) if xi.ndim else xi, n.shape).astype(np.float64)
     if not isinstance(closed_form, bool):
         raise InvalidParameterError("closed_form", "true or false", closed_form)
 
@@ -530,12 +550,14 @@ def contraction_rate(
         sbar, log_bbar = choose_sieve(arch, spec, log_inv, log_budget)
         log_eps = np.log(eps_n)
         pattern, grid, _ = covering_terms(arch, sbar, log_bbar, log_eps, closed_form)
+        _, grid_at_bounds, log_delta_bounds = covering_terms(arch, sbar, None, log_eps, closed_form)
         sieve = {
             "sbar": sbar,
             "log_bbar": log_bbar,
             "pattern": pattern,
             "grid": grid,
-            "grid_at_bounds": covering_terms(arch, sbar, None, log_eps, closed_form)[1],
+            "grid_at_bounds": grid_at_bounds,
+            "mixed": mixed_sieve_entropy(arch, sbar, log_delta_bounds),
             "log_outside": outside_mass_kernel(arch, spec, sbar, log_bbar, log_inv),
             "log_budget": log_budget,
         }

@@ -161,9 +161,9 @@ def save(fig: Figure, path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".pdf"):
-        raise InvalidParameterError("plot", "a file name ending in .png or .pdf", str(path))
     try:
+        if path.suffix.lower() not in (".png", ".pdf"):
+            raise InvalidParameterError("plot", "a file name ending in .png or .pdf", str(path))
         fig.savefig(path)
     except OSError as exc:
         raise InvalidParameterError(

@@ -88,16 +88,36 @@ class SymbolicRate:
 
         return sympy.nsimplify(self.kappa_log)
 
-    def evaluate(self, n: np.ndarray | float, what: str = "eps2", digits: int = 30) -> np.ndarray:
+    def evaluate(
+        self,
+        n: np.ndarray | float | None = None,
+        what: str = "eps2",
+        digits: int = 30,
+        *,
+        log_n: np.ndarray | float | None = None,
+        at: dict[str, float] | None = None,
+    ) -> np.ndarray:
         """Evaluate an expression at the architecture's values and the given ``n`` (mpmath).
 
-        ``what`` is ``"eps2"``, ``"r_n"``, ``"n_r_n"``, ``"delta"``, ``"local_slope"`` or
-        ``"leading_order"``; evaluation uses ``digits`` significant digits.
+        Parameters
+        ----------
+        n, log_n
+            Sample sizes, or their logarithms (for ``n`` beyond float range); one of the two.
+        what
+            ``"eps2"``, ``"r_n"``, ``"n_r_n"``, ``"delta"``, ``"local_slope"``,
+            ``"leading_order"`` or ``"ratio_to_leading"`` (``eps_n^2`` over the leading order).
+        digits
+            Significant digits of the mpmath evaluation.
+        at
+            Values overriding the architecture's, by symbol name (``{"s_1": 2, "B_3": 0.5}``).
         """
         import mpmath
         import sympy
 
-        n = np.atleast_1d(check_real_array("n", n, lower=1.0, lower_open=True)).ravel()
+        from ssbnn_theory.errors import InvalidParameterError
+
+        if (n is None) == (log_n is None):
+            raise InvalidParameterError("n", "given, or log_n given (exactly one)", n)
         exprs = {
             "eps2": lambda: self.eps2,
             "r_n": lambda: self.r_n,
@@ -105,19 +125,29 @@ class SymbolicRate:
             "delta": lambda: self.delta,
             "local_slope": self.local_slope,
             "leading_order": self.leading_order,
+            "ratio_to_leading": lambda: self.eps2 / self.leading_order(),
         }
         if what not in exprs:
-            from ssbnn_theory.errors import InvalidParameterError
-
             raise InvalidParameterError("what", "one of " + ", ".join(exprs), what)
+        values = {str(k): v for k, v in self.values.items()}
+        for name, value in (at or {}).items():
+            if name not in values:
+                raise InvalidParameterError("at", "symbol names " + ", ".join(values), name)
+            values[name] = value
         func = self._numeric.get(what)
         params = list(self.values)
         if func is None:
-            func = sympy.lambdify([self.n, *params], exprs[what](), modules="mpmath")
+            func = sympy.lambdify([self.n, *params], exprs[what](), modules="mpmath", cse=True)
             self._numeric[what] = func
         with mpmath.workdps(digits):
-            args = [mpmath.mpf(str(self.values[x])) for x in params]
-            return np.array([float(func(mpmath.mpf(float(v)), *args)) for v in n])
+            args = [mpmath.mpf(str(values[str(x)])) for x in params]
+            if log_n is not None:
+                logs = np.atleast_1d(check_real_array("log_n", log_n, lower=0.0, lower_open=True))
+                points = [mpmath.exp(mpmath.mpf(float(v))) for v in logs.ravel()]
+            else:
+                ns = np.atleast_1d(check_real_array("n", n, lower=1.0, lower_open=True))
+                points = [mpmath.mpf(float(v)) for v in ns.ravel()]
+            return np.array([float(func(x, *args)) for x in points])
 
 
 def symbolic_rate(

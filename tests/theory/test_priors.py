@@ -1,0 +1,260 @@
+"""Lemma L2 (slab small-ball mass), slab densities, samplers and tails vs quadrature and MC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate, special, stats
+
+from ssbnn_theory import (
+    InvalidParameterError,
+    PriorSpec,
+    log_scale_mass,
+    sample_slab,
+    slab_log_density,
+    slab_log_tail,
+    slab_small_ball,
+)
+from ssbnn_theory.priors import mixture_variance
+
+from .strategies import prior_specs
+
+L2_EXAMPLES = 300
+# quadrature (epsrel 1e-10) of a smooth positive integrand: relative error far below 1e-7
+QUAD_REL = 1e-7
+# Monte Carlo: one-sided upper confidence bound mean + 4 standard errors (P(miss) ~ 3e-5)
+MC_SE = 4.0
+MC_DRAWS = 20_000
+
+
+def _cond_box(var: np.ndarray, centre: np.ndarray, delta: float) -> np.ndarray:
+    """P(|w_i - w*_i| <= delta for all i | variance var) for N(0, var) coordinates."""
+    sd = np.sqrt(np.asarray(var))[..., None]
+    z = special.ndtr((centre + delta) / sd) - special.ndtr((centre - delta) / sd)
+    return np.prod(z, axis=-1)
+
+
+def _scale_density(spec: PriorSpec, d: int):
+    """Density of the mixing variable in log-scale coordinates u and the map u -> tau^2."""
+    if spec.prior.value == "ss-gl":
+        a, rate = 0.5 * (d + 1), 0.5 * spec.kappa**2  # tau^2 ~ Gamma(a, rate); u = log tau^2
+        log_norm = a * np.log(rate) - special.gammaln(a)
+        return (lambda u: np.exp(log_norm + a * u - rate * np.exp(u))), np.exp
+    return (lambda u: 2.0 / np.pi / (1.0 + np.exp(2 * u)) * np.exp(u)), (
+        lambda u: np.exp(2 * u)  # u = log tau, tau^2 = e^{2u}
+    )
+
+
+def box_mass_quad(spec: PriorSpec, centre: np.ndarray, delta: float, d: int) -> float:
+    """Exact box mass of the slab around ``centre`` by 1-D quadrature over the scale."""
+    if spec.prior.value == "ss-ig":
+        return float(_cond_box(spec.sigma_0**2, centre, delta))
+    density, to_tau2 = _scale_density(spec, d)
+
+    def integrand(u: float) -> float:
+        return float(_cond_box(mixture_variance(spec, to_tau2(u)), centre, delta) * density(u))
+
+    value, _ = integrate.quad(integrand, -60, 60, points=[-5, 0, 5], limit=500, epsrel=1e-10)
+    return value
+
+
+def box_mass_mc(spec, centre, delta, d, rng) -> tuple[float, float]:
+    """Rao-Blackwellised Monte Carlo: draw the scale, average the exact conditional box mass."""
+    if spec.prior.value == "ss-gl":
+        tau2 = rng.gamma(0.5 * (d + 1), 2.0 / spec.kappa**2, size=MC_DRAWS)
+    else:
+        tau2 = np.abs(rng.standard_cauchy(MC_DRAWS)) ** 2
+    values = _cond_box(mixture_variance(spec, tau2), centre, delta)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(MC_DRAWS))
+
+
+@settings(max_examples=L2_EXAMPLES)
+@given(
+    spec=prior_specs(),
+    r=st.integers(1, 3),
+    extra=st.integers(0, 2),
+    delta=st.floats(0.02, 1.0),
+    bound=st.floats(0.0, 3.0),
+    seed=st.integers(0, 2**32 - 1),
+    closed_form=st.booleans(),
+)
+def test_small_ball_bound_below_true_mass(spec, r, extra, delta, bound, seed, closed_form):
+    d = r + extra  # group size (sets the group-lasso shape); r coordinates constrained
+    phi = float(slab_small_ball(spec, delta, bound, r, d, closed_form=closed_form)[()])
+    bound_mass = np.exp(-phi)
+    worst = np.full(r, bound)  # |w*_i| = B is the worst case (symmetric unimodal mixtures)
+    exact = box_mass_quad(spec, worst, delta, d)
+    assert bound_mass <= exact * (1 + QUAD_REL), (bound_mass, exact)
+    rng = np.random.default_rng(seed)
+    centre = rng.uniform(-bound, bound, size=r)  # any admissible centre has at least that mass
+    assert bound_mass <= box_mass_quad(spec, centre, delta, d) * (1 + QUAD_REL)
+    if spec.prior.value != "ss-ig":
+        mean, se = box_mass_mc(spec, worst, delta, d, rng)
+        assert bound_mass <= mean + MC_SE * se, (bound_mass, mean, se)
+
+
+@settings(max_examples=100)
+@given(spec=prior_specs(), r=st.integers(1, 30), delta=st.floats(1e-8, 1.0), bound=st.floats(0, 50))
+def test_sharp_bound_is_below_closed_form(spec, r, delta, bound):
+    sharp = slab_small_ball(spec, delta, bound, r)
+    closed = slab_small_ball(spec, delta, bound, r, closed_form=True)
+    assert sharp <= closed * (1 + 1e-12) + 1e-12
+
+
+def _slope(x, y):
+    return np.polyfit(np.log(x), np.log(y), 1)[0]
+
+
+@pytest.mark.parametrize("r", [1, 2, 3])
+def test_growth_in_weight_bound(r):
+    delta = 0.01
+    big = np.geomspace(100.0, 1e4, 9)
+    ig = slab_small_ball("ss-ig", delta, big, r)
+    gl = slab_small_ball(PriorSpec("ss-gl", kappa=1.5, sigma_0=0.8), delta, big, r)
+    assert _slope(big, ig) == pytest.approx(2.0, abs=0.02)  # quadratic
+    assert _slope(big, gl) == pytest.approx(1.0, abs=0.02)  # linear, ...
+    assert gl[-1] / big[-1] == pytest.approx(
+        1.5 * np.sqrt(r) / 0.8, rel=0.02
+    )  # ~ kappa sqrt(r) B / sigma_0
+    huge = np.geomspace(1e2, 1e12, 11)
+    hs = slab_small_ball("ss-ghs", delta, huge, r)
+    per_log = np.polyfit(np.log(huge), hs, 1)[0]
+    assert per_log == pytest.approx(r + 1, rel=0.02)  # logarithmic: (r + 1) log B
+    assert _slope(huge, hs) < 0.5
+    c = 0.5
+    reg = slab_small_ball(PriorSpec("ss-ghs", c=c), delta, big, r)
+    assert _slope(big, reg) == pytest.approx(2.0, abs=0.02)  # quadratic again beyond c
+    assert reg[-1] == pytest.approx(r * big[-1] ** 2 / (2 * c**2), rel=0.02)
+
+
+@settings(max_examples=60)
+@given(spec=prior_specs(), d=st.integers(1, 6), seed=st.integers(0, 2**32 - 1))
+def test_tail_bound_above_monte_carlo(spec, d, seed):
+    rng = np.random.default_rng(seed)
+    w = sample_slab(spec, d, 20_000, rng)
+    for bound in (0.5, 2.0, 6.0):
+        hits = int(np.sum(np.max(np.abs(w), axis=1) > bound))
+        # exact one-sided Clopper-Pearson lower limit at level 1e-5: the true probability is
+        # above it with probability 1 - 1e-5, so the bound must be too
+        lower = stats.beta.ppf(1e-5, hits, len(w) - hits + 1) if hits else 0.0
+        assert lower <= np.exp(slab_log_tail(spec, bound, d)[()])
+
+
+def test_tail_bound_is_tight_for_gaussian_and_group_lasso():
+    # IG: 2 d Phi(-B/sigma) (union bound; exact for d = 1); GL: the exact Gamma(d) radius tail
+    assert np.exp(slab_log_tail("ss-ig", 1.0, 1)) == pytest.approx(2 * stats.norm.sf(1.0))
+    spec = PriorSpec("ss-gl", kappa=2.0)
+    assert np.exp(slab_log_tail(spec, 3.0, 4)) == pytest.approx(stats.gamma(4, scale=0.5).sf(3.0))
+    assert np.all(np.isfinite(slab_log_tail(spec, [1e3, 1e6], 4)))  # beyond underflow
+
+
+def test_scale_mass_matches_scipy_and_stays_finite():
+    t = np.array([1e-3, 0.1, 1.0, 10.0, 100.0])
+    gl = PriorSpec("ss-gl", kappa=1.3)
+    law = stats.gamma(a=2.0, scale=2 / 1.3**2)  # d = 3
+    assert np.exp(log_scale_mass(gl, t, 3)) == pytest.approx(law.cdf(2 * t) - law.cdf(t), rel=1e-9)
+    hs = np.exp(log_scale_mass("ss-ghs", t, 3))
+    expected = 2 / np.pi * (np.arctan(np.sqrt(2 * t)) - np.arctan(np.sqrt(t)))
+    assert hs == pytest.approx(expected, rel=1e-12)
+    # THEORY.md's trap: for large t both CDFs round to 1; the log mass must keep decreasing
+    big = np.array([1e3, 1e4, 1e6, 1e9])
+    log_gl = log_scale_mass(gl, big, 3)
+    assert np.all(np.isfinite(log_gl)) and np.all(np.diff(log_gl) < 0)
+    assert log_gl[-1] == pytest.approx(-0.5 * 1.3**2 * 1e9, rel=1e-6)
+    assert np.all(np.isfinite(log_scale_mass("ss-ghs", [1e-300, 1e300], 3)))
+
+
+@pytest.mark.parametrize("d", [1, 2])
+def test_group_lasso_density_is_the_gamma_mixture(d):
+    spec = PriorSpec("ss-gl", kappa=1.7, sigma_0=0.9)
+    for w in ([0.3] * d, [-1.2] * d):
+        law = stats.gamma(a=0.5 * (d + 1), scale=2 / 1.7**2)
+        mix, _ = integrate.quad(
+            lambda t2, w=w, law=law: (
+                np.prod(stats.norm.pdf(w, scale=0.9 * np.sqrt(t2))) * law.pdf(t2)
+            ),
+            0,
+            np.inf,
+            limit=200,
+        )
+        assert np.exp(slab_log_density(spec, np.array(w))) == pytest.approx(mix, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PriorSpec("ss-ig", sigma_0=0.7),
+        PriorSpec("ss-gl"),
+        PriorSpec("ss-ghs", g=0.8),
+        PriorSpec("ss-ghs", c=0.5),
+    ],
+)
+def test_one_dimensional_densities_integrate_to_one(spec):
+    # symmetric density: 2 * int_0^inf f(w) dw = 2 * int f(e^u) e^u du on a fine log grid
+    # (trapezoid rule, step 0.02 in u: relative error ~1e-4; the horseshoe's log singularity
+    # at 0 is integrable and negligible below e^-14)
+    u = np.arange(-14.0, 14.0, 0.02)
+    w = np.exp(u)
+    total = 2 * np.trapezoid(np.exp(slab_log_density(spec, w[:, None])) * w, u)
+    assert total == pytest.approx(1.0, rel=1e-3)
+    if spec.prior.value == "ss-ig":
+        expected = stats.multivariate_normal(np.zeros(3), 0.49 * np.eye(3)).logpdf([0.1, 0.2, -1])
+        assert slab_log_density(spec, [0.1, 0.2, -1.0]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sampler_moments():
+    rng = np.random.default_rng(7)
+    gl = sample_slab(PriorSpec("ss-gl", kappa=2.0, sigma_0=1.5), 3, 200_000, rng)
+    radius = np.linalg.norm(gl, axis=1)  # Gamma(d, kappa/sigma_0): mean d sigma_0 / kappa
+    assert radius.mean() == pytest.approx(3 * 1.5 / 2.0, abs=4 * radius.std() / np.sqrt(2e5))
+    reg = sample_slab(PriorSpec("ss-ghs", c=0.5, g=10.0), 2, 100_000, rng)
+    assert np.var(reg) <= 0.25 * (1 + 0.05)  # the regularised scale never exceeds sigma_0 c
+
+
+@settings(max_examples=60)
+@given(
+    field=st.sampled_from(["sigma_0", "kappa", "g", "c"]),
+    value=st.one_of(
+        st.floats(max_value=0.0), st.just(np.nan), st.just(np.inf), st.text(max_size=3)
+    ),
+)
+def test_invalid_hyperparameters_name_the_field(field, value):
+    kwargs = {"prior": "ss-ghs", field: value}
+    with pytest.raises(InvalidParameterError) as info:
+        PriorSpec(**kwargs)
+    assert info.value.field == field
+
+
+def test_prior_spec_validation():
+    with pytest.raises(InvalidParameterError, match=r"^c: "):
+        PriorSpec("ss-gl", c=1.0)
+    with pytest.raises(InvalidParameterError, match=r"^prior: "):
+        PriorSpec("horseshoe")
+    with pytest.raises(InvalidParameterError, match=r"^r: "):
+        slab_small_ball("ss-ig", 0.1, 1.0, 0)
+    with pytest.raises(InvalidParameterError, match=r"^d: "):
+        slab_small_ball("ss-gl", 0.1, 1.0, 3, 2)
+    with pytest.raises(InvalidParameterError, match=r"^delta: "):
+        slab_small_ball("ss-gl", 0.0, 1.0, 3)
+    assert PriorSpec("SS-GL").prior.value == "ss-gl"
+
+
+def test_tiny_boxes_stay_finite():
+    # delta far below float resolution of B: the density bound takes over, no -inf/NaN
+    phi = slab_small_ball("ss-gl", 1e-200, 2.0, 5)
+    assert np.isfinite(phi) and phi == pytest.approx(5 * 200 * np.log(10), rel=0.05)
+
+
+@pytest.mark.parametrize("w", [[0.7], [0.3, -0.5], [2.0, 0.1, -4.0]])
+@pytest.mark.parametrize("spec", [PriorSpec("ss-ghs", g=0.8), PriorSpec("ss-ghs", c=0.5)])
+def test_horseshoe_density_against_adaptive_quadrature(w, spec):
+    w = np.asarray(w)
+
+    def integrand(tau: float) -> float:
+        var = mixture_variance(spec, tau * tau)
+        return float(np.prod(stats.norm.pdf(w, scale=np.sqrt(var))) * 2 / np.pi / (1 + tau * tau))
+
+    value, _ = integrate.quad(integrand, 0, np.inf, limit=500)
+    assert np.exp(slab_log_density(spec, w)) == pytest.approx(value, rel=1e-7)
