@@ -18,11 +18,9 @@ from ssbnn_theory.errors import InvalidParameterError
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 DASK_WARNINGS = [
-    # distributed logs (not warns) a lost worker; these are the warnings a LocalCluster
-    # may emit on a busy 2-core machine while it starts and stops worker processes
-    "ignore:Port .* is already in use:UserWarning",
+    # distributed logs (does not warn about) a lost worker; this is the one warning a
+    # LocalCluster emits on a slow, busy machine while it starts its worker processes
     "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning",
-    "ignore:.*unclosed.*:ResourceWarning",
 ]
 
 

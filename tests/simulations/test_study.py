@@ -42,7 +42,6 @@ TINY = {
 }
 
 DASK_WARNINGS = (
-    "ignore:Port .* is already in use:UserWarning",
     "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning",
 )
 
