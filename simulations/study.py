@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulations.enums import Prior
 from simulations.execution import Execution, Failure, run_tasks
 from simulations.rng import replicate_seeds, stream_seed
 from simulations.spec import PriorSpec, Student, StudySpec
@@ -232,7 +233,6 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
         or len(truth.active_nodes) != len(student.hidden)
         or truth.activation is not student.activation
         or any(s > k for s, k in zip(truth.active_nodes, student.hidden, strict=True))
-        or cell.n < 3
     ):
         return nan
     arch = Architecture(
@@ -244,7 +244,7 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
         outputs=spec.design.outputs,
     )
     options: dict[str, Any] = {"sigma_0": config.sigma_0}
-    if theory_prior.value == "ss-ghs":
+    if cell.prior.prior is Prior.SS_GHS:
         options.update(g=config.global_scale, c=config.slab_width)
     prior = TheoryPrior(theory_prior, **options)
     kwargs = {
