@@ -100,14 +100,20 @@ def log_normal_box(
     half = np.asarray(half, dtype=np.float64)
     lo = center - half
     hi = center + half
-    lo, hi = np.broadcast_arrays(lo, hi)
     if log_half is None:
         log_half = np.log(half)
     density = _LOG2 + log_half - 0.5 * hi * hi - _HALF_LOG_2PI
-    exact = np.empty(lo.shape)
-    right = lo >= 0.0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exact[right] = log_diff_exp(special.log_ndtr(-lo[right]), special.log_ndtr(-hi[right]))
-        exact[~right] = np.log1p(-(special.ndtr(lo[~right]) + special.ndtr(-hi[~right])))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if lo.size <= 4096:  # small arrays: both branches, less indexing overhead
+            upper_lo, upper_hi = special.log_ndtr(-lo), special.log_ndtr(-hi)
+            right = upper_lo + log1mexp(upper_hi - upper_lo)
+            across = np.log1p(-(special.ndtr(lo) + special.ndtr(-hi)))
+            exact = np.where(lo >= 0.0, right, across)
+        else:
+            lo, hi = np.broadcast_arrays(lo, hi)
+            exact = np.empty(lo.shape)
+            side = lo >= 0.0
+            exact[side] = log_diff_exp(special.log_ndtr(-lo[side]), special.log_ndtr(-hi[side]))
+            exact[~side] = np.log1p(-(special.ndtr(lo[~side]) + special.ndtr(-hi[~side])))
     resolved = half > 1e-7 * np.maximum(1.0, center)
     return np.where(resolved & np.isfinite(exact), np.maximum(exact, density), density)

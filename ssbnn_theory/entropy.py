@@ -268,21 +268,21 @@ def mixed_sieve_entropy(arch: Architecture, sbar: np.ndarray, log_delta: np.ndar
     the architecture's bounds, using the grid resolution ``delta`` of the sieve with
     ``sbar`` in every layer (``log_delta``, shape (...)): that sieve contains the mixed
     ones, so its ``delta*`` is no larger than theirs and the count stays an upper bound.
+    Computed as the all-true count plus the changes in layer ``l`` (and, under
+    ``fan_in="active"``, in the fan-in of layer ``l + 1``).
     """
     a = arch.as_arrays()
     depth = arch.depth
-    k_hidden, s_hidden = a["k"][:-1], a["s"][:-1]
-    batch = sbar.shape[:-1]
-    eye = np.eye(depth, dtype=bool)
-    counts = np.where(eye, sbar[..., None, :], s_hidden)  # (..., L, L): row l mixes layer l
-    outputs = np.broadcast_to(a["k"][-1], (*batch, depth, 1))
-    counts_all = np.concatenate([counts, outputs], axis=-1)  # (..., L, L+1)
-    if arch.fan_in is FanIn.ACTIVE:
-        first = np.broadcast_to(a["m"][0], (*batch, depth, 1))
-        m = np.concatenate([first, counts], axis=-1)
-    else:
-        m = np.broadcast_to(a["m"], counts_all.shape)
-    log_ceil = _log_ceil_ratio(_log(a["B"]), log_delta[..., None])  # (..., L+1)
-    grid = np.sum(counts_all * (m + 1.0) * log_ceil[..., None, :], axis=-1)
-    pattern = np.sum(log_binomial_coefficient(k_hidden, counts), axis=-1)
-    return pattern + grid
+    k, s, m, B = a["k"], a["s"], a["m"], a["B"]
+    log_ceil = _log_ceil_ratio(_log(B), log_delta[..., None])  # (..., L+1)
+    base_grid = s * (m + 1.0) * log_ceil  # every layer at its true count
+    base_pattern = log_binomial_coefficient(k[:-1], s[:-1])
+    base = np.sum(base_grid, axis=-1) + np.sum(base_pattern)
+    change = (
+        log_binomial_coefficient(k[:-1], sbar)
+        - base_pattern
+        + (sbar - s[:-1]) * (m[:-1] + 1.0) * log_ceil[..., :depth]
+    )
+    if arch.fan_in is FanIn.ACTIVE:  # layer l + 1 sees sbar_l inputs instead of s_l
+        change = change + s[1:] * (sbar - s[:-1]) * log_ceil[..., 1:]
+    return base[..., None] + change

@@ -85,25 +85,38 @@ class LogNetwork:
     def evaluate(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``g(u) = log D_{L+1}(e^u)`` and ``g'(u) = d log D / d log delta`` (in ``[1, L+1]``).
 
-        Forward recursion for ``D_l`` and its derivative ``D'_l`` (all terms nonnegative):
-        ``D_l = ell [delta A_l + m_l (B_l + delta) D_{l-1}]``,
-        ``D'_l = ell [A_l + m_l D_{l-1} + m_l (B_l + delta) D'_{l-1}]``.
+        Unrolling the recursion, ``D_{L+1}(delta) = sum_j ell_j delta A_j prod_{i>j}
+        ell_i m_i (B_i + delta)`` (a sum of positive terms), so ``g`` is a log-sum-exp over
+        layers ``j`` and ``g' = 1 + sum_j pi_j sum_{i>j} delta / (B_i + delta)`` with ``pi``
+        the softmax weights of the terms.
         """
+        u = np.asarray(u, dtype=np.float64)
+        log_bd = np.logaddexp(self.log_b, u[..., None])  # log(B_i + delta)
+        w = self._log_ell_m + log_bd
+        after = np.cumsum(w[..., ::-1], axis=-1)[..., ::-1] - w  # sum_{i > j} w_i
+        terms = self._log_ell_a + after
+        top = np.max(terms, axis=-1, keepdims=True)
+        weights = np.exp(terms - top)
+        total = np.sum(weights, axis=-1)
+        q = np.exp(u[..., None] - log_bd)  # delta / (B_i + delta)
+        q_after = np.cumsum(q[..., ::-1], axis=-1)[..., ::-1] - q
+        slope = 1.0 + np.sum(weights * q_after, axis=-1) / total
+        return u + top[..., 0] + np.log(total), slope
+
+    @property
+    def _log_ell_m(self) -> np.ndarray:
+        return self._ell + self.log_m
+
+    @property
+    def _log_ell_a(self) -> np.ndarray:
+        return self._ell + self.log_a
+
+    @property
+    def _ell(self) -> np.ndarray:
         depth = self.log_m.shape[-1] - 1
-        log_ell = float(np.log(self.activation.lipschitz))
-        log_d = np.full(np.broadcast_shapes(u.shape, self.log_m.shape[:-1]), -np.inf)
-        log_dp = log_d.copy()
-        for i in range(depth + 1):
-            ell = log_ell if i < depth else 0.0
-            lm = self.log_m[..., i]
-            log_bd = np.logaddexp(self.log_b[..., i], u)  # log(B + delta)
-            carried = lm + log_bd
-            new_dp = ell + np.logaddexp(
-                self.log_a[..., i], np.logaddexp(lm + log_d, carried + log_dp)
-            )
-            log_d = ell + np.logaddexp(u + self.log_a[..., i], carried + log_d)
-            log_dp = new_dp
-        return log_d, np.exp(u + log_dp - log_d)
+        ell = np.full(depth + 1, float(np.log(self.activation.lipschitz)))
+        ell[-1] = 0.0  # the output layer is linear
+        return ell
 
     def solve(self, log_eta: np.ndarray, closed_form: bool) -> np.ndarray:
         """``log delta*``: the largest ``u`` (to ~1e-13) with ``g(u) <= log eta``.

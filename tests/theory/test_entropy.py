@@ -160,3 +160,27 @@ def test_sieve_entropy_is_finite_for_huge_sieves():
     sieve = Architecture(10**4, [10**4] * 30, [10**3] * 30, 1e6, "relu")
     value = sieve_entropy(sieve, [1e-12, 1.0, 1e12])
     assert np.all(np.isfinite(value)) and np.all(np.diff(value) < 0)
+
+
+@pytest.mark.parametrize("fan_in", ["full", "active"])
+def test_mixed_sieve_entropy_matches_direct_count(fan_in):
+    from ssbnn_theory.entropy import covering_terms, mixed_sieve_entropy
+
+    arch = Architecture(7, [9, 8, 6], [2, 3, 1], [1.0, 2.0, 0.5, 1.5], "relu", fan_in=fan_in)
+    sbar = np.array([[5.0, 3, 4], [2, 8, 6]])
+    _, _, log_delta = covering_terms(arch, sbar, None, np.log([0.1, 1.0]), False)
+    got = mixed_sieve_entropy(arch, sbar, log_delta)
+    for i in range(2):
+        for layer in range(3):
+            counts = list(arch.active)
+            counts[layer] = int(sbar[i, layer])
+            sieve = arch.replace(active=counts)  # the mixed sieve, counted directly ...
+            delta = float(np.exp(log_delta[i]))  # ... on the common (finer) grid
+            direct = sum(
+                math.log(math.comb(k, c)) for k, c in zip(sieve.hidden, counts, strict=True)
+            )
+            for c, r, bound in zip(
+                sieve.active_nodes, sieve.constrained, sieve.bounds, strict=True
+            ):
+                direct += c * r * math.log(max(1, math.ceil(bound / delta)))
+            assert got[i, layer] == pytest.approx(direct, rel=1e-12)

@@ -1,0 +1,107 @@
+"""Benchmark: ``contraction_rate`` for 20 hidden layers and 1000 values of n (issue 2, "Fast").
+
+Run ``python benchmarks/bench_theory.py`` (add ``--markdown`` for the RESULTS.md table).
+Each configuration is timed with ``timeit`` (one warm-up call, then ``--repeat`` calls);
+the minimum and the median wall time per call are reported. Timings are not asserted in
+tests; they depend on the machine and its load, so the script also prints the CPU and
+the 1-minute load average it ran under.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import timeit
+
+import numpy as np
+
+from ssbnn_theory import Architecture, contraction_rate, symbolic_rate
+
+N_GRID = np.geomspace(1e3, 1e9, 1000)
+
+ARCHITECTURES = {
+    # 20 equal hidden layers: equal layers share their slab computation
+    "uniform 20 x 1000 (50 active)": Architecture(1000, [1000] * 20, [50] * 20, 2.0, "relu"),
+    # 20 different hidden layers (widths, active counts and bounds all differ): worst case
+    "heterogeneous 20 layers": Architecture(
+        1000,
+        list(range(500, 1500, 50)),
+        list(range(10, 50, 2)),
+        [float(b) for b in np.linspace(0.5, 3.0, 21)],
+        "relu",
+    ),
+}
+
+
+def _time(call, repeat: int) -> tuple[float, float]:
+    call()  # warm-up: caches of the architecture, numpy/scipy code paths
+    times = timeit.repeat(call, number=1, repeat=repeat)
+    return min(times), statistics.median(times)
+
+
+def run(repeat: int) -> list[dict[str, object]]:
+    """Time every (architecture, prior, conditions) configuration; returns rows."""
+    rows = []
+    for name, arch in ARCHITECTURES.items():
+        for prior in ("ss-ig", "ss-gl", "ss-ghs"):
+            for conditions in (False, True):
+                best, median = _time(
+                    lambda a=arch, p=prior, c=conditions: contraction_rate(
+                        a, p, N_GRID, conditions=c
+                    ),
+                    repeat,
+                )
+                rows.append(
+                    {
+                        "architecture": name,
+                        "prior": prior,
+                        "conditions": conditions,
+                        "min_ms": 1e3 * best,
+                        "median_ms": 1e3 * median,
+                    }
+                )
+    small = Architecture(5, [4, 3], [2, 1], [1.0, 2.0, 0.5])
+    best, median = _time(lambda: symbolic_rate(small, "ss-gl").evaluate(N_GRID[:10]), 3)
+    rows.append(
+        {
+            "architecture": "symbolic 5-4-3-1 (build + 10 evaluations)",
+            "prior": "ss-gl",
+            "conditions": False,
+            "min_ms": 1e3 * best,
+            "median_ms": 1e3 * median,
+        }
+    )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20, help="timed calls per configuration")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    rows = run(args.repeat)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average (1 min) {load:.2f}, numpy {np.__version__}"
+    )
+    if args.markdown:
+        print("| architecture | prior | conditions | min (ms) | median (ms) |")
+        print("|---|---|---|---:|---:|")
+    for row in rows:
+        if args.markdown:
+            print(
+                f"| {row['architecture']} | {row['prior']} | {row['conditions']} | "
+                f"{row['min_ms']:.1f} | {row['median_ms']:.1f} |"
+            )
+        else:
+            print(
+                f"{row['architecture']:<45} {row['prior']:<7} conditions={row['conditions']!s:<5} "
+                f"min {row['min_ms']:7.1f} ms   median {row['median_ms']:7.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()
