@@ -1,0 +1,280 @@
+"""Where the figures' numbers come from: the studies behind them, loaded or run.
+
+Each data figure is made from one study (:data:`SOURCES`): a full-size spec for the paper
+and its ``*_quick`` version for CI. :func:`obtain` returns the study's consolidated results
+table (:mod:`simulations.store`) from ``<results>/<study name>`` (the folder ``ssbnn
+simulate`` uses by default under ``./ssbnn-results``):
+
+* size ``quick``: runs the quick study's unfinished cells (none when it is stored: the
+  study layer resumes), then loads it;
+* size ``full`` with ``run=True``: the same with the full study (hours to days on a CPU);
+* size ``full`` with ``run=False`` (``python -m paper_figures`` without ``--run-full``):
+  loads the full study's finished cells when there are any, else falls back to the quick
+  study (run when missing), and says so in :attr:`StudyResults.note`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from paper_figures.size import Size
+from ssbnn_theory.errors import InvalidParameterError
+
+__all__ = [
+    "REPO",
+    "SOURCES",
+    "SPECS",
+    "StudyResults",
+    "StudySource",
+    "default_output",
+    "default_results_root",
+    "obtain",
+    "prior_family",
+    "prior_name",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+"""The repository checkout holding ``paper_figures`` and ``studies/``."""
+
+SPECS = Path(__file__).resolve().parent / "studies"
+"""The study specs made for the figures (``paper_figures/studies/*.toml``)."""
+
+
+@dataclass(frozen=True)
+class StudySource:
+    """A study behind some figures: its full and quick specs.
+
+    Attributes
+    ----------
+    key
+        Name used by the figures and on the command line (``--spec KEY=PATH``).
+    full, quick
+        The two spec files.
+    purpose
+        One line: what the study is for.
+    """
+
+    key: str
+    full: Path
+    quick: Path
+    purpose: str
+
+    def spec_path(self, size: Size | str) -> Path:
+        """The spec file of ``size``."""
+        return self.quick if Size(size) is Size.QUICK else self.full
+
+
+SOURCES: dict[str, StudySource] = {
+    source.key: source
+    for source in (
+        StudySource(
+            "contraction",
+            REPO / "studies" / "relu_teacher.toml",
+            REPO / "studies" / "relu_teacher_quick.toml",
+            "empirical contraction against the theory's eps_n^2 (relu_teacher)",
+        ),
+        StudySource(
+            "recovery",
+            SPECS / "node_recovery.toml",
+            SPECS / "node_recovery_quick.toml",
+            "node and input recovery, SS-IG/SS-GL/SS-GHS/edge-ss (relu_teacher)",
+        ),
+        StudySource(
+            "compression_bai",
+            SPECS / "compression_bai_sparse_function.toml",
+            SPECS / "compression_bai_sparse_function_quick.toml",
+            "test error, node density and latency, every prior (bai_sparse_function)",
+        ),
+        StudySource(
+            "compression_sun",
+            SPECS / "compression_sun_regression.toml",
+            SPECS / "compression_sun_regression_quick.toml",
+            "test error, node density and latency, every prior (sun_regression)",
+        ),
+        StudySource(
+            "classification",
+            SPECS / "compression_sun_classification.toml",
+            SPECS / "compression_sun_classification_quick.toml",
+            "accuracy, node density and latency, every prior (sun_classification)",
+        ),
+    )
+}
+"""The studies behind the data figures, by key."""
+
+_FAMILY_NAMES = {
+    "ss-ig": "SS-IG",
+    "ss-gl": "SS-GL",
+    "ss-ghs": "SS-GHS",
+    "edge-ss": "edge SS",
+    "dense": "dense",
+}
+
+
+def prior_family(label: object) -> str:
+    """The family of a study's prior label: ``"ss-gl(input_spike=True)" -> "ss-gl"``."""
+    family = str(label).split("(")[0].strip().lower()
+    if family not in _FAMILY_NAMES:
+        allowed = "a prior label starting with one of " + ", ".join(_FAMILY_NAMES)
+        raise InvalidParameterError("prior", allowed, label)
+    return family
+
+
+def prior_name(label: object) -> str:
+    """Display name of a prior label (``SS-GL``, ``edge SS``); an input spike is not named."""
+    return _FAMILY_NAMES[prior_family(label)]
+
+
+def default_results_root() -> Path:
+    """``$SSBNN_RESULTS`` if set, else ``<repository>/ssbnn-results``."""
+    env = os.environ.get("SSBNN_RESULTS", "").strip()
+    return Path(env) if env else REPO / "ssbnn-results"
+
+
+def default_output() -> Path:
+    """``$SSBNN_FIGURES`` if set, else ``<repository>/paper_figures/output`` (git-ignored)."""
+    env = os.environ.get("SSBNN_FIGURES", "").strip()
+    return Path(env) if env else REPO / "paper_figures" / "output"
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """A study's results as the figures use them.
+
+    Attributes
+    ----------
+    key
+        The :data:`SOURCES` key (or the key given with an own spec).
+    spec
+        The validated study (:class:`simulations.spec.StudySpec`).
+    spec_path
+        Its file.
+    size
+        The size actually used (``quick`` after a fallback).
+    folder
+        The study's output folder.
+    table
+        One row per finished cell and replicate (:meth:`simulations.store.ResultStore.load_table`).
+    cells_done, cells_total
+        Finished cells and cells of the study.
+    failed
+        The cells that failed in this call: label and one-line error.
+    note
+        How the results were obtained, in words (for the figure index).
+    """
+
+    key: str
+    spec: object
+    spec_path: Path
+    size: Size
+    folder: Path
+    table: pd.DataFrame
+    cells_done: int
+    cells_total: int
+    failed: tuple[str, ...]
+    note: str
+
+    @property
+    def command(self) -> str:
+        """The ``ssbnn simulate`` command that (re)runs this study into its folder."""
+        return f"ssbnn simulate {_shown(self.spec_path)} --out {_shown(self.folder)}"
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it, else absolute."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path.resolve())
+
+
+def _done_cells(folder: Path) -> int:
+    from simulations.store import ResultStore
+
+    if not (folder / "manifest.json").is_file():
+        return 0
+    manifest = ResultStore(folder).manifest()
+    return sum(1 for entry in manifest["cells"].values() if entry["status"] == "done")
+
+
+def obtain(
+    key: str,
+    size: Size | str,
+    *,
+    results: str | Path | None = None,
+    run: bool = True,
+    spec: str | Path | None = None,
+    quiet: bool = True,
+) -> StudyResults:
+    """The results of study ``key`` at ``size``, running what is missing (module docstring).
+
+    Parameters
+    ----------
+    key
+        A key of :data:`SOURCES`.
+    size
+        :class:`~paper_figures.size.Size` or its value.
+    results
+        Parent folder of the studies' output folders (default :func:`default_results_root`).
+    run
+        Full size only: run the full study's unfinished cells (else load what is stored,
+        falling back to the quick study when nothing is).
+    spec
+        Use this spec file instead of the source's (any study of the same design).
+    quiet
+        No progress bars.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``key`` unknown, ``size`` invalid, or the study has no finished cell after running.
+    """
+    from simulations.spec import load_spec
+    from simulations.store import ResultStore
+    from simulations.study import expand, run_study
+    from ssbnn_theory.enums import parse_enum
+
+    if key not in SOURCES:
+        raise InvalidParameterError("study", "one of " + ", ".join(SOURCES), key)
+    size = parse_enum(Size, size, "size")
+    root = Path(results) if results is not None else default_results_root()
+    path = Path(spec) if spec is not None else SOURCES[key].spec_path(size)
+    study = load_spec(path)
+    folder = root / study.name
+    cells = {cell.cell_id: cell.label for cell in expand(study)}
+    total = len(cells)
+    failed: tuple[str, ...] = ()
+    if size is Size.QUICK or run or spec is not None:
+        before = _done_cells(folder)
+        summary = run_study(study, folder, quiet=quiet)
+        failed = tuple(f"{cells[f.key]}: {f.error}" for f in summary.failed)
+        ran = summary.completed
+        note = f"{size.value} study, {ran} of {total} cells run now, {before} stored before"
+    else:
+        stored = _done_cells(folder)
+        if stored == 0:
+            fallback = obtain(key, Size.QUICK, results=root, run=True, quiet=quiet)
+            note = f"no stored full results in {_shown(folder)}: {fallback.note}"
+            return dataclasses.replace(fallback, note=note)
+        note = f"full study, stored results ({stored} of {total} cells)"
+    table = ResultStore(folder).load_table()
+    if table.empty:
+        raise InvalidParameterError(
+            "results", f"a study with at least one finished cell in {folder}", "none finished"
+        )
+    return StudyResults(
+        key=key,
+        spec=study,
+        spec_path=path.resolve(),
+        size=size,
+        folder=folder,
+        table=table,
+        cells_done=table["cell_id"].nunique(),
+        cells_total=total,
+        failed=failed,
+        note=note,
+    )
