@@ -235,3 +235,15 @@ def test_sigkill_mid_study_then_resume_equals_an_uninterrupted_run(uninterrupted
     resumed, reference = _results(killed), _results(clean)
     assert len(resumed) == total * 2 and not resumed.duplicated(["cell_id", "replicate"]).any()
     pd.testing.assert_frame_equal(resumed, reference)
+
+
+def test_demo_spec_is_the_promised_study():
+    from simulations.demo import demo_execution, demo_spec
+
+    spec = demo_spec()
+    assert spec.design.name == "relu_teacher" and spec.replicates == 4
+    assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs"] and len(spec.n) == 5
+    assert len(expand(spec)) == 10
+    quick = demo_spec(quick=True)
+    assert quick.design.name == "relu_teacher" and len(expand(quick)) == 4
+    assert demo_execution(quick=True).backend is Backend.IN_PROCESS
