@@ -423,12 +423,12 @@ def _hs_closed_log_tail(log_b: np.ndarray) -> np.ndarray:
 
 
 def _hs_log_tail(sigma_g: float, log_bound: np.ndarray, d: np.ndarray) -> np.ndarray:
-    # P(|tau Z| > b) <= P(tau > u) + P(|Z| > b/u) for every u > 0: a few u around the
-    # balance point x* = b/u = sqrt(2 log(b sqrt(pi/2))), and the closed form at x*
+    # P(|tau Z| > b) <= P(tau > u) + P(|Z| > b/u) for every u > 0, at the balance point
+    # x* = b/u = sqrt(2 log(b sqrt(pi/2))) exactly, and in the closed form there
     log_b = np.asarray(log_bound - np.log(sigma_g))
     lb = log_b[..., None]
     x_star = np.sqrt(2.0 * np.maximum(lb + _HS_C0, 0.5))
-    x = x_star * np.array([1.41, 1.0, 0.71])  # x = b / u
+    x = x_star * np.array([1.0])  # x = b / u at the balance point
     log_u = lb - np.log(x)
     with np.errstate(divide="ignore", over="ignore"):
         # log P(tau > u) = log((2/pi) atan(1/u)) <= log(2/pi) - log u
@@ -447,7 +447,7 @@ def slab_log_tail(prior: Prior | str | PriorSpec, bound: np.ndarray | float, d: 
 
     ``ss-ig``: ``log(2 d Phi(-B/sigma_0))``; ``ss-gl``: ``||w||_2 ~ Gamma(d, kappa/sigma_0)``
     exactly, so ``log Q(d, kappa B/sigma_0)`` (with an explicit upper bound where it
-    underflows); ``ss-ghs``: ``d * min_u [P(tau > u) + P(|Z| > B/(sigma_0 g u))]``;
+    underflows); ``ss-ghs``: ``d [P(tau > u) + P(|Z| > B/(sigma_0 g u))]`` at the balance ``u``;
     regularised: the smaller of that and the Gaussian tail at scale ``sigma_0 c``
     (docs/theory.md, section 3.4). Capped at 0.
     """
