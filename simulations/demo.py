@@ -19,7 +19,7 @@ from simulations.execution import Execution
 from simulations.report import contraction_markdown, recovery_markdown, slopes_markdown
 from simulations.spec import StudySpec, load_spec
 
-__all__ = ["demo_spec", "run_demo"]
+__all__ = ["demo_execution", "demo_spec", "run_demo"]
 
 _DATA = Path(__file__).resolve().parent / "data"
 """The package data folder holding the demo specs (``simulations/data/*.toml``)."""

@@ -44,6 +44,13 @@ from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
+    "DESIGN_ALIASES",
+    "METRICS_KEYS",
+    "MODEL_OPTIONS",
+    "SECTIONS",
+    "SIGMA_E",
+    "STUDY_KEYS",
+    "TRAIN_OPTIONS",
     "DesignSpec",
     "MetricsSpec",
     "PriorSpec",

@@ -60,6 +60,7 @@ __all__ = [
     "Cell",
     "StudySummary",
     "expand",
+    "git_commit",
     "run_cell",
     "run_study",
     "theory_rate",
