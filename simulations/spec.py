@@ -53,8 +53,8 @@ __all__ = [
     "TRAIN_OPTIONS",
     "DesignSpec",
     "MetricsSpec",
-    "PriorSpec",
     "Student",
+    "StudyPrior",
     "StudySpec",
     "load_spec",
     "parse_spec",
@@ -96,7 +96,7 @@ SIGMA_E = ("known", "learned")
 
 
 @dataclass(frozen=True)
-class PriorSpec:
+class StudyPrior:
     """One prior of the study with its hyperparameters.
 
     Attributes
@@ -217,7 +217,7 @@ class StudySpec:
     description: str
     output: Path | None
     design: DesignSpec
-    priors: tuple[PriorSpec, ...]
+    priors: tuple[StudyPrior, ...]
     students: tuple[Student, ...]
     sigma_e: str | float
     model: dict[str, Any]
@@ -226,7 +226,7 @@ class StudySpec:
     metrics: MetricsSpec
     source: Path | None = None
 
-    def model_config(self, prior: PriorSpec, student: Student) -> ModelConfig:
+    def model_config(self, prior: StudyPrior, student: Student) -> ModelConfig:
         """The ``ModelConfig`` of one prior and student (options: ``[model]``, then the prior's)."""
         if self.sigma_e == "learned":
             sigma_e = None
@@ -455,9 +455,9 @@ def _model(raw: object, design: DesignSpec) -> dict[str, Any]:
     return {"priors": priors, "students": students, "sigma_e": sigma_e, "model": options}
 
 
-def _prior(field: str, item: object) -> PriorSpec:
+def _prior(field: str, item: object) -> StudyPrior:
     if isinstance(item, str):
-        return PriorSpec(parse_enum(Prior, item, field))
+        return StudyPrior(parse_enum(Prior, item, field))
     if not isinstance(item, Mapping) or "name" not in item:
         raise InvalidParameterError(
             field, "a prior name or a table {name = ..., <model option> = ...}", item
@@ -465,7 +465,7 @@ def _prior(field: str, item: object) -> PriorSpec:
     prior = parse_enum(Prior, item["name"], f"{field}.name")
     table = _Table(item, field, ("name", *MODEL_OPTIONS))
     options = {key: _plain(table.get(key)) for key in sorted(MODEL_OPTIONS) if key in item}
-    return PriorSpec(prior, options)
+    return StudyPrior(prior, options)
 
 
 def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:

@@ -49,7 +49,7 @@ import pandas as pd
 from simulations.enums import Prior
 from simulations.execution import Execution, Failure, run_tasks
 from simulations.rng import replicate_seeds, stream_seed
-from simulations.spec import PriorSpec, Student, StudySpec
+from simulations.spec import Student, StudyPrior, StudySpec
 from simulations.store import CellRecord, ResultStore
 from ssbnn_theory import __version__
 from ssbnn_theory.errors import InvalidParameterError
@@ -124,7 +124,7 @@ class Cell:
     """
 
     spec: StudySpec
-    prior: PriorSpec
+    prior: StudyPrior
     student: Student
     n: int
 
@@ -219,7 +219,7 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
     (``edge-ss``, ``dense``).
     """
     from ssbnn_theory.architecture import Architecture
-    from ssbnn_theory.priors import PriorSpec as TheoryPrior
+    from ssbnn_theory.priors import PriorSpec
     from ssbnn_theory.rates import contraction_rate
 
     nan = (math.nan, math.nan, math.nan)
@@ -247,7 +247,7 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
     options: dict[str, Any] = {"sigma_0": config.sigma_0}
     if cell.prior.prior is Prior.SS_GHS:
         options.update(g=config.global_scale, c=config.slab_width)
-    prior = TheoryPrior(theory_prior, **options)
+    prior = PriorSpec(theory_prior, **options)
     kwargs = {
         "sigma_e": spec.design.noise_sd,
         "kappa_log": spec.metrics.kappa_log,
