@@ -22,7 +22,7 @@ import numpy as np
 from scipy import special
 
 from ssbnn_theory._checks import check_integer, check_real, check_real_array
-from ssbnn_theory._numerics import golden_section_argmin, log1mexp, log_normal_box
+from ssbnn_theory._numerics import golden_section_argmin, log1mexp, log_diff_exp, log_normal_box
 from ssbnn_theory.enums import Prior, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
@@ -280,31 +280,39 @@ def scale_log_mass(spec: PriorSpec, t: np.ndarray, d: np.ndarray, closed_form: b
 
 
 def closed_form_log_t(
-    spec: PriorSpec, delta: np.ndarray, bound: np.ndarray, r: np.ndarray, d: np.ndarray
+    spec: PriorSpec, log_delta: np.ndarray, bound: np.ndarray, r: np.ndarray, d: np.ndarray
 ) -> np.ndarray:
     """Closed-form ``log t`` (docs/theory.md, 3.2): stationary point of the asymptotic objective.
 
     ``ss-gl``: ``beta t^2 + (r/2 - alpha + 1) t - r Q = 0`` with ``beta = kappa^2/2``,
     ``alpha = (d+1)/2``, ``Q = (B+delta)^2 / (2 sigma_0^2)``. ``ss-ghs``: ``t = 2 r Q / (r + 1)``
     with ``Q = (B+delta)^2 / (2 sigma_0^2 g^2)``; regularised:
-    ``g^2 t^2 + (c^2 (1+r) - 2 r Q g^2) t - 2 r Q c^2 = 0``. Positive roots, in a
-    cancellation-free form.
+    ``g^2 t^2 + (c^2 (1+r) - 2 r Q g^2) t - 2 r Q c^2 = 0``. Positive roots, computed in log
+    space without cancellation (``Q`` may underflow when ``B = 0`` and ``delta`` is tiny).
     """
+    with np.errstate(divide="ignore"):
+        log_b_plus = np.logaddexp(np.log(bound), log_delta)  # log(B + delta)
     if spec.prior is Prior.SS_GL:
-        q = (bound + delta) ** 2 / (2.0 * spec.sigma_0**2)
+        log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2)
         beta = 0.5 * spec.kappa**2
         b = r / 2.0 - (d + 1.0) / 2.0 + 1.0
-        disc = np.sqrt(b * b + 4.0 * beta * r * q)
-        t = np.where(b > 0, 2.0 * r * q / (b + disc), (disc - b) / (2.0 * beta))
-        return np.log(t)
-    q = (bound + delta) ** 2 / (2.0 * spec.sigma_0**2 * spec.g**2)
+        with np.errstate(divide="ignore"):
+            log_abs_b = np.log(np.abs(b))
+        log_disc = 0.5 * np.logaddexp(2.0 * log_abs_b, np.log(4.0 * beta * r) + log_q)
+        positive = np.log(2.0 * r) + log_q - np.logaddexp(log_abs_b, log_disc)
+        other = np.logaddexp(log_disc, log_abs_b) - np.log(2.0 * beta)
+        return np.where(b > 0, positive, other)
+    log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2 * spec.g**2)
     if spec.c is None:
-        return np.log(2.0 * r * q / (r + 1.0))
+        return np.log(2.0 * r / (r + 1.0)) + log_q
     g2, c2 = spec.g**2, spec.c**2
-    b = c2 * (1.0 + r) - 2.0 * r * q * g2
-    disc = np.sqrt(b * b + 8.0 * g2 * r * q * c2)
-    t = np.where(b > 0, 4.0 * r * q * c2 / (b + disc), (disc - b) / (2.0 * g2))
-    return np.log(t)
+    log_first, log_second = np.log(c2 * (1.0 + r)), np.log(2.0 * r * g2) + log_q
+    positive_b = log_first > log_second  # b = c^2 (1 + r) - 2 r Q g^2
+    log_abs_b = log_diff_exp(np.maximum(log_first, log_second), np.minimum(log_first, log_second))
+    log_disc = 0.5 * np.logaddexp(2.0 * log_abs_b, np.log(8.0 * g2 * r * c2) + log_q)
+    positive = np.log(4.0 * r * c2) + log_q - np.logaddexp(log_abs_b, log_disc)
+    other = np.logaddexp(log_disc, log_abs_b) - np.log(2.0 * g2)
+    return np.where(positive_b, positive, other)
 
 
 def optimal_log_t(
@@ -316,7 +324,7 @@ def optimal_log_t(
     ``t`` gives a valid bound, the search only makes it smaller.
     """
     log_delta, bound, r, d = np.broadcast_arrays(log_delta, bound, r, d)
-    center = closed_form_log_t(spec, np.exp(log_delta), bound, r, d)
+    center = closed_form_log_t(spec, log_delta, bound, r, d)
 
     def objective(log_t: np.ndarray) -> np.ndarray:
         return _mixture_phi(spec, log_t, log_delta, bound, r, d, closed_form=False)
@@ -341,7 +349,7 @@ def small_ball_phi(
         return _ig_phi(spec.sigma_0, log_delta, bound, r, closed_form)
     if log_t is None:
         if closed_form:
-            log_t = closed_form_log_t(spec, np.exp(log_delta), bound, r, d)
+            log_t = closed_form_log_t(spec, log_delta, bound, r, d)
         else:
             log_t = optimal_log_t(spec, log_delta, bound, r, d)
     return _mixture_phi(spec, log_t, log_delta, bound, r, d, closed_form)

@@ -241,3 +241,31 @@ def test_invalid_arguments_name_the_field(kwargs, field):
     with pytest.raises(InvalidParameterError) as info:
         contraction_rate(**args)
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        Architecture(1, [1]),
+        Architecture(3, [5, 4], [1, 1], 0.0),  # all bounds 0: Q = 0 in the closed-form t
+        Architecture(3, [5, 4], [2, 2], [0, 1, 0], "silu", 3, "active"),
+        Architecture(10**5, [10**4] * 3, [1, 1, 1], 100.0, "sigmoid"),
+    ],
+)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "ss-ig",
+        "ss-gl",
+        "ss-ghs",
+        PriorSpec("ss-ghs", c=0.1, g=1e-3),
+        PriorSpec("ss-gl", kappa=50, sigma_0=1e-3, gaussian_output=False),
+    ],
+)
+def test_degenerate_inputs_stay_finite(arch, spec):
+    n = [1.5, 2.0, 1e6, 1e300]
+    sharp = contraction_rate(arch, spec, n)
+    closed = contraction_rate(arch, spec, n, closed_form=True)
+    assert np.all(np.isfinite(sharp.eps2)) and np.all(sharp.eps2 > 0)
+    assert np.all(sharp.eps2 <= closed.eps2 * (1 + 1e-9))
+    json.dumps(sharp.to_dict(), allow_nan=False)
