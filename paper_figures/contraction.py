@@ -43,7 +43,7 @@ def slope_summary(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd
     """Fitted log-log slopes with 95 % bootstrap intervals beside the theory's, per student.
 
     Columns: ``prior``, ``student``, ``n range``, ``slope E_q d_H^2`` with its 95 % interval
-    ``d_H^2 low``/``high``, ``slope E_q ||f-f0||^2`` with ``||f-f0||^2 low``/``high``,
+    ``d_H^2 low``/``high``, ``slope E_q ‖f-f0‖^2`` with ``‖f-f0‖^2 low``/``high``,
     ``theory slope (grid)`` (least squares of ``log eps_n^2`` on ``log n``) and
     ``theory local slope at n_min``/``at n_max``.
     """
@@ -61,9 +61,9 @@ def slope_summary(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd
             "slope E_q d_H^2": row["slope_dH2_mean"],
             "d_H^2 low": row["dH2_mean_low"],
             "d_H^2 high": row["dH2_mean_high"],
-            "slope E_q ||f-f0||^2": row["slope_l2_risk_mean"],
-            "||f-f0||^2 low": row["l2_risk_mean_low"],
-            "||f-f0||^2 high": row["l2_risk_mean_high"],
+            "slope E_q ‖f-f0‖^2": row["slope_l2_risk_mean"],
+            "‖f-f0‖^2 low": row["l2_risk_mean_low"],
+            "‖f-f0‖^2 high": row["l2_risk_mean_high"],
             "theory slope (grid)": row["slope_eps2"],
         }
         if "local_eps2_first" in row:

@@ -40,6 +40,8 @@ __all__ = [
 INDEX = "index.md"
 """File name of the Markdown index in the output folder."""
 
+_SUFFIXES = (".png", ".pdf")
+
 
 @dataclass
 class Context:
@@ -112,6 +114,9 @@ class FigureSpec:
         The function that draws it (for the index).
     make
         ``make(context) -> list of paths`` (PNG and PDF).
+    details
+        ``details(context) -> Markdown`` shown under the figure in the index (the numbers it
+        shows), or ``None``.
     """
 
     name: str
@@ -121,10 +126,24 @@ class FigureSpec:
     study: str | None
     function: str
     make: Callable[[Context], list[Path]]
+    details: Callable[[Context], str] | None = None
 
 
 def _contraction(ctx: Context) -> list[Path]:
     return contraction.contraction_figures(ctx.study("contraction").table, ctx.out)
+
+
+def _slopes(ctx: Context) -> str:
+    from simulations.report import format_markdown
+
+    summary = contraction.slope_summary(ctx.study("contraction").table)
+    if summary.empty:
+        return "(fewer than two n values: no slopes)"
+    return (
+        "Fitted log-log slopes with 95% replicate-bootstrap intervals, beside the theory's "
+        "slope of eps_n^2 over the same grid and its local slope at the grid's ends:\n\n"
+        + format_markdown(summary)
+    )
 
 
 def _trajectories(ctx: Context) -> list[Path]:
@@ -201,6 +220,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "contraction",
         "paper_figures.contraction.contraction_figures",
         _contraction,
+        _slopes,
     ),
     FigureSpec(
         "recovery_nodes",
@@ -293,8 +313,10 @@ class BuildResult:
         return not self.errors and not any(s.failed for s in self.studies.values())
 
 
-def select(names: Sequence[str] | None) -> tuple[FigureSpec, ...]:
-    """The figures named (all when ``names`` is empty or ``None``), in paper order.
+def select(
+    names: Sequence[str] | None, figures: Sequence[FigureSpec] = FIGURES
+) -> tuple[FigureSpec, ...]:
+    """The ``figures`` named (all when ``names`` is empty or ``None``), in their order.
 
     Raises
     ------
@@ -302,33 +324,39 @@ def select(names: Sequence[str] | None) -> tuple[FigureSpec, ...]:
         ``only`` names a figure that does not exist.
     """
     if not names:
-        return FIGURES
-    known = {f.name for f in FIGURES}
+        return tuple(figures)
+    known = {f.name for f in figures}
     for name in names:
         if name not in known:
             raise InvalidParameterError("only", "figure names: " + ", ".join(sorted(known)), name)
-    return tuple(f for f in FIGURES if f.name in names)
+    return tuple(f for f in figures if f.name in names)
 
 
 def build(
     ctx: Context,
     names: Sequence[str] | None = None,
     *,
+    figures: Sequence[FigureSpec] = FIGURES,
     log: Callable[[str], None] | None = None,
 ) -> BuildResult:
-    """Make the figures ``names`` (default all) into ``ctx.out`` and write the index.
+    """Make the ``figures`` named ``names`` (default all) into ``ctx.out``; write the index.
 
     A figure that raises is reported in :attr:`BuildResult.errors` and in the index; the
     others are still made. Bad input (:class:`InvalidParameterError`) is raised at once.
+    With ``names``, the index still lists every figure of :data:`FIGURES`, those not made
+    now with the files an earlier run left in ``ctx.out``.
     """
-    figures = select(names)
+    figures = select(names, figures)
     ctx.out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {}
     errors: dict[str, str] = {}
+    details: dict[str, str] = {}
     for figure in figures:
         started = time.perf_counter()
         try:
             files[figure.name] = figure.make(ctx)
+            if figure.details is not None:
+                details[figure.name] = figure.details(ctx)
         except InvalidParameterError:
             raise
         except Exception as exc:  # a figure's failure must not stop the others
@@ -336,7 +364,7 @@ def build(
         if log is not None:
             status = "failed: " + errors[figure.name] if figure.name in errors else "done"
             log(f"{figure.name}: {status} ({time.perf_counter() - started:.1f} s)")
-    index = write_index(ctx, figures, files, errors)
+    index = write_index(ctx, FIGURES if names else figures, files, errors, details)
     return BuildResult(index, files, errors, dict(ctx._studies))
 
 
@@ -375,6 +403,7 @@ def write_index(
     figures: Sequence[FigureSpec],
     files: Mapping[str, list[Path]],
     errors: Mapping[str, str],
+    details: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``ctx.out/index.md``: one section per figure (module docstring)."""
     lines = [
@@ -389,11 +418,18 @@ def write_index(
     for figure in figures:
         lines += [f"## {figure.name}: {figure.title}", ""]
         made = files.get(figure.name, [])
+        earlier = figure.name not in files and figure.name not in errors
+        if earlier:  # not made in this run (--only): list the files an earlier run left
+            made = sorted(p for p in ctx.out.glob(f"{figure.name}*") if p.suffix in _SUFFIXES)
         for png in (p for p in made if p.suffix == ".png"):
             lines += [f"![{png.stem}]({_rel(png, ctx.out)})", ""]
         lines += [f"**Shows.** {figure.shows}", ""]
+        if details and figure.name in details:
+            lines += [details[figure.name], ""]
         if figure.name in errors:
             lines += [f"**Not made:** `{errors[figure.name]}`", ""]
+        if earlier:
+            lines += ["- Not remade in this run" + (": files of an earlier run" if made else "")]
         if made:
             listed = ", ".join(f"`{_rel(p, ctx.out)}`" for p in made)
             lines += [f"- Files: {listed}"]
@@ -414,7 +450,8 @@ def write_index(
             if study.failed:
                 lines += [f"- Failed cells: {'; '.join(study.failed)}"]
         else:
-            lines += [f"- Study: `{figure.study}` (not loaded)"]
+            spec = SOURCES[figure.study].spec_path(ctx.size)
+            lines += [f"- Study: `{_rel(spec, REPO)}` (not loaded in this run)"]
         lines.append("")
     path = ctx.out / INDEX
     path.write_text("\n".join(lines), encoding="utf-8")

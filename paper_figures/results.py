@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,7 +251,10 @@ def obtain(
     failed: tuple[str, ...] = ()
     if size is Size.QUICK or run or spec is not None:
         before = _done_cells(folder)
-        summary = run_study(study, folder, quiet=quiet)
+        with warnings.catch_warnings():
+            if quiet:  # no bars are drawn: tqdm's "IProgress not found" (Jupyter) is moot
+                warnings.filterwarnings("ignore", message="IProgress not found")
+            summary = run_study(study, folder, quiet=quiet)
         failed = tuple(f"{cells[f.key]}: {f.error}" for f in summary.failed)
         ran = summary.completed
         note = f"{size.value} study, {ran} of {total} cells run now, {before} stored before"
