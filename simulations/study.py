@@ -279,8 +279,8 @@ def run_cell(
         Torch device (``"cpu"`` or ``"cuda"``).
     checkpoint_dir
         Folder for the training checkpoint ``<cell_id>.pt``: a cell killed
-        mid-training resumes from it (bitwise the same on CPU); removed when
-        the cell finishes.
+        mid-training resumes from it (bitwise the same on CPU); removed as soon
+        as training ends.
     progress
         ``progress(step, total)`` after every training step.
 
@@ -321,6 +321,11 @@ def run_cell(
         checkpoint=checkpoint,
         progress=progress,
     )
+    if checkpoint is not None:
+        # training is done: a kill from here on retrains the cell from the start (same
+        # numbers), rather than resuming from a finished checkpoint, which the engine
+        # restores with frozen masks
+        checkpoint.unlink(missing_ok=True)
     eps_n, r_n, local = theory_rate(cell, data.truth)
     # evaluate needs a radius for Q(d_H > M eps_n); without a theory radius those are NaN
     metrics = evaluate(
@@ -373,8 +378,6 @@ def run_cell(
             **_environment(),
         )
         rows.append(row)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)
     frame = pd.DataFrame(rows)
     return frame[[*ISSUE_COLUMNS, *(c for c in frame.columns if c not in ISSUE_COLUMNS)]]
 

@@ -258,3 +258,18 @@ def test_cuda_cell_runs():
         pytest.skip("no CUDA device")
     table = run_cell(expand(_spec())[0], device="cuda")
     assert (table["device"].str.startswith("cuda")).all()
+
+
+def test_a_cell_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path):
+    cell = expand(_spec(train__checkpoint_every=4))[0]
+
+    def interrupt(step, total):
+        if step == 6:  # after the checkpoint of step 4
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cell, checkpoint_dir=tmp_path, progress=interrupt)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{cell.cell_id}.pt"]
+    resumed = run_cell(cell, checkpoint_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # removed once training ended
+    pd.testing.assert_frame_equal(_result_columns(resumed), _result_columns(run_cell(cell)))
