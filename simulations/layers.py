@@ -391,22 +391,6 @@ class MeanFieldLinear(VariationalLinear):
     """
 
 
-def _lognormal_kl(mu, sd, shape, log_rate, rate, sign):
-    """``KL(LogNormal(mu, sd^2) || p)`` for ``p = Gamma(shape, rate)`` (``sign = +1``) or
-    ``InvGamma(shape, scale = rate)`` (``sign = -1``): the closed forms of
-    :func:`simulations.kl.kl_lognormal_gamma` and :func:`simulations.kl.kl_lognormal_invgamma`
-    in one expression, ``lgamma(shape) - log sd - (1 + log 2 pi)/2 - shape (log rate + sign mu)
-    + rate exp(sign mu + sd^2 / 2)``."""
-    signed = mu * sign
-    return (
-        torch.lgamma(shape)
-        - torch.log(sd)
-        - _HALF_LOG_2PI_PLUS_HALF
-        - shape * (log_rate + signed)
-        + rate * torch.exp(signed + 0.5 * sd.square())
-    )
-
-
 _HALF_LOG_2PI_PLUS_HALF = 0.5 * math.log(2.0 * math.pi) + 0.5
 
 
@@ -432,9 +416,11 @@ class _GroupLassoScale(nn.Module):
         self.noise_count = out
         self.slab_width = None
 
-    def log_scale(self, eps: torch.Tensor) -> torch.Tensor:
-        """``log tau_j = (m_j + s_j eps_j) / 2`` from ``eps [..., R, out]``."""
-        return 0.5 * torch.addcmul(self.log_tau2_mu, F.softplus(self.log_tau2_rho), eps)
+    def draw(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``tau_j = exp((m_j + s_j eps_j) / 2)`` from ``eps [..., R, out]``, and the KL ``[R]``."""
+        s_tau, s_k = F.softplus(self.log_tau2_rho), F.softplus(self.log_kappa2_rho)
+        scale = torch.exp(0.5 * torch.addcmul(self.log_tau2_mu, s_tau, eps))
+        return scale, self._kl(s_tau, s_k)
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``log tau_j`` under ``q``, ``[R, out]`` each."""
@@ -451,10 +437,11 @@ class _GroupLassoScale(nn.Module):
         The expected KL uses ``E_q[log(kappa^2/2)] = m_k - log 2`` and
         ``E_q[kappa^2/2] = exp(m_k + s_k^2/2) / 2`` (see :func:`kl_lognormal_gamma`).
         """
-        s_k = F.softplus(self.log_kappa2_rho)
+        return self._kl(F.softplus(self.log_tau2_rho), F.softplus(self.log_kappa2_rho))
+
+    def _kl(self, s_tau: torch.Tensor, s_k: torch.Tensor) -> torch.Tensor:
         mean_rate = 0.5 * torch.exp(self.log_kappa2_mu + 0.5 * s_k.square()).unsqueeze(-1)
         mean_log_rate = (self.log_kappa2_mu - math.log(2.0)).unsqueeze(-1)
-        s_tau = F.softplus(self.log_tau2_rho)
         local = kl_lognormal_gamma(
             self.log_tau2_mu, s_tau, self.gamma_shape, mean_rate, mean_log_rate
         )
@@ -493,30 +480,30 @@ class _GroupHorseshoeScale(nn.Module):
         rate = torch.stack([torch.exp(-log_scale_sq), torch.ones_like(log_scale_sq)])
         self.register_buffer("prior_rate", rate)
         self.register_buffer("prior_log_rate", torch.log(rate))
-        self.register_buffer("prior_shape", torch.full_like(rate, 0.5))
         self.register_buffer("sign", torch.tensor([[1.0], [-1.0]], **kw))
+        self.prior_constant = math.lgamma(0.5) - _HALF_LOG_2PI_PLUS_HALF
         self.noise_count = out + 1
 
-    def _moments_all(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sds of the factors, and mean and sd of ``(log tau_1..log tau_out, log g)``."""
-        sd = F.softplus(self.log_rho)
-        mean = 0.5 * self.log_mu.sum(-2)
-        return sd, mean, 0.5 * torch.sqrt(sd.square().sum(-2))
+    def _moments_all(self, sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and sd of ``(log tau_1..log tau_out, log g)`` from the factors' sds ``sd``."""
+        return 0.5 * self.log_mu.sum(-2), 0.5 * torch.sqrt(sd.square().sum(-2))
 
-    def log_scale(self, eps: torch.Tensor) -> torch.Tensor:
-        """``v_j = log(g tau_j)`` from ``eps [..., R, out + 1]`` (last column: the global draw).
+    def draw(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``scale_j`` from ``eps [..., R, out + 1]`` (last column: the global draw), and the KL.
 
         One normal per node draws ``log a_j + log b_j`` and one per layer draws
-        ``log a_g + log b_g``: sums of independent Gaussians, so this is an exact
-        draw of the same joint law (``g`` shared by the nodes) with half the noise.
+        ``log a_g + log b_g``: sums of independent Gaussians, so ``v_j = log(g tau_j)``
+        is an exact draw of the same joint law (``g`` shared by the nodes) with half
+        the noise.
         """
-        _, mean, sd = self._moments_all()
-        v = torch.addcmul(mean, sd, eps)
-        return v[..., :-1] + v[..., -1:]
+        sd = F.softplus(self.log_rho)
+        mean, total_sd = self._moments_all(sd)
+        v = torch.addcmul(mean, total_sd, eps)
+        return self.scale(v[..., :-1] + v[..., -1:]), self._kl(sd)
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``v_j = log(g tau_j)`` under ``q``, ``[R, out]`` each."""
-        _, mean, sd = self._moments_all()
+        mean, sd = self._moments_all(F.softplus(self.log_rho))
         total_sd = torch.sqrt(sd[..., :-1].square() + sd[..., -1:].square())
         return mean[..., :-1] + mean[..., -1:], total_sd
 
@@ -529,9 +516,19 @@ class _GroupHorseshoeScale(nn.Module):
 
     def kl(self) -> torch.Tensor:
         """KL of every ``a_j, b_j, a_g, b_g`` against its prior, summed, ``[R]``."""
-        sd = F.softplus(self.log_rho)
-        terms = _lognormal_kl(
-            self.log_mu, sd, self.prior_shape, self.prior_log_rate, self.prior_rate, self.sign
+        return self._kl(F.softplus(self.log_rho))
+
+    def _kl(self, sd: torch.Tensor) -> torch.Tensor:
+        """The closed forms of :func:`simulations.kl.kl_lognormal_gamma` (row 0) and
+        :func:`simulations.kl.kl_lognormal_invgamma` (row 1) in one expression, with
+        ``s = +1`` (Gamma, rate ``r``) or ``-1`` (inverse Gamma, scale ``r``):
+        ``lgamma(1/2) - log sd - (1 + log 2 pi)/2 - (log r + s mu)/2 + r exp(s mu + sd^2/2)``."""
+        signed = self.log_mu * self.sign
+        terms = (
+            self.prior_constant
+            - torch.log(sd)
+            - 0.5 * (self.prior_log_rate + signed)
+            + self.prior_rate * torch.exp(signed + 0.5 * sd.square())
         )
         return terms.sum((-2, -1))
 
@@ -646,11 +643,11 @@ class NodeSpikeSlabLinear(VariationalLinear):
         """One uniform per node (its indicator)."""
         return self.out_features
 
-    def _scale(self, normal: torch.Tensor) -> torch.Tensor | None:
+    def _draw_scale(self, normal: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | float]:
+        """A draw of ``scale_j`` from this layer's normals and the scale factors' KL."""
         if self.scale_factor is None:
-            return None
-        eps = normal[..., self.slab_normal_count :]
-        return self.scale_factor.scale(self.scale_factor.log_scale(eps))
+            return None, 0.0
+        return self.scale_factor.draw(normal[..., self.slab_normal_count :])
 
     def _gate(self, normal, uniform, temperature):
         """``z_j * scale_j`` (relaxed ``z_j``, or the frozen mask) and the gate's KL ``[R]``."""
@@ -661,19 +658,16 @@ class NodeSpikeSlabLinear(VariationalLinear):
             gate = relaxed_bernoulli(
                 self.theta, noise, temperature, straight_through=self.straight_through
             )
-        scale = self._scale(normal)
+        scale, scale_kl = self._draw_scale(normal)
         if scale is not None:
             gate = gate * scale
-        return gate, self._indicator_kl() + self._scale_kl()
+        return gate, self._indicator_kl() + scale_kl
 
     def _indicator_kl(self) -> torch.Tensor:
         """``sum_j KL(Bern(pi_j) || Bern(lambda))``, ``[R]`` (a point mass once frozen)."""
         if self.frozen_mask is None:
             return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
         return _point_mass_kl(self.frozen_mask, self.prior_inclusion).sum(-1)
-
-    def _scale_kl(self) -> torch.Tensor | float:
-        return 0.0 if self.scale_factor is None else self.scale_factor.kl()
 
     def _combine_kl(self, slab_rows, gate_kl):
         return (self._weights() * slab_rows).sum(-1) + gate_kl
@@ -684,7 +678,8 @@ class NodeSpikeSlabLinear(VariationalLinear):
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
-        return self._combine_kl(self.slab_kl(), self._indicator_kl() + self._scale_kl())
+        scale_kl = 0.0 if self.scale_factor is None else self.scale_factor.kl()
+        return self._combine_kl(self.slab_kl(), self._indicator_kl() + scale_kl)
 
     def inclusion_probs(self) -> torch.Tensor:
         """``pi_j = sigmoid(theta_j)``, ``[R, out]``; the 0/1 mask once frozen."""
@@ -710,7 +705,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
         """Exact draw ``W_j = z_j scale_j beta_j``, z_j = 1{u_j < pi_j}; ``[..., R, out, in]``."""
         beta = self._beta(normal)
         gate = (uniform < self._weights()).to(beta.dtype)
-        scale = self._scale(normal)
+        scale, _ = self._draw_scale(normal)
         if scale is not None:
             gate = gate * scale
         beta = beta * gate.unsqueeze(-1)

@@ -333,8 +333,14 @@ def _peak_memory(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    return [float(x.double().sum()), float(y.double().sum()), float(x.double().square().sum())]
+def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list:
+    """Shapes and float64 sums of the data: a resumed run must see the same data."""
+    return [
+        list(x.shape),
+        list(y.shape),
+        float(x.sum(dtype=torch.float64)),
+        float(y.sum(dtype=torch.float64)),
+    ]
 
 
 def _write_atomic(path: Path, payload: dict) -> None:
@@ -409,7 +415,7 @@ def fit(
     reps, device = model.replicates, model.device
     flat = _FlatParameters(model, reps)
     if config.optimizer is Optimizer.ADAM:
-        opt = torch.optim.Adam([flat.parameter], lr=config.lr, betas=config.betas)
+        opt = torch.optim.Adam([flat.parameter], lr=config.lr, betas=config.betas, fused=True)
     else:
         opt = torch.optim.SGD([flat.parameter], lr=config.lr)
     batches = _Minibatches(model, n, batch)
