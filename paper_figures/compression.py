@@ -55,6 +55,9 @@ def latency_options(size: Size | str) -> LatencyOptions:
     return LatencyOptions()
 
 
+_RATIO_TICKS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0, 5.0, 7.0, 10.0)
+"""Candidate ticks of the latency-ratio axis."""
+
 _METRICS = {
     "rmse_test": "test RMSE (units of $y$)",
     "accuracy_test": "test accuracy (share correct)",
@@ -125,6 +128,8 @@ def tradeoff_figure(
     outputs
         Network outputs (for the student's label).
     """
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     from ssbnn_theory import style
 
     metric = _metric(table)
@@ -147,7 +152,7 @@ def tradeoff_figure(
             centre, spread = np.exp(np.mean(np.log(ratio))), np.exp(_sd(np.log(ratio)))
             ax_t.errorbar(
                 centre, y.mean(), xerr=[[centre - centre / spread], [centre * spread - centre]],
-                yerr=_sd(y), lw=1.5, label=prior_name(prior), **common,
+                yerr=_sd(y), lw=1.5, **common,
             )  # fmt: skip
         ax_t.axvline(1.0, color="0.3", ls="--", lw=1.2, label="dense student")
         if noise_sd is not None and metric == "rmse_test":
@@ -157,6 +162,10 @@ def tradeoff_figure(
         ax_d.set_xlim(-0.03, 1.05)
         ax_d.set_ylabel(_METRICS[metric])
         ax_t.set_xscale("log")
+        low, high = ax_t.get_xlim()
+        ax_t.set_xticks([t for t in _RATIO_TICKS if low <= t <= high])
+        ax_t.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax_t.xaxis.set_minor_locator(NullLocator())
         row = joined.iloc[0]
         ax_t.set_xlabel(
             "latency of the compacted network / dense student\n"

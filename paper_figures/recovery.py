@@ -83,10 +83,12 @@ def nodes_figure(
                     means.to_numpy(), "-", label=prior_name(prior), **look,
                 )  # fmt: skip
             true = rows["true"].dropna()
+            top = rows["kept"].max()
             if not true.empty:
                 ax.axhline(true.iloc[0], color="black", ls="--", lw=1.3, label="true active nodes")
+                top = max(top, true.max())
             log_n_axis(ax, ns)
-            ax.set_ylim(0, rows["kept"].max() + 1)
+            ax.set_ylim(0, top + 1)
             ax.set_ylabel(f"kept nodes in hidden layer {layer}")
             ax.yaxis.get_major_locator().set_params(integer=True)
             ax.set_title(f"hidden layer {layer}")
@@ -195,6 +197,7 @@ def trajectories_figure(
                     ax.axhline(truth[layer], color="black", ls=ls, lw=1.0)
             ax.set_xlabel("training step")
             ax.set_ylim(bottom=0)
+            ax.yaxis.get_major_locator().set_params(integer=True)
             if col == 0:
                 ax.set_ylabel("nodes with inclusion\nprobability > 1/2")
             ax.legend(loc="upper right", fontsize=9)

@@ -395,6 +395,7 @@ def _command(ctx: Context, name: str) -> str:
     parts.append("--quick" if ctx.size is Size.QUICK else "--full")
     if ctx.run_full:
         parts.append("--run-full")
+    parts += [f"--spec {key}={_rel(path, REPO)}" for key, path in ctx.specs.items()]
     return " ".join(parts)
 
 
@@ -443,7 +444,7 @@ def write_index(
             study = ctx._studies[figure.study]
             lines += [
                 f"- Study: `{study.spec.name}` ({SOURCES[figure.study].purpose}); spec "
-                f"`{_rel(study.spec_path, REPO)}`; results `{study.folder}`; "
+                f"`{_rel(study.spec_path, REPO)}`; results `{_rel(study.folder, REPO)}`; "
                 f"{study.cells_done} of {study.cells_total} cells; {study.note}",
                 f"- Run the study: `{study.command}`",
             ]

@@ -20,6 +20,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -169,7 +170,7 @@ class StudyResults:
     """
 
     key: str
-    spec: object
+    spec: Any
     spec_path: Path
     size: Size
     folder: Path
@@ -225,7 +226,8 @@ def obtain(
         Full size only: run the full study's unfinished cells (else load what is stored,
         falling back to the quick study when nothing is).
     spec
-        Use this spec file instead of the source's (any study of the same design).
+        Use this spec file instead of the source's (a study of the same kind); its missing
+        cells are always run, whatever ``size`` and ``run`` say.
     quiet
         No progress bars.
 
