@@ -7,12 +7,13 @@ Run ``python benchmarks/bench_engine.py`` (about 10 minutes on 2 cores). Two wor
 
 For SS-GL and SS-GHS it measures the batched engine at R in {1, 16, 64}; a
 Python loop over R separate R = 1 models (each trained by ``fit``); and a plain
-deterministic ``nn.Linear`` MLP of the same shape trained with Adam on the same
-minibatches (the floor). A step time is the slope of wall time over the number
-of steps, ``(T(2K) - T(K)) / K`` with medians over repeats, which removes the
-fixed cost of a ``fit`` call (validation, setup). Ratios are against baselines
-measured in the same run. Targets: W1 at R = 64, batched replicate-steps per
-second >= 10x the loop's; W2, one SS-GL / SS-GHS step <= 1.5x the plain step.
+deterministic ``nn.Linear`` MLP of the same shape trained with Adam on equally
+drawn minibatches (the floor). Every step is timed on its own (``fit``'s progress
+callback marks the end of each step), the first two are dropped, and the tables
+give the median and the minimum; the loop's step is the sum over its R models.
+Ratios are against baselines measured in the same run. Targets: W1 at R = 64,
+batched replicate-steps per second >= 10x the loop's; W2, one SS-GL / SS-GHS
+step <= 1.5x the plain step.
 
 ``--case W2:ss-ghs:1 --steps 400`` runs one configuration for a fixed number of
 steps and exits (``plain`` as the prior runs the plain MLP), for timing whole
@@ -22,6 +23,7 @@ processes with an external tool.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -70,60 +72,55 @@ def train_config(w: Workload, steps: int) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=w.batch, log_every=steps)
 
 
-def timed(run, steps: int) -> float:
-    start = time.perf_counter()
-    run(steps)
-    return time.perf_counter() - start
+def summary(intervals) -> dict:
+    """Median and minimum of per-step wall times (seconds), the first two steps dropped."""
+    kept = sorted(intervals[2:])
+    return {"median": statistics.median(kept), "min": kept[0]}
 
 
-def step_time(run, steps: int, repeats: int) -> float:
-    """Seconds per step: median over repeats of ``(T(2K) - T(K)) / K``."""
-    run(2)  # warm-up
-    slopes = []
-    for _ in range(repeats):
-        slopes.append((timed(run, 2 * steps) - timed(run, steps)) / steps)
-    return statistics.median(slopes)
+def engine_steps(model: BayesianMLP, x, y, w: Workload, steps: int) -> list[float]:
+    """Wall time of each step of one ``fit`` call (from its progress callback)."""
+    marks = [time.perf_counter()]
+    fit(model, x, y, train_config(w, steps), progress=lambda *_: marks.append(time.perf_counter()))
+    return [b - a for a, b in itertools.pairwise(marks)]
 
 
-def engine_runner(w: Workload, prior: str, replicates: int, x, y):
+def batched(w: Workload, prior: str, replicates: int, x, y, steps: int) -> dict:
     model = engine_model(w, prior, range(replicates))
-    xs, ys = x[:replicates], y[:replicates]
-    return lambda steps: fit(model, xs, ys, train_config(w, steps))
+    return summary(engine_steps(model, x[:replicates], y[:replicates], w, steps))
 
 
-def loop_runner(w: Workload, prior: str, replicates: int, x, y):
-    models = [engine_model(w, prior, [r]) for r in range(replicates)]
+def loop(w: Workload, prior: str, replicates: int, x, y, steps: int) -> dict:
+    """One step of each of ``replicates`` separate R = 1 models: the sum of their step times."""
+    per_model = [
+        summary(engine_steps(engine_model(w, prior, [r]), x[r : r + 1], y[r : r + 1], w, steps))
+        for r in range(replicates)
+    ]
+    return {key: sum(m[key] for m in per_model) for key in ("median", "min")}
 
-    def run(steps):
-        for r, model in enumerate(models):
-            fit(model, x[r : r + 1], y[r : r + 1], train_config(w, steps))
 
-    return run
-
-
-def plain_runner(w: Workload, x, y):
+def plain(w: Workload, x, y, steps: int) -> dict:
+    """Step times of a deterministic ``nn.Linear`` MLP of the same widths, Adam, same batches."""
     torch.manual_seed(0)
     widths = (w.p, *w.hidden)
     layers: list[nn.Module] = []
     for i in range(len(w.hidden)):
-        layers += [
-            nn.Linear(widths[i], widths[i + 1]),
-            nn.Tanh() if w.activation == "tanh" else nn.ReLU(),
-        ]
+        act = nn.Tanh() if w.activation == "tanh" else nn.ReLU()
+        layers += [nn.Linear(widths[i], widths[i + 1]), act]
     net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x0, y0 = x[0], y[0]
     gen = torch.Generator().manual_seed(1)
-
-    def run(steps):
-        for _ in range(steps):
-            idx = torch.randint(w.n, (w.batch,), generator=gen)
-            loss = (net(x0.index_select(0, idx)) - y0.index_select(0, idx)).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    return run
+    intervals = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        idx = torch.randint(w.n, (w.batch,), generator=gen)
+        loss = (net(x0.index_select(0, idx)) - y0.index_select(0, idx)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        intervals.append(time.perf_counter() - start)
+    return summary(intervals)
 
 
 def machine() -> dict:
@@ -146,58 +143,46 @@ def machine() -> dict:
     }
 
 
-def run_all(steps: dict[str, int], repeats: int) -> dict:
+def run_all(steps: dict[str, int], loop_steps: int) -> dict:
     results = {"machine": machine(), "workloads": {}}
     for name in ("W1", "W2"):
         w = workload(name)
         x, y = make_data(w, 64)
-        k = steps[name]
-        out = {"plain_step_s": step_time(plain_runner(w, x, y), 4 * k, repeats)}
+        out = {"plain": plain(w, x, y, 4 * steps[name])}
+        print(f"{name} plain: {out['plain']}", flush=True)
         for prior in PRIORS:
             rows = {}
             for reps in (1, 16, 64):
-                batched = step_time(
-                    engine_runner(w, prior, reps, x, y), max(2, k // max(1, reps // 16)), repeats
-                )
-                rows[reps] = {"batched_step_s": batched}
+                rows[reps] = {"batched": batched(w, prior, reps, x, y, steps[name])}
                 if reps > 1:
-                    loop = step_time(loop_runner(w, prior, reps, x, y), max(2, k // 4), 1)
-                    rows[reps]["loop_step_s"] = loop
+                    rows[reps]["loop"] = loop(w, prior, reps, x, y, loop_steps)
                 print(f"{name} {prior} R={reps}: {rows[reps]}", flush=True)
             out[prior] = rows
         results["workloads"][name] = out
     return results
 
 
-def table(results: dict) -> str:
+def table(results: dict, key: str = "median") -> str:
     lines = [
-        "| workload | prior | R | batched step (ms) | replicate-steps/s "
+        f"| workload | prior | R | batched step ({key}, ms) | replicate-steps/s "
         "| loop replicate-steps/s | batched / loop | step / R / plain step |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, out in results["workloads"].items():
-        plain = out["plain_step_s"]
-        lines.append(f"| {name} | plain MLP | 1 | {plain * 1e3:.2f} | {1 / plain:.0f} | | | 1.00 |")
+        base = out["plain"][key]
+        lines.append(f"| {name} | plain MLP | 1 | {base * 1e3:.2f} | {1 / base:.0f} | | | 1.00 |")
         for prior in PRIORS:
             for reps, row in out[prior].items():
-                step = row["batched_step_s"]
+                step = row["batched"][key]
                 rate = int(reps) / step
-                if "loop_step_s" in row:
-                    loop_rate = int(reps) / row["loop_step_s"]
-                    loop = f"{loop_rate:.0f} | {rate / loop_rate:.1f}x"
+                if "loop" in row:
+                    loop_rate = int(reps) / row["loop"][key]
+                    loop_cells = f"{loop_rate:.0f} | {rate / loop_rate:.1f}x"
                 else:
-                    loop = " | "
-                per_rep = step / int(reps) / plain
-                cells = (
-                    name,
-                    prior,
-                    reps,
-                    f"{step * 1e3:.2f}",
-                    f"{rate:.0f}",
-                    loop,
-                    f"{per_rep:.2f}",
-                )
-                lines.append("| " + " | ".join(map(str, cells)) + " |")
+                    loop_cells = " | "
+                per_rep = step / int(reps) / base
+                cells = (name, prior, reps, f"{step * 1e3:.2f}", f"{rate:.0f}", loop_cells)
+                lines.append("| " + " | ".join(map(str, cells)) + f" | {per_rep:.2f} |")
     return "\n".join(lines)
 
 
@@ -205,14 +190,15 @@ def single_case(case: str, steps: int) -> None:
     name, prior, reps = case.split(":")
     w = workload(name)
     x, y = make_data(w, int(reps))
-    run = plain_runner(w, x, y) if prior == "plain" else engine_runner(w, prior, int(reps), x, y)
-    run(steps)
+    if prior == "plain":
+        plain(w, x, y, steps)
+    else:
+        engine_steps(engine_model(w, prior, range(int(reps))), x, y, w, steps)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
-    parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--case", help="WORKLOAD:PRIOR:R, run it --steps steps and exit")
     parser.add_argument("--steps", type=int, default=200)
@@ -220,10 +206,12 @@ def main() -> None:
     if args.case:
         single_case(args.case, args.steps)
         return
-    steps = {"W1": 4, "W2": 4} if args.quick else {"W1": 16, "W2": 40}
-    results = run_all(steps, 1 if args.quick else args.repeats)
+    steps = {"W1": 6, "W2": 6} if args.quick else {"W1": 30, "W2": 60}
+    results = run_all(steps, 4 if args.quick else 12)
     print(json.dumps(results["machine"]))
-    print(table(results))
+    print(table(results, "median"))
+    print()
+    print(table(results, "min"))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -275,15 +275,31 @@ class _Minibatches:
     """Per-replicate minibatches: a fresh permutation of ``n`` each epoch from replicate ``r``'s
     own generator (stream ``"minibatch"``); ``floor(n / B)`` minibatches per epoch."""
 
-    def __init__(self, model: BayesianMLP, n: int, batch: int) -> None:
-        self.n, self.batch = n, batch
+    def __init__(self, model: BayesianMLP, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
+        reps, n = x.shape[:2]
+        self.x, self.y, self.n, self.batch = x, y, n, batch
         self.full = batch == n
         self.per_epoch = n // batch
         seeds = [stream_seed(s, "minibatch") for s in model.replicate_seeds]
         self.generators = replicate_generators(seeds, model.device)
         self.perm: torch.Tensor | None = None
-        reps = model.replicates
         self.offsets = (torch.arange(reps, device=model.device) * n).unsqueeze(1)
+        # Minibatches are gathered into the same buffers every step: a fresh allocation
+        # of R * B * p values would be page-faulted in anew each time once it is large.
+        if not self.full:
+            self.x_batch = x.new_empty((reps, batch, x.shape[2]))
+            self.y_batch = y.new_empty((reps, batch, *y.shape[2:]))
+
+    def gather(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[R, B, p]`` and targets of step ``step`` (the data themselves when full)."""
+        idx = self.indices(step)
+        if idx is None:
+            return self.x, self.y
+        reps, n = self.x.shape[:2]
+        torch.index_select(self.x.view(reps * n, -1), 0, idx, out=self.x_batch.view(len(idx), -1))
+        flat_y = self.y.view(reps * n, *self.y.shape[2:])
+        torch.index_select(flat_y, 0, idx, out=self.y_batch.view(len(idx), *self.y.shape[2:]))
+        return self.x_batch, self.y_batch
 
     def indices(self, step: int) -> torch.Tensor | None:
         """Flat row indices ``[R * B]`` of step ``step`` (``None``: the full batch)."""
@@ -301,6 +317,16 @@ class _Minibatches:
         return (rows + self.offsets).reshape(-1)
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is finite, in one pass without a temporary.
+
+    A NaN or an infinity makes the float64 sum non-finite, so a finite sum proves
+    the check; a non-finite sum of finite values (overflow, only possible for huge
+    float64 data) is rechecked elementwise.
+    """
+    return bool(torch.isfinite(t.sum(dtype=torch.float64))) or bool(torch.isfinite(t).all())
+
+
 def _validate_data(model: BayesianMLP, x: torch.Tensor, y: torch.Tensor):
     reps, p = model.replicates, model.config.p
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
@@ -308,7 +334,7 @@ def _validate_data(model: BayesianMLP, x: torch.Tensor, y: torch.Tensor):
     if x.dim() != 3 or x.shape[0] != reps or x.shape[2] != p or x.shape[1] < 1:
         raise InvalidParameterError("x", f"shape [R={reps}, n, p={p}]", tuple(x.shape))
     n = x.shape[1]
-    if not bool(torch.isfinite(x).all()):
+    if not _all_finite(x):
         raise InvalidParameterError("x", "finite (no NaN or inf)", "non-finite values")
     if not isinstance(y, torch.Tensor):
         raise InvalidParameterError("y", "a torch.Tensor", type(y).__name__)
@@ -418,7 +444,7 @@ def fit(
         opt = torch.optim.Adam([flat.parameter], lr=config.lr, betas=config.betas, fused=True)
     else:
         opt = torch.optim.SGD([flat.parameter], lr=config.lr)
-    batches = _Minibatches(model, n, batch)
+    batches = _Minibatches(model, x, y, batch)
     spike_cols = flat.columns(("theta",))
     path = None if checkpoint is None else Path(checkpoint)
     history: list[torch.Tensor] = []
@@ -484,13 +510,7 @@ def fit(
                 frozen_values = flat.data[:, spike_cols].clone()
             if config.temperature is not None:
                 model.temperature = config.temperature(step)
-            idx = batches.indices(step)
-            if idx is None:
-                xb, yb = x, y
-            else:
-                xb = x.view(reps * n, -1).index_select(0, idx).view(reps, batch, -1)
-                yb = y.view(reps * n, *y.shape[2:]).index_select(0, idx)
-                yb = yb.view(reps, batch, *y.shape[2:])
+            xb, yb = batches.gather(step)
             f, kl = model.forward_kl(xb)
             nll = model.likelihood.nll(f, yb)
             weight = config.kl_weight(step) if step < config.steps else 1.0
