@@ -29,9 +29,9 @@
 # Designs: `bai_sparse_function` (Bai, Song & Cheng 2020) and `sun_regression` (Sun, Song &
 # Liang 2021) for regression, `sun_classification` for accuracy; studies in
 # `paper_figures/studies/compression_*.toml`. The stored studies hold the metrics, not the
-# fitted models, so each cell is refitted from its seeds to time it; the refit is checked
-# against the stored kept nodes and final KL, and the timings are stored beside the study
-# (`latency.parquet`) so that later runs reuse them.
+# fitted models, so each cell is refitted from its seeds to time it; the refit must keep the
+# stored nodes and inputs (the compacted network depends on nothing else), and the timings
+# are stored beside the study (`latency.parquet`) so that later runs reuse them.
 #
 # **Size knob.** `SIZE` is `quick` under `CI` or `SSBNN_QUICK=1` (tiny studies, 20 steps,
 # short timings: the latencies are noise); `full` loads the stored full studies (falling

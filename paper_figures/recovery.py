@@ -142,20 +142,23 @@ def inputs_figure(
 def trajectories(results: Any, *, n: int | None = None, points: int = 100) -> dict[str, Any]:
     """Refit the cells at ``n`` (default: the largest) of every prior, recording probabilities.
 
-    ``points`` records per run (every ``max(1, total_steps // points)`` steps). Returns
+    ``points`` records per run (every ``max(1, total_steps // points)`` steps); each refit
+    is checked against the stored cell (:func:`paper_figures.refit.check_stored`). Returns
     ``{prior label: Refit}`` in the study's order.
     """
-    from paper_figures.refit import refit
+    from paper_figures.refit import check_stored, refit
     from simulations.study import expand
 
     spec = results.spec
     size = max(spec.n) if n is None else n
     every = max(1, spec.train_config().total_steps // points)
-    return {
-        cell.prior.label: refit(cell, record_every=every)
-        for cell in expand(spec)
-        if cell.n == size and cell.student == spec.students[0]
-    }
+    out = {}
+    for cell in expand(spec):
+        if cell.n == size and cell.student == spec.students[0]:
+            fitted = refit(cell, record_every=every)
+            check_stored(fitted, results.table)
+            out[cell.prior.label] = fitted
+    return out
 
 
 def trajectories_figure(

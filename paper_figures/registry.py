@@ -342,11 +342,18 @@ def build(
     """Make the ``figures`` named ``names`` (default all) into ``ctx.out``; write the index.
 
     A figure that raises is reported in :attr:`BuildResult.errors` and in the index; the
-    others are still made. Bad input (:class:`InvalidParameterError`) is raised at once.
+    others are still made. Unknown figure names and spec files that do not load raise
+    :class:`InvalidParameterError` before anything is made.
     With ``names``, the index still lists every figure of :data:`FIGURES`, those not made
     now with the files an earlier run left in ``ctx.out``.
     """
     figures = select(names, figures)
+    from simulations.spec import load_spec
+
+    for key, path in ctx.specs.items():
+        if key not in SOURCES:
+            raise InvalidParameterError("spec", "a study key: " + ", ".join(SOURCES), key)
+        load_spec(path)
     ctx.out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {}
     errors: dict[str, str] = {}
@@ -357,8 +364,6 @@ def build(
             files[figure.name] = figure.make(ctx)
             if figure.details is not None:
                 details[figure.name] = figure.details(ctx)
-        except InvalidParameterError:
-            raise
         except Exception as exc:  # a figure's failure must not stop the others
             errors[figure.name] = f"{type(exc).__name__}: {exc}"
         if log is not None:

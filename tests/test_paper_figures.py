@@ -19,7 +19,7 @@ import torch
 from paper_figures import FIGURES, Context, Size, build, obtain, size_from_env
 from paper_figures.cli import main
 from paper_figures.contraction import slope_summary
-from paper_figures.refit import latency_table, node_probs, refit
+from paper_figures.refit import check_stored, latency_table, node_probs, refit
 from paper_figures.registry import INDEX, FigureSpec, select
 from paper_figures.results import SOURCES, prior_family, prior_name
 from paper_figures.theory import ARCHITECTURE, terms_table
@@ -107,6 +107,7 @@ def test_a_failing_figure_is_reported_and_the_others_are_made(tmp_path: Path) ->
         (["--spec", "nope=x.toml"], "--spec"),
         (["--spec", "contraction"], "--spec"),
         (["--quick", "--full"], "not allowed with argument"),
+        (["--spec", "contraction=no/such/spec.toml"], "spec: must be an existing TOML file"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(
@@ -242,6 +243,14 @@ def test_refit_reproduces_the_stored_cell_and_records_trajectories(results_root:
     # the same seeds on the same CPU give the same float32 numbers: exact equality
     np.testing.assert_array_equal(fitted.report.final_kl, stored["final_kl"].to_numpy(np.float32))
     np.testing.assert_array_equal(run.nodes[-1][-1], node_probs(fitted.model)[-1])
+    check_stored(fitted, results.table)
+    tampered = results.table.copy()
+    row = tampered.index[(tampered["cell_id"] == cell.cell_id) & (tampered["replicate"] == 1)][0]
+    tampered.at[row, "kept_nodes"] = np.asarray(tampered.at[row, "kept_nodes"]) - 1
+    with pytest.raises(InvalidParameterError, match="replicate 1"):
+        check_stored(fitted, tampered)
+    with pytest.raises(InvalidParameterError, match="not finished"):
+        check_stored(fitted, tampered[tampered["cell_id"] != cell.cell_id])
     with pytest.raises(InvalidParameterError, match="record_every"):
         refit(cell, record_every=0)
 
@@ -252,7 +261,7 @@ def test_latency_table_refuses_a_model_that_differs_from_the_stored_one(
     results = obtain("compression_bai", Size.QUICK, results=results_root)
     first = results.table["cell_id"].iloc[0]
     table = results.table[results.table["cell_id"] == first].copy()
-    table["final_kl"] = table["final_kl"] * 1.001
+    table["kept_inputs"] = table["kept_inputs"] - 1
     tampered = dataclasses.replace(results, table=table, folder=tmp_path)
     with pytest.raises(InvalidParameterError, match="refit"):
         latency_table(tampered, batch=8, min_run_time=0.001)
