@@ -202,7 +202,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--case", help="WORKLOAD:PRIOR:R, run it --steps steps and exit")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.case:
         single_case(args.case, args.steps)
         return

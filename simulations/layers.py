@@ -148,8 +148,10 @@ class _SlabLinear(torch.autograd.Function):
         # Gate whichever is smaller: the weights [out, in + 1] or the outputs [B, out].
         gate_weights = gate is not None and mu.shape[-1] <= x.shape[-2]
         weight = beta * gate.unsqueeze(-1) if gate_weights else beta
-        pre = torch.baddbmm(weight[..., -1].unsqueeze(-2), x, weight[..., :-1].transpose(-1, -2))
-        h = pre * gate.unsqueeze(-2) if gate is not None and not gate_weights else pre
+        # Feature-major product W x^T ([R, out, B], returned as an [R, B, out] view): faster
+        # than x W^T for skinny layers, and the next layer's x^T is then contiguous.
+        pre = torch.baddbmm(weight[..., -1].unsqueeze(-1), weight[..., :-1], x.transpose(-1, -2))
+        h = pre * gate.unsqueeze(-1) if gate is not None and not gate_weights else pre
         var0 = sigma_0 * sigma_0
         const = mu.shape[-1] * (math.log(sigma_0) - 0.5)
         square = torch.addcmul(sd * sd, mu, mu).sum(-1)
@@ -157,7 +159,7 @@ class _SlabLinear(torch.autograd.Function):
         ctx.sigma_0, ctx.gate_weights = sigma_0, gate_weights
         ctx.save_for_backward(x, mu, rho, eps, sd, beta, weight, pre, gate)
         ctx.set_materialize_grads(False)
-        return h, kl
+        return h.transpose(-1, -2), kl
 
     @staticmethod
     def backward(ctx, grad_h, grad_kl):
@@ -167,15 +169,17 @@ class _SlabLinear(torch.autograd.Function):
         if grad_h is None:
             grad_beta = torch.zeros_like(beta)
         else:
+            grad_h = grad_h.transpose(-1, -2)  # feature-major, as pre
             gated_out = gate is not None and not ctx.gate_weights
-            grad_pre = grad_h * gate.unsqueeze(-2) if gated_out else grad_h
+            grad_pre = grad_h * gate.unsqueeze(-1) if gated_out else grad_h
             if gated_out and ctx.needs_input_grad[4]:
-                grad_gate = (grad_h * pre).sum(-2)
+                grad_gate = (grad_h * pre).sum(-1)
             grad_weight = torch.empty_like(beta)
-            torch.bmm(grad_pre.transpose(-1, -2), x, out=grad_weight[..., :-1])
-            torch.sum(grad_pre, -2, out=grad_weight[..., -1])
+            torch.bmm(grad_pre, x, out=grad_weight[..., :-1])
+            torch.sum(grad_pre, -1, out=grad_weight[..., -1])
             if ctx.needs_input_grad[0]:
-                grad_x = torch.bmm(grad_pre, weight[..., :-1])
+                weight_t = weight[..., :-1].transpose(-1, -2)
+                grad_x = torch.bmm(weight_t, grad_pre).transpose(-1, -2)
             grad_beta = grad_weight
             if ctx.gate_weights:
                 if ctx.needs_input_grad[4]:

@@ -318,13 +318,13 @@ class _Minibatches:
 
 
 def _all_finite(t: torch.Tensor) -> bool:
-    """Whether every value of ``t`` is finite, in one pass without a temporary.
+    """Whether every value of ``t`` is finite, in one reduction without a temporary.
 
-    A NaN or an infinity makes the float64 sum non-finite, so a finite sum proves
-    the check; a non-finite sum of finite values (overflow, only possible for huge
-    float64 data) is rechecked elementwise.
+    A NaN or an infinity makes the sum non-finite, so a finite sum proves the check;
+    a non-finite sum of finite values (overflow, for values near the dtype's limit)
+    is rechecked elementwise.
     """
-    return bool(torch.isfinite(t.sum(dtype=torch.float64))) or bool(torch.isfinite(t).all())
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def _validate_data(model: BayesianMLP, x: torch.Tensor, y: torch.Tensor):
@@ -360,13 +360,8 @@ def _peak_memory(device: torch.device) -> int:
 
 
 def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list:
-    """Shapes and float64 sums of the data: a resumed run must see the same data."""
-    return [
-        list(x.shape),
-        list(y.shape),
-        float(x.sum(dtype=torch.float64)),
-        float(y.sum(dtype=torch.float64)),
-    ]
+    """Shapes and sums of the data: a resumed run must see the same data."""
+    return [list(x.shape), list(y.shape), float(x.sum()), float(y.sum())]
 
 
 def _write_atomic(path: Path, payload: dict) -> None:
