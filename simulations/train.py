@@ -9,8 +9,10 @@ with the KL weight ``beta_t`` rising linearly to 1 over the warm-up steps
 so replicate ``r``'s gradient is that of ``loss_r`` alone. Gradient clipping
 rescales each replicate's gradient by its own norm; Adam acts elementwise. All
 randomness of replicate ``r`` (initial values, minibatches, weight and mask
-noise) comes from its own generators, so a batched run over ``R`` replicates
-gives the same numbers as ``R`` separate runs with the same seeds.
+noise) comes from its own generators, so a replicate's numbers do not depend on the
+other replicates, and a batched run over ``R`` replicates equals ``R`` separate runs
+with the same seeds up to the summation order of batched matrix products
+(``docs/engine.md``, "Replicates and seeds").
 
 Implementation: all parameters of the model live in one ``[R, P]`` buffer (each
 parameter a view into it) with one ``[R, P]`` gradient buffer, so zeroing,
@@ -467,6 +469,8 @@ def fit(
     if start >= config.steps:
         model.freeze_masks()
         frozen_values = flat.data[:, spike_cols].clone()
+    else:  # a model fine-tuned by an earlier fit starts with relaxed indicators again
+        model.unfreeze_masks()
     total = config.total_steps
     nll = kl = None
     t0 = time.perf_counter()

@@ -222,6 +222,8 @@ def test_fine_tuning_freezes_the_indicators():
     assert torch.equal(seen[20], seen[30])
     assert model.masks_frozen
     torch.testing.assert_close(model.inclusion_probs()[0], (torch.sigmoid(seen[20]) > 0.5).to(D))
+    fit(model, x, y, TrainConfig(steps=2))  # a new relaxed phase unfreezes the indicators
+    assert not model.masks_frozen
 
 
 def test_kl_warm_up_schedule():
