@@ -143,9 +143,9 @@ def machine() -> dict:
     }
 
 
-def run_all(steps: dict[str, int], loop_steps: int) -> dict:
+def run_all(steps: dict[str, int], loop_steps: int, names=("W1", "W2")) -> dict:
     results = {"machine": machine(), "workloads": {}}
-    for name in ("W1", "W2"):
+    for name in names:
         w = workload(name)
         x, y = make_data(w, 64)
         out = {"plain": plain(w, x, y, 4 * steps[name])}
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--case", help="WORKLOAD:PRIOR:R, run it --steps steps and exit")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), help="only this workload")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -210,7 +211,8 @@ def main() -> None:
         single_case(args.case, args.steps)
         return
     steps = {"W1": 6, "W2": 6} if args.quick else {"W1": 30, "W2": 60}
-    results = run_all(steps, 4 if args.quick else 12)
+    names = (args.workload,) if args.workload else ("W1", "W2")
+    results = run_all(steps, 4 if args.quick else 12, names)
     print(json.dumps(results["machine"]))
     print(table(results, "median"))
     print()
