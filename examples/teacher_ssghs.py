@@ -1,7 +1,10 @@
 """Train SS-GHS on the relu_teacher design and compare the kept nodes with the truth.
 
-    python examples/teacher_ssghs.py                  # about a minute on 2 cores
+    python examples/teacher_ssghs.py                  # about 15 s on one core
     SSBNN_QUICK=1 python examples/teacher_ssghs.py    # tiny sizes, seconds (CI)
+
+On a machine shared with other jobs, run it with ``OMP_NUM_THREADS=1`` (see
+``docs/engine.md``, "Threads").
 
 The teacher is a ReLU network on 5 of the p = 20 inputs with (4, 3) active hidden
 nodes; the student has 16 nodes per hidden layer and an SS-GHS prior on each, 4
