@@ -319,7 +319,8 @@ class BayesianMLP(nn.Module):
         self.n = n
         self.temperature = config.temperature
         self._act = _ACTIVATIONS[config.activation]
-        inclusion = config.inclusion_probs(n)
+        spiked = any(prior is not Prior.DENSE for prior in config.prior)
+        inclusion = config.inclusion_probs(n) if spiked else None
         init_gens = replicate_generators([stream_seed(s, "init") for s in seeds], device)
         self.generators = replicate_generators([stream_seed(s, "noise") for s in seeds], device)
         kw = {"dtype": dtype, "device": device}

@@ -282,3 +282,11 @@ def test_model_runs_on_cuda():
     assert f.device.type == "cuda" and kl.shape == (2,)
     gens = replicate_generators([1, 2], device="cuda")
     assert model.sample_functions(x[0], 4, gens).shape == (4, 2, 8, 1)
+
+
+def test_dense_models_need_no_training_set_size():
+    """The reference inclusion prescription needs n only when a layer has a spike."""
+    BayesianMLP(ModelConfig(p=3, hidden=(4, 2), prior="dense"), [1])
+    with pytest.raises(InvalidParameterError) as err:
+        BayesianMLP(ModelConfig(p=3, hidden=(4, 2), prior=("dense", "ss-gl")), [1])
+    assert err.value.field == "n"
