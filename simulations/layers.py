@@ -766,6 +766,16 @@ class EdgeSpikeSlabLinear(VariationalLinear):
         self.register_buffer("frozen_mask", None)
 
     @property
+    def weight_theta(self) -> torch.Tensor:
+        """Inclusion logits of the weights, ``[R, out, in]`` (a view of ``theta``)."""
+        return self.theta[..., :-1]
+
+    @property
+    def bias_theta(self) -> torch.Tensor:
+        """Inclusion logits of the biases, ``[R, out]`` (a view of ``theta``)."""
+        return self.theta[..., -1]
+
+    @property
     def uniform_count(self) -> int:
         """One uniform per weight and per bias."""
         return self.slab_normal_count

@@ -54,6 +54,8 @@ def test_shapes_dtypes_and_finite_gradients(family, dtype):
     w, b = layer.mean_weights()
     assert w.shape == (R, OUT, IN) and b.shape == (R, OUT)
     assert layer.weight_mu.shape == (R, OUT, IN) and layer.bias_rho.shape == (R, OUT)
+    if family.kind == "edge":
+        assert layer.weight_theta.shape == (R, OUT, IN) and layer.bias_theta.shape == (R, OUT)
 
 
 def test_inclusion_probabilities(family):
