@@ -1,6 +1,6 @@
 """Train SS-GHS on the relu_teacher design and compare the kept nodes with the truth.
 
-    python examples/teacher_ssghs.py                  # about 15 s on one core
+    python examples/teacher_ssghs.py                  # about 20 s on 2 cores
     SSBNN_QUICK=1 python examples/teacher_ssghs.py    # tiny sizes, seconds (CI)
 
 On a machine shared with other jobs, run it with ``OMP_NUM_THREADS=1`` (see
