@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.enums import Prior
-from simulations.kl import kl_bernoulli, kl_lognormal_gamma, kl_normal
+from simulations.kl import kl_bernoulli, kl_lognormal_gamma, kl_lognormal_invgamma, kl_normal
 from simulations.relaxed import logistic_noise, relaxed_bernoulli
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
@@ -395,9 +395,6 @@ class MeanFieldLinear(VariationalLinear):
     """
 
 
-_HALF_LOG_2PI_PLUS_HALF = 0.5 * math.log(2.0 * math.pi) + 0.5
-
-
 class _GroupLassoScale(nn.Module):
     """``scale_j = tau_j``; ``tau_j^2 ~ Gamma((d+1)/2, rate kappa^2/2)``, ``kappa^2 ~ Gamma(a, b)``.
 
@@ -463,7 +460,7 @@ class _GroupHorseshoeScale(nn.Module):
 
     Storage: ``log_mu`` and ``log_rho`` ``[R, 2, out + 1]``: row 0 the Gamma factors
     ``(a_1..a_out, a_g)``, row 1 the inverse-Gamma factors ``(b_1..b_out, b_g)``, so
-    one expression computes every KL term. Initialised with each Gamma factor at
+    the KL is two vectorised terms, whatever the width. Initialised with each Gamma factor at
     its prior scale (``a_j = A^2``, ``a_g = g_0^2``) and each inverse-Gamma factor
     at the reciprocal (``b_j = 1/A^2``, ``b_g = 1/g_0^2``), so ``g tau_j = 1``: the
     initial network is the Kaiming-initialised one, and the KL stays moderate
@@ -480,12 +477,8 @@ class _GroupHorseshoeScale(nn.Module):
         init = torch.stack([log_scale_sq, -log_scale_sq]).expand(reps, 2, out + 1)
         self.log_mu = nn.Parameter(init.clone())
         self.log_rho = nn.Parameter(torch.full((reps, 2, out + 1), rho_init, **kw))
-        # Prior of each factor: Gamma(1/2, rate 1/scale^2) in row 0, InvGamma(1/2, 1) in row 1.
-        rate = torch.stack([torch.exp(-log_scale_sq), torch.ones_like(log_scale_sq)])
-        self.register_buffer("prior_rate", rate)
-        self.register_buffer("prior_log_rate", torch.log(rate))
-        self.register_buffer("sign", torch.tensor([[1.0], [-1.0]], **kw))
-        self.prior_constant = math.lgamma(0.5) - _HALF_LOG_2PI_PLUS_HALF
+        # Prior rates of the Gamma factors (row 0): 1/A^2 per node, 1/g_0^2 for the global.
+        self.register_buffer("prior_rate", torch.exp(-log_scale_sq))
         self.noise_count = out + 1
 
     def _moments_all(self, sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -523,18 +516,12 @@ class _GroupHorseshoeScale(nn.Module):
         return self._kl(F.softplus(self.log_rho))
 
     def _kl(self, sd: torch.Tensor) -> torch.Tensor:
-        """The closed forms of :func:`simulations.kl.kl_lognormal_gamma` (row 0) and
-        :func:`simulations.kl.kl_lognormal_invgamma` (row 1) in one expression, with
-        ``s = +1`` (Gamma, rate ``r``) or ``-1`` (inverse Gamma, scale ``r``):
-        ``lgamma(1/2) - log sd - (1 + log 2 pi)/2 - (log r + s mu)/2 + r exp(s mu + sd^2/2)``."""
-        signed = self.log_mu * self.sign
-        terms = (
-            self.prior_constant
-            - torch.log(sd)
-            - 0.5 * (self.prior_log_rate + signed)
-            + self.prior_rate * torch.exp(signed + 0.5 * sd.square())
-        )
-        return terms.sum((-2, -1))
+        """``KL(LogNormal || Gamma(1/2, rate))`` of row 0 plus ``KL(LogNormal || InvGamma(1/2, 1))``
+        of row 1, summed."""
+        mu = self.log_mu
+        gamma = kl_lognormal_gamma(mu[..., 0, :], sd[..., 0, :], 0.5, self.prior_rate)
+        inverse = kl_lognormal_invgamma(mu[..., 1, :], sd[..., 1, :], 0.5, 1.0)
+        return (gamma + inverse).sum(-1)
 
 
 def _expected_scale(scale_fn, mean: torch.Tensor, sd: torch.Tensor, closed_form: bool):
