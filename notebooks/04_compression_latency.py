@@ -24,7 +24,8 @@
 #   classification) against the node density (kept hidden nodes / hidden nodes);
 # * the same error against the latency of the compacted network relative to the dense
 #   student (same weights, unpruned), the two timed back to back on the same rows with
-#   `torch.utils.benchmark` on one thread.
+#   `torch.utils.benchmark` on one thread. The dense baseline compacts to the dense student
+#   itself: its ratio, 1 in principle, shows how noisy the timings of the run are.
 #
 # Designs: `bai_sparse_function` (Bai, Song & Cheng 2020) and `sun_regression` (Sun, Song &
 # Liang 2021) for regression, `sun_classification` for accuracy; studies in

@@ -7,10 +7,12 @@ same test error against the inference latency of the compacted network
 relative to the dense student's (the same weights, unpruned) timed right after it on the same
 rows: ``compact_ms / dense_ms`` (1 = no gain). The ratio of two timings made back to back is
 far less sensitive to other load on the machine than either timing; the absolute
-milliseconds are in :func:`compression_summary`. Every replicate is a point; the replicate
-mean is a large marker with one standard deviation as error bars (the geometric mean and
-standard deviation for the latency ratio). Regression designs show the test RMSE against
-noisy responses (its floor ``sigma_e`` dotted); classification shows the test accuracy.
+milliseconds are in :func:`compression_summary`. The dense baseline compacts to the dense
+student itself, so its ratio, 1 in principle, shows the timing noise of the run. Every
+replicate is a point; the replicate mean is a large marker with one standard deviation as
+error bars (the geometric mean and standard deviation for the latency ratio). Regression
+designs show the test RMSE against noisy responses (its floor ``sigma_e`` dotted);
+classification shows the test accuracy.
 """
 
 from __future__ import annotations
