@@ -112,10 +112,55 @@ def _check_probability(value: object, field: str) -> float:
     return float(value)
 
 
-def _point_mass_kl(mask: torch.Tensor, prior_inclusion: float) -> torch.Tensor:
-    """``KL(delta_m || Bern(lambda))``: -log lambda where m = 1, else ``-log(1 - lambda)``."""
-    log_in, log_out = math.log(prior_inclusion), math.log1p(-prior_inclusion)
-    return -(mask * log_in + (1.0 - mask) * log_out)
+class _Indicators(nn.Module):
+    """Inclusion indicators ``z ~ Bernoulli(sigmoid(theta))`` of one spike, any shape ``[R, ...]``.
+
+    Prior ``Bernoulli(lambda)``; ``theta`` initialised at ``logit(inclusion_init)``. A
+    training pass uses relaxed samples (:func:`simulations.relaxed.relaxed_bernoulli`);
+    after :meth:`freeze` the indicators are the 0/1 mask of the kept entries
+    (``pi > 1/2``), ``q(z)`` a point mass, until :meth:`unfreeze`.
+    """
+
+    def __init__(self, shape, *, prior_inclusion, inclusion_init, straight_through, field, kw):
+        super().__init__()
+        self.prior_inclusion = _check_probability(prior_inclusion, field)
+        init = _check_probability(inclusion_init, "inclusion_init")
+        self.straight_through = bool(straight_through)
+        self.theta = nn.Parameter(torch.full(shape, math.log(init / (1 - init)), **kw))
+        self.register_buffer("frozen_mask", None)
+
+    def probs(self) -> torch.Tensor:
+        """``pi = sigmoid(theta)`` (differentiable), or the frozen mask."""
+        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
+
+    def sample(self, uniform: torch.Tensor | None, temperature: float) -> torch.Tensor:
+        """A training pass's indicators: relaxed samples from ``uniform``, or the frozen mask."""
+        if self.frozen_mask is not None:
+            return self.frozen_mask
+        noise = logistic_noise(uniform)
+        return relaxed_bernoulli(
+            self.theta, noise, temperature, straight_through=self.straight_through
+        )
+
+    def exact(self, uniform: torch.Tensor) -> torch.Tensor:
+        """An exact draw ``1{u < pi}`` (``[..., R, ...]``)."""
+        return (uniform < self.probs()).to(self.theta.dtype)
+
+    def kl(self) -> torch.Tensor:
+        """Elementwise ``KL(Bern(pi) || Bern(lambda))``; once frozen, the point-mass KL
+        ``-log lambda`` where the mask is 1 and ``-log(1 - lambda)`` where it is 0."""
+        if self.frozen_mask is None:
+            return kl_bernoulli(self.theta, self.prior_inclusion)
+        log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
+        return -(self.frozen_mask * log_in + (1.0 - self.frozen_mask) * log_out)
+
+    def freeze(self) -> None:
+        """Fix the indicators at the kept entries (``pi > 1/2``)."""
+        self.frozen_mask = (self.probs() > 0.5).to(self.theta.dtype).detach()
+
+    def unfreeze(self) -> None:
+        """Return to relaxed indicators."""
+        self.frozen_mask = None
 
 
 class _SlabLinear(torch.autograd.Function):
@@ -545,8 +590,8 @@ class NodeSpikeSlabLinear(VariationalLinear):
         KL = sum_j [ KL(Bern(pi_j) || Bern(lambda)) + pi_j KL(q(beta_j) || N(0, sigma_0^2 I)) ]
              + KL of the scale factors
 
-    (the Gaussian part weighted by the inclusion probability ``pi_j``). After
-    :meth:`freeze_masks` the indicators are fixed at the kept structure and
+    (the Gaussian part weighted by the inclusion probability ``pi_j``). Once the
+    indicators are frozen (``BayesianMLP.freeze_masks``) at the kept structure,
     ``pi_j`` is replaced by the frozen mask (``q(z)`` a point mass).
 
     Parameters
@@ -601,15 +646,12 @@ class NodeSpikeSlabLinear(VariationalLinear):
         self.slab = parse_enum(Prior, slab, "slab")
         if not self.slab.is_node_sparse:
             raise InvalidParameterError("slab", "one of 'ss-ig', 'ss-gl', 'ss-ghs'", slab)
-        self.prior_inclusion = _check_probability(prior_inclusion, "prior_inclusion")
-        init = _check_probability(inclusion_init, "inclusion_init")
-        self.straight_through = bool(straight_through)
         kw = {"dtype": dtype, "device": device}
-        self.theta = nn.Parameter(
-            torch.full((self.replicates, self.out_features), math.log(init / (1 - init)), **kw)
-        )
-        self.register_buffer("frozen_mask", None)
         reps, out = self.replicates, self.out_features
+        self.indicators = _Indicators(
+            (reps, out), prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
+            straight_through=straight_through, field="prior_inclusion", kw=kw,
+        )  # fmt: skip
         if self.slab is Prior.SS_GL:
             self.scale_factor = _GroupLassoScale(
                 reps, out, self.group_size, kappa_shape=kappa_shape,
@@ -640,49 +682,30 @@ class NodeSpikeSlabLinear(VariationalLinear):
             return None, 0.0
         return self.scale_factor.draw(normal[..., self.slab_normal_count :])
 
+    @property
+    def theta(self) -> nn.Parameter:
+        """Inclusion logits ``[R, out]``."""
+        return self.indicators.theta
+
     def _gate(self, normal, uniform, temperature):
         """``z_j * scale_j`` (relaxed ``z_j``, or the frozen mask) and the gate's KL ``[R]``."""
-        if self.frozen_mask is not None:
-            gate = self.frozen_mask
-        else:
-            noise = logistic_noise(uniform)
-            gate = relaxed_bernoulli(
-                self.theta, noise, temperature, straight_through=self.straight_through
-            )
+        gate = self.indicators.sample(uniform, temperature)
         scale, scale_kl = self._draw_scale(normal)
         if scale is not None:
             gate = gate * scale
-        return gate, self._indicator_kl() + scale_kl
-
-    def _indicator_kl(self) -> torch.Tensor:
-        """``sum_j KL(Bern(pi_j) || Bern(lambda))``, ``[R]`` (a point mass once frozen)."""
-        if self.frozen_mask is None:
-            return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
-        return _point_mass_kl(self.frozen_mask, self.prior_inclusion).sum(-1)
+        return gate, self.indicators.kl().sum(-1) + scale_kl
 
     def _combine_kl(self, slab_rows, gate_kl):
-        return (self._weights() * slab_rows).sum(-1) + gate_kl
-
-    def _weights(self) -> torch.Tensor:
-        """Inclusion weights of the Gaussian KL: ``pi_j``, or the frozen mask."""
-        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
+        return (self.indicators.probs() * slab_rows).sum(-1) + gate_kl
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
         scale_kl = 0.0 if self.scale_factor is None else self.scale_factor.kl()
-        return self._combine_kl(self.slab_kl(), self._indicator_kl() + scale_kl)
+        return self._combine_kl(self.slab_kl(), self.indicators.kl().sum(-1) + scale_kl)
 
     def inclusion_probs(self) -> torch.Tensor:
         """``pi_j = sigmoid(theta_j)``, ``[R, out]``; the 0/1 mask once frozen."""
-        return self._weights().detach()
-
-    def freeze_masks(self) -> None:
-        """Fix the indicators at the kept structure (``pi_j > 0.5``) for fine-tuning."""
-        self.frozen_mask = self.kept().to(self.theta.dtype)
-
-    def unfreeze_masks(self) -> None:
-        """Return to relaxed indicators."""
-        self.frozen_mask = None
+        return self.indicators.probs().detach()
 
     def expected_scale(self) -> torch.Tensor:
         """``E_q[scale_j]``, ``[R, out]`` (1 for the Gaussian slab)."""
@@ -695,7 +718,7 @@ class NodeSpikeSlabLinear(VariationalLinear):
     def weights_from_noise(self, normal, uniform):
         """Exact draw ``W_j = z_j scale_j beta_j``, z_j = 1{u_j < pi_j}; ``[..., R, out, in]``."""
         beta = self._beta(normal)
-        gate = (uniform < self._weights()).to(beta.dtype)
+        gate = self.indicators.exact(uniform)
         scale, _ = self._draw_scale(normal)
         if scale is not None:
             gate = gate * scale
@@ -745,12 +768,16 @@ class EdgeSpikeSlabLinear(VariationalLinear):
             dtype=dtype,
             device=device,
         )
-        self.prior_inclusion = _check_probability(prior_inclusion, "prior_inclusion")
-        init = _check_probability(inclusion_init, "inclusion_init")
-        self.straight_through = bool(straight_through)
-        logit = math.log(init / (1 - init))
-        self.theta = nn.Parameter(torch.full_like(self.mu.detach(), logit))
-        self.register_buffer("frozen_mask", None)
+        self.indicators = _Indicators(
+            self.mu.shape, prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
+            straight_through=straight_through, field="prior_inclusion",
+            kw={"dtype": dtype, "device": device},
+        )  # fmt: skip
+
+    @property
+    def theta(self) -> nn.Parameter:
+        """Inclusion logits of weights and biases, ``[R, out, in + 1]`` (laid out as ``mu``)."""
+        return self.indicators.theta
 
     @property
     def weight_theta(self) -> torch.Tensor:
@@ -773,14 +800,8 @@ class EdgeSpikeSlabLinear(VariationalLinear):
 
     def step(self, x, normal, uniform=None, temperature=0.5, column_gate=None):
         """Training pass and KL, ``(h [R, B, out], KL [R])``, with ``(W, b) = z * beta``."""
-        if self.frozen_mask is not None:
-            z = self.frozen_mask
-        else:
-            noise = logistic_noise(self._uniform(uniform))
-            z = relaxed_bernoulli(
-                self.theta, noise, temperature, straight_through=self.straight_through
-            )
-        weight = self._beta(normal) * z
+        uniform = None if uniform is None else self._uniform(uniform)
+        weight = self._beta(normal) * self.indicators.sample(uniform, temperature)
         if column_gate is not None:
             x = x * column_gate.unsqueeze(-2)
         h = torch.baddbmm(weight[..., -1].unsqueeze(-2), x, weight[..., :-1].transpose(-1, -2))
@@ -789,40 +810,24 @@ class EdgeSpikeSlabLinear(VariationalLinear):
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
         gauss = kl_normal(self.mu, F.softplus(self.rho), 0.0, self.sigma_0)
-        if self.frozen_mask is None:
-            indicator = kl_bernoulli(self.theta, self.prior_inclusion)
-        else:
-            indicator = _point_mass_kl(self.frozen_mask, self.prior_inclusion)
-        return (indicator + self._weights() * gauss).sum((-2, -1))
-
-    def _weights(self) -> torch.Tensor:
-        """Inclusion probabilities of weights and biases ``[R, out, in + 1]`` (0/1 once frozen)."""
-        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
+        return (self.indicators.kl() + self.indicators.probs() * gauss).sum((-2, -1))
 
     def inclusion_probs(self) -> torch.Tensor:
         """Weight inclusion probabilities ``[R, out, in]``; the 0/1 mask once frozen."""
-        return self._weights()[..., :-1].detach()
+        return self.indicators.probs()[..., :-1].detach()
 
     def bias_inclusion_probs(self) -> torch.Tensor:
         """Bias inclusion probabilities ``[R, out]``; the 0/1 mask once frozen."""
-        return self._weights()[..., -1].detach()
-
-    def freeze_masks(self) -> None:
-        """Fix the indicators at the kept weights and biases (``pi > 0.5``) for fine-tuning."""
-        self.frozen_mask = (self._weights() > 0.5).to(self.mu.dtype).detach()
-
-    def unfreeze_masks(self) -> None:
-        """Return to relaxed indicators."""
-        self.frozen_mask = None
+        return self.indicators.probs()[..., -1].detach()
 
     def weights_from_noise(self, normal, uniform):
         """Exact draw ``(W, b) = 1{u < pi} * beta``, ``[..., R, out, in]`` and ``[..., R, out]``."""
-        weight = self._beta(normal) * (self._uniform(uniform) < self._weights()).to(self.mu.dtype)
+        weight = self._beta(normal) * self.indicators.exact(self._uniform(uniform))
         return weight[..., :-1], weight[..., -1]
 
     def mean_weights(self):
         """``kept * mu`` for weights ``[R, out, in]`` and biases ``[R, out]``."""
-        mu = self.mu.detach() * (self._weights() > 0.5).to(self.mu.dtype)
+        mu = self.mu.detach() * (self.indicators.probs() > 0.5).to(self.mu.dtype)
         return mu[..., :-1], mu[..., -1]
 
 
@@ -859,14 +864,16 @@ class InputSpike(nn.Module):
         super().__init__()
         self.features = _check_int(features, "features", 1)
         reps = _check_int(replicates, "replicates", 1)
-        self.prior_inclusion = _check_probability(prior_inclusion, "input_inclusion")
-        init = _check_probability(inclusion_init, "inclusion_init")
-        self.straight_through = bool(straight_through)
-        logit = math.log(init / (1 - init))
-        self.theta = nn.Parameter(
-            torch.full((reps, self.features), logit, dtype=dtype, device=device)
-        )
-        self.register_buffer("frozen_mask", None)
+        self.indicators = _Indicators(
+            (reps, self.features), prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
+            straight_through=straight_through, field="input_inclusion",
+            kw={"dtype": dtype, "device": device},
+        )  # fmt: skip
+
+    @property
+    def theta(self) -> nn.Parameter:
+        """Inclusion logits of the inputs, ``[R, p]``."""
+        return self.indicators.theta
 
     @property
     def uniform_count(self) -> int:
@@ -875,37 +882,20 @@ class InputSpike(nn.Module):
 
     def gate(self, uniform: torch.Tensor | None, temperature: float) -> torch.Tensor:
         """Relaxed indicators ``[R, p]`` (or the frozen mask)."""
-        if self.frozen_mask is not None:
-            return self.frozen_mask
-        noise = logistic_noise(uniform)
-        return relaxed_bernoulli(
-            self.theta, noise, temperature, straight_through=self.straight_through
-        )
+        return self.indicators.sample(uniform, temperature)
 
     def mask_from_noise(self, uniform: torch.Tensor) -> torch.Tensor:
         """Exact draw ``z_i = 1{u_i < pi_i}``, ``[..., R, p]``."""
-        return (uniform < self.inclusion_probs()).to(self.theta.dtype)
+        return self.indicators.exact(uniform)
 
     def kl(self) -> torch.Tensor:
         """``sum_i KL(Bern(pi_i) || Bern(lambda))`` (point mass at the frozen mask), ``[R]``."""
-        if self.frozen_mask is None:
-            return kl_bernoulli(self.theta, self.prior_inclusion).sum(-1)
-        return _point_mass_kl(self.frozen_mask, self.prior_inclusion).sum(-1)
+        return self.indicators.kl().sum(-1)
 
     def inclusion_probs(self) -> torch.Tensor:
         """``pi_i``, ``[R, p]``; the 0/1 mask once frozen."""
-        if self.frozen_mask is not None:
-            return self.frozen_mask.clone()
-        return torch.sigmoid(self.theta.detach())
+        return self.indicators.probs().detach()
 
     def kept(self) -> torch.Tensor:
         """Inputs whose inclusion probability exceeds 0.5, ``[R, p]``."""
         return self.inclusion_probs() > 0.5
-
-    def freeze_masks(self) -> None:
-        """Fix the indicators at the kept inputs."""
-        self.frozen_mask = self.kept().to(self.theta.dtype)
-
-    def unfreeze_masks(self) -> None:
-        """Return to relaxed indicators."""
-        self.frozen_mask = None

@@ -439,26 +439,23 @@ class BayesianMLP(nn.Module):
 
     def freeze_masks(self) -> None:
         """Fix every indicator at the kept structure (fine-tuning; see ``docs/elbo.md``)."""
-        for block in self._spiked():
-            block.freeze_masks()
+        for indicators in self._indicators():
+            indicators.freeze()
 
     def unfreeze_masks(self) -> None:
         """Return to relaxed indicators."""
-        for block in self._spiked():
-            block.unfreeze_masks()
+        for indicators in self._indicators():
+            indicators.unfreeze()
 
     @property
     def masks_frozen(self) -> bool:
         """Whether the indicators are frozen."""
-        return any(
-            getattr(b, "frozen_mask", None) is not None
-            or getattr(b, "frozen_weight_mask", None) is not None
-            for b in self._spiked()
-        )
+        return any(indicators.frozen_mask is not None for indicators in self._indicators())
 
-    def _spiked(self) -> list[nn.Module]:
-        blocks = [b for b in self.hidden_layers if hasattr(b, "freeze_masks")]
-        return blocks + ([self.input_spike] if self.input_spike is not None else [])
+    def _indicators(self) -> list[nn.Module]:
+        """The indicator sets of the spiked layers and of the input spike."""
+        blocks = [*self.hidden_layers, self.input_spike]
+        return [b.indicators for b in blocks if hasattr(b, "indicators")]
 
     # ------------------------------------------------------------------ structure
 

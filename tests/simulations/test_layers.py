@@ -107,7 +107,7 @@ def monte_carlo_kl(layer, draws: int, seed: int):
         return _summary(total + gauss.sum((-2, -1)))
     probs = torch.sigmoid(layer.theta.detach())
     z = (torch.rand((draws, *probs.shape), generator=gen, dtype=D) < probs).to(D)
-    lam = layer.prior_inclusion
+    lam = layer.indicators.prior_inclusion
     log_ratio_z = z * torch.log(probs / lam) + (1 - z) * torch.log((1 - probs) / (1 - lam))
     if isinstance(layer, EdgeSpikeSlabLinear):
         return _summary((log_ratio_z + z * gauss).sum((-2, -1)))
@@ -329,7 +329,7 @@ def test_frozen_masks_fix_the_structure(kind):
         layer = InputSpike(IN, R, prior_inclusion=0.2, dtype=D)
     randomise(layer, 1)
     before = layer.inclusion_probs()
-    layer.freeze_masks()
+    layer.indicators.freeze()
     after = layer.inclusion_probs()
     assert torch.equal(after, (before > 0.5).to(D))
     lam = 0.2
@@ -339,7 +339,7 @@ def test_frozen_masks_fix_the_structure(kind):
         assert torch.equal(layer.gate(None, 0.5), after)
     elif kind == "node":
         torch.testing.assert_close(layer.kl(), expected.sum(-1) + (after * layer.slab_kl()).sum(-1))
-    layer.unfreeze_masks()
+    layer.indicators.unfreeze()
     assert torch.equal(layer.inclusion_probs(), before)
 
 

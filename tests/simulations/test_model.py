@@ -84,7 +84,7 @@ def test_reference_inclusion_probabilities_come_from_the_theory_package():
     edge = np.exp(-edge_log_inv_inclusion(Architecture(p=30, hidden=(16, 8)), 2000))
     assert lam[1] == pytest.approx(float(edge), rel=1e-12)
     model = BayesianMLP(config, [0], n=2000)
-    assert model.layers[0].prior_inclusion == pytest.approx(lam[0])
+    assert model.layers[0].indicators.prior_inclusion == pytest.approx(lam[0])
 
 
 @pytest.mark.parametrize(
