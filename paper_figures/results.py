@@ -259,7 +259,8 @@ def obtain(
             summary = run_study(study, folder, quiet=quiet)
         failed = tuple(f"{cells[f.key]}: {f.error}" for f in summary.failed)
         ran = summary.completed
-        note = f"{size.value} study, {ran} of {total} cells run now, {before} stored before"
+        kind = "given" if spec is not None else size.value
+        note = f"{kind} study, {ran} of {total} cells run now, {before} stored before"
     else:
         stored = _done_cells(folder)
         if stored == 0:
