@@ -10,7 +10,7 @@ __all__ = ["Likelihood", "Prior"]
 
 
 class Prior(StrEnum):
-    """Prior family of a hidden layer; the node priors share their values with ``ssbnn_theory.Prior``."""
+    """Prior family of a hidden layer; node priors share values with ``ssbnn_theory.Prior``."""
 
     SS_IG = "ss-ig"
     """Node spike-and-slab, Gaussian slab (Jantre et al. 2021)."""

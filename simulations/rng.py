@@ -16,7 +16,7 @@ __all__ = ["replicate_seeds", "stream_seed"]
 
 
 def stream_seed(seed: int, stream: str, *key: int) -> int:
-    """A 63-bit seed determined by ``(seed, stream, *key)``; distinct inputs give independent streams.
+    """A 63-bit seed from ``(seed, stream, *key)``; distinct inputs give independent streams.
 
     Uses :class:`numpy.random.SeedSequence`, whose outputs for distinct entropy
     tuples are statistically independent.
@@ -27,5 +27,5 @@ def stream_seed(seed: int, stream: str, *key: int) -> int:
 
 
 def replicate_seeds(seed: int, replicates: int, stream: str) -> tuple[int, ...]:
-    """Seeds of replicates ``0..replicates-1`` for the named ``stream`` of a run seeded with ``seed``."""
+    """Seeds of replicates ``0..replicates-1`` for ``stream`` of a run seeded with ``seed``."""
     return tuple(stream_seed(seed, stream, r) for r in range(replicates))

@@ -10,7 +10,7 @@ def test_theory_never_imports_torch():
 
 
 def test_version_is_exported():
-    import ssbnn_theory
     import simulations
+    import ssbnn_theory
 
     assert ssbnn_theory.__version__ == simulations.__version__ != ""
