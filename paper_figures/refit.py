@@ -4,8 +4,8 @@ A stored study keeps each cell's metrics, not its fitted model. Two figures need
 the inclusion probabilities *during* training (notebook 03) and the inference latency of the
 compacted network (notebook 04). :func:`refit` rebuilds a cell exactly as
 :func:`simulations.study.run_cell` trains it, through the public API and with the cell's own
-seeds: ``generate(design, seed=cell.data_seed)``, ``BayesianMLP(config, cell.model_seeds)``,
-``fit(model, x, y, spec.train_config())``. Training is deterministic on the CPU, so with the
+seeds: ``cell.generate_data()``, ``cell.build_model()`` (the calls ``run_cell`` makes),
+``fit(model, x, y, cell.spec.train_config())``. Training is deterministic on the CPU, so with the
 same engine the refit is the stored fit, number for number; :func:`check_stored` checks the
 part the figures depend on (kept nodes and kept inputs of every replicate equal the stored
 ones), and the figures refuse a refit that differs.
@@ -122,26 +122,14 @@ def refit(cell: Any, *, record_every: int | None = None, device: str = "cpu") ->
     """
     import torch
 
-    from simulations.designs import generate
-    from simulations.model import BayesianMLP
     from simulations.train import fit
 
     if record_every is not None and (
         isinstance(record_every, bool) or not isinstance(record_every, int) or record_every < 1
     ):
         raise InvalidParameterError("record_every", "a positive integer or None", record_every)
-    spec = cell.spec
-    data = generate(
-        spec.design.name,
-        n=cell.n,
-        replicates=spec.replicates,
-        seed=cell.data_seed,
-        n_test=spec.design.n_test,
-        **spec.design.params,
-    )
-    model = BayesianMLP(
-        spec.model_config(cell.prior, cell.student), cell.model_seeds, n=cell.n, device=device
-    )
+    data = cell.generate_data()
+    model = cell.build_model(device)
     steps: list[int] = []
     nodes: list[list[np.ndarray]] = []
     inputs: list[np.ndarray] = []
@@ -164,7 +152,7 @@ def refit(cell: Any, *, record_every: int | None = None, device: str = "cpu") ->
         model,
         data.x_train,
         data.y_train,
-        spec.train_config(),
+        cell.spec.train_config(),
         progress=progress if record_every is not None else None,
     )
     trajectory = None

@@ -178,6 +178,27 @@ class Cell:
         """Seed of the posterior draws of :func:`simulations.metrics.evaluate`."""
         return stream_seed(self.spec.seed, "evaluate", self.n)
 
+    def generate_data(self) -> Any:
+        """The cell's :class:`simulations.designs.SimulationData` (drawn from :attr:`data_seed`)."""
+        from simulations.designs import generate
+
+        design = self.spec.design
+        return generate(
+            design.name,
+            n=self.n,
+            replicates=self.spec.replicates,
+            seed=self.data_seed,
+            n_test=design.n_test,
+            **design.params,
+        )
+
+    def build_model(self, device: str = "cpu") -> Any:
+        """The cell's untrained :class:`simulations.model.BayesianMLP`, seeded by model_seeds."""
+        from simulations.model import BayesianMLP
+
+        config = self.spec.model_config(self.prior, self.student)
+        return BayesianMLP(config, self.model_seeds, n=self.n, device=device)
+
     def record(self) -> CellRecord:
         """The manifest's entry for this cell."""
         summary = {
@@ -291,24 +312,13 @@ def run_cell(
         :func:`simulations.metrics.evaluate`, plus identity, seeds, cost, package
         versions, device and git commit.
     """
-    from simulations.designs import generate
     from simulations.metrics import cost_metrics, evaluate
-    from simulations.model import BayesianMLP
     from simulations.train import fit
 
     spec = cell.spec
     started = time.perf_counter()
-    data = generate(
-        spec.design.name,
-        n=cell.n,
-        replicates=spec.replicates,
-        seed=cell.data_seed,
-        n_test=spec.design.n_test,
-        **spec.design.params,
-    )
-    model = BayesianMLP(
-        spec.model_config(cell.prior, cell.student), cell.model_seeds, n=cell.n, device=device
-    )
+    data = cell.generate_data()
+    model = cell.build_model(device)
     checkpoint = None
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
