@@ -1,6 +1,6 @@
 """Train SS-GHS on the relu_teacher design and compare the kept nodes with the truth.
 
-    python examples/teacher_ssghs.py                  # about 20 s on 2 cores
+    python examples/teacher_ssghs.py                  # about 35 s on 2 cores
     SSBNN_QUICK=1 python examples/teacher_ssghs.py    # tiny sizes, seconds (CI)
 
 On a machine shared with other jobs, run it with ``OMP_NUM_THREADS=1`` (see
@@ -17,7 +17,7 @@ from simulations import BayesianMLP, ModelConfig, TrainConfig, compact, fit, gen
 from simulations.rng import replicate_seeds
 
 QUICK = os.environ.get("SSBNN_QUICK") == "1"
-N, STEPS, BATCH = (1024, 100, 256) if QUICK else (16_384, 4000, 2048)
+N, STEPS, BATCH = (1024, 100, 256) if QUICK else (16_384, 12_000, 512)
 REPLICATES, SIGMA_E, WIDTH = 4, 0.5, 16
 
 
@@ -27,7 +27,7 @@ def main() -> None:
     )
     config = ModelConfig(p=data.p, hidden=(WIDTH, WIDTH), prior="ss-ghs", sigma_e=SIGMA_E)
     model = BayesianMLP(config, replicate_seeds(1, REPLICATES, "model"), n=data.n)
-    options = TrainConfig(steps=STEPS, batch_size=BATCH, lr=3e-2)
+    options = TrainConfig(steps=STEPS, batch_size=BATCH, lr=1e-2)
     report = fit(model, data.x_train, data.y_train, options)
     kept = model.kept()
     rmse = (model.mean_function(data.x_test) - data.f_test).square().mean((1, 2)).sqrt()
