@@ -332,10 +332,7 @@ def run_cell(
         progress=progress,
     )
     if checkpoint is not None:
-        # training is done: a kill from here on retrains the cell from the start (same
-        # numbers), rather than resuming from a finished checkpoint, which the engine
-        # restores with frozen masks
-        checkpoint.unlink(missing_ok=True)
+        checkpoint.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
     eps_n, r_n, local = theory_rate(cell, data.truth)
     # evaluate needs a radius for Q(d_H > M eps_n); without a theory radius those are NaN
     metrics = evaluate(

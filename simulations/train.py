@@ -466,7 +466,7 @@ def fit(
         torch.cuda.reset_peak_memory_stats(device)
 
     frozen_values = None
-    if start >= config.steps:
+    if start > config.steps:  # resumed inside the fine-tuning phase (the loop freezes at steps)
         model.freeze_masks()
         frozen_values = flat.data[:, spike_cols].clone()
     else:  # a model fine-tuned by an earlier fit starts with relaxed indicators again

@@ -152,6 +152,22 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path):
     assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
 
 
+def test_a_finished_checkpoint_restores_the_finished_model(tmp_path):
+    """Without fine-tuning, a run resumed from its final checkpoint is the finished run: masks
+    relaxed (not frozen), the same KL and the same report."""
+    x, y = data(2)
+    options = TrainConfig(steps=12, batch_size=16, lr=2e-2, checkpoint_every=5)
+    path = tmp_path / "c.pt"
+    first = BayesianMLP(config("ss-gl"), [3, 4], dtype=D)
+    report = fit(first, x, y, options, checkpoint=path)
+    again = BayesianMLP(config("ss-gl"), [3, 4], dtype=D)
+    resumed = fit(again, x, y, options, checkpoint=path)
+    assert resumed.resumed_from == 12 and not again.masks_frozen and not first.masks_frozen
+    assert torch.equal(first.kl(), again.kl())
+    assert np.array_equal(report.final_kl, resumed.final_kl)
+    assert np.array_equal(report.final_nll, resumed.final_nll)
+
+
 @pytest.mark.parametrize(
     ("change", "what"),
     [
