@@ -441,7 +441,7 @@ def evaluate(
     model: Any,
     data: SimulationData,
     *,
-    eps_n: float,
+    eps_n: float | None,
     draws: int = 200,
     seed: int,
     sigma_e: float | None = None,
@@ -465,7 +465,9 @@ def evaluate(
         The design draw the model was fitted to.
     eps_n
         Contraction radius for ``Q(d_H > M eps_n)``, ``M`` in
-        :data:`EXCEEDANCE_MULTIPLES` (``ssbnn_theory``, student architecture).
+        :data:`EXCEEDANCE_MULTIPLES` (``ssbnn_theory``, student architecture);
+        ``None`` (no theory radius, e.g. a truth outside the class) gives NaN
+        exceedances.
     draws
         ``M``, posterior draws per replicate.
     seed
@@ -490,7 +492,7 @@ def evaluate(
     """
     if not isinstance(data, SimulationData):
         raise InvalidParameterError("data", "a SimulationData (simulations.designs.generate)", data)
-    eps = _positive("eps_n", eps_n)
+    eps = None if eps_n is None else _positive("eps_n", eps_n)
     for field, value in (("draws", draws), ("chunk", chunk), ("seed", seed)):
         low = 0 if field == "seed" else 1
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -535,7 +537,11 @@ def evaluate(
             out["dH2_mean"] = dh2_draws.mean(0)
             out["dH2_mean_network"] = hellinger_sq(mean_net, f0, lik, sigma)
             for multiple in EXCEEDANCE_MULTIPLES:
-                out[f"dH_exceeds_{multiple}eps"] = exceedance(dh2_draws, multiple * eps)
+                out[f"dH_exceeds_{multiple}eps"] = (
+                    np.full(replicates, np.nan)
+                    if eps is None
+                    else exceedance(dh2_draws, multiple * eps)
+                )
         y = data.y_test.to(device)
         out.update(
             prediction_scores(posterior_mean, y if y.dtype == torch.int64 else y.double(), lik)

@@ -334,18 +334,13 @@ def run_cell(
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
     eps_n, r_n, local = theory_rate(cell, data.truth)
-    # evaluate needs a radius for Q(d_H > M eps_n); without a theory radius those are NaN
     metrics = evaluate(
         model,
         data,
-        eps_n=eps_n if math.isfinite(eps_n) else 1.0,
+        eps_n=eps_n if math.isfinite(eps_n) else None,
         draws=spec.metrics.draws,
         seed=cell.evaluate_seed,
     )
-    if not math.isfinite(eps_n):
-        for key in metrics:
-            if key.startswith("dH_exceeds_"):
-                metrics[key] = np.full(spec.replicates, np.nan)
     metrics.update(cost_metrics(report))
     wall = time.perf_counter() - started
     rows = []
