@@ -2,7 +2,9 @@
 
 Colours are the Okabe-Ito palette (Okabe & Ito 2008, colour-blind safe), one fixed colour
 and marker per prior family so a family looks the same in every figure. matplotlib is
-imported inside the functions, never when ``ssbnn_theory`` is imported.
+imported inside the functions, never when ``ssbnn_theory`` is imported. Data figures share
+:func:`log_n_axis` (training-set size on a log axis), :func:`dodge` (series at one ``n`` side
+by side) and :func:`save_png_pdf` (every figure as PNG and PDF).
 
 Example::
 
@@ -16,10 +18,12 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ssbnn_theory.errors import InvalidParameterError
 
@@ -34,10 +38,13 @@ __all__ = [
     "RC_PARAMS",
     "apply",
     "context",
+    "dodge",
     "figure",
+    "log_n_axis",
     "prior_color",
     "prior_marker",
     "save",
+    "save_png_pdf",
 ]
 
 OKABE_ITO: dict[str, str] = {
@@ -107,7 +114,7 @@ RC_PARAMS: dict[str, Any] = {
 
 
 def _family(prior: object) -> str:
-    key = str(getattr(prior, "value", prior)).strip().lower()
+    key = str(getattr(prior, "value", prior)).split("(")[0].strip().lower()
     if key not in PRIOR_COLORS:
         allowed = "one of " + ", ".join(repr(k) for k in PRIOR_COLORS)
         raise InvalidParameterError("prior", allowed, prior)
@@ -115,7 +122,7 @@ def _family(prior: object) -> str:
 
 
 def prior_color(prior: object) -> str:
-    """Colour (hex) of a prior family: ``Prior``, engine ``Prior``, or its string value."""
+    """Colour (hex) of a prior family: ``Prior``, its value, a label like ``ss-gl(...)``."""
     return PRIOR_COLORS[_family(prior)]
 
 
@@ -158,17 +165,43 @@ def figure(ncols: int = 1, nrows: int = 1, **kwargs: Any) -> tuple[Figure, Axes]
 
 def save(fig: Figure, path: str | Path) -> Path:
     """Save ``fig`` (format from the extension: ``.png`` or ``.pdf``) and close it."""
+    return _write(fig, [Path(path)])[0]
+
+
+def save_png_pdf(fig: Figure, stem: str | Path) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (folder created) and close it."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return _write(fig, [stem.parent / f"{stem.name}{suffix}" for suffix in (".png", ".pdf")])
+
+
+def _write(fig: Figure, paths: list[Path]) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     try:
-        if path.suffix.lower() not in (".png", ".pdf"):
-            raise InvalidParameterError("plot", "a file name ending in .png or .pdf", str(path))
-        fig.savefig(path)
+        for path in paths:
+            if path.suffix.lower() not in (".png", ".pdf"):
+                raise InvalidParameterError("plot", "a file name ending in .png or .pdf", str(path))
+            fig.savefig(path)
     except OSError as exc:
         raise InvalidParameterError(
             "plot", f"a writable path ({exc.strerror})", str(path)
         ) from None
     finally:
         plt.close(fig)
-    return path
+    return paths
+
+
+def log_n_axis(ax: Axes, ns: Sequence[float]) -> None:
+    """Log-scaled training-set-size axis with the grid's values ``ns`` as the tick labels."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.set_xticks(list(ns), [str(int(n)) for n in ns])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training-set size $n$ (log scale)")
+
+
+def dodge(x: np.ndarray, index: int, count: int, *, factor: float = 0.04) -> np.ndarray:
+    """``x * exp(factor (index - (count - 1)/2))``: ``count`` series at one ``n`` side by side."""
+    return np.asarray(x, dtype=float) * np.exp(factor * (index - (count - 1) / 2))

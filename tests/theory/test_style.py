@@ -43,3 +43,20 @@ def test_importing_the_package_does_not_import_matplotlib_or_sympy():
         "assert not {'matplotlib', 'sympy', 'torch'} & set(sys.modules), sys.modules.keys()"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_data_figure_helpers(tmp_path):
+    import numpy as np
+
+    assert style.prior_color("ss-gl(input_spike=True)") == style.prior_color("ss-gl")
+    np.testing.assert_allclose(style.dodge([10.0, 20.0], 1, 3), [10.0, 20.0])
+    left, right = style.dodge([10.0], 0, 2, factor=0.1), style.dodge([10.0], 1, 2, factor=0.1)
+    np.testing.assert_allclose([left[0] * right[0], right[0] / left[0]], [100.0, np.exp(0.1)])
+    with style.context():
+        fig, ax = style.figure()
+        ax.plot([100, 400], [1, 2])
+        style.log_n_axis(ax, [100, 400])
+        assert ax.get_xscale() == "log" and ax.get_xlabel().startswith("training-set size")
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["100", "400"]
+        paths = style.save_png_pdf(fig, tmp_path / "new" / "f")
+    assert [p.name for p in paths] == ["f.png", "f.pdf"] and all(p.is_file() for p in paths)
