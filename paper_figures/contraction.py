@@ -18,25 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["contraction_figures", "labelled", "slope_summary"]
-
-
-def labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """The results with the report's labels: ``hidden`` as ``16x16-relu``, ordered categories.
-
-    ``prior`` and ``hidden`` become ordered categories in the study's order (first
-    appearance), as the report's figures expect.
-    """
-    from simulations.report import hidden_label
-
-    out = table.copy()
-    out["hidden"] = [
-        f"{hidden_label(h)}-{a}" for h, a in zip(table["hidden"], table["activation"], strict=True)
-    ]
-    for column in ("prior", "hidden"):
-        order = list(dict.fromkeys(out[column]))
-        out[column] = pd.Categorical(out[column], categories=order, ordered=True)
-    return out
+__all__ = ["contraction_figures", "slope_summary"]
 
 
 def slope_summary(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -81,12 +63,11 @@ def contraction_figures(
     Files ``contraction_<design>_<student>.png``/``.pdf``; students with fewer than two
     ``n`` values are skipped (no slope).
     """
-    from simulations.report import contraction_figure, slope_table
+    from simulations.report import contraction_figure, slope_table, with_labels
 
-    frame = labelled(table)
+    frame = with_labels(table)
     slopes = slope_table(table, boot=boot, seed=seed)
     folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for design in dict.fromkeys(frame["design"]):
         for student in frame["hidden"].cat.categories:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from paper_figures.plotting import dodge, log_n_axis, save, student_label, style_of
+from paper_figures.plotting import figure_stem, save, student_label, style_of
 from paper_figures.results import prior_name
 
 __all__ = [
@@ -59,42 +59,20 @@ def recovery_summary(table: pd.DataFrame) -> pd.DataFrame:
 def nodes_figure(
     table: pd.DataFrame, out: str | Path, *, outputs: int = 1, stem: str = "recovery_nodes"
 ) -> list[Path]:
-    """Kept nodes per hidden layer against ``n`` for every prior, with the truth (dashed)."""
-    from simulations.report import recovery_long
-    from ssbnn_theory import style
+    """Kept nodes per hidden layer against ``n`` for every prior, with the truth (dashed).
 
-    long = recovery_long(table)
-    long["prior"] = long["prior"].astype(str)
-    layers = sorted(long["layer"].unique())
-    ns = sorted(long["n"].unique())
-    priors = _priors(long)
-    with style.context():
-        fig, axes = style.figure(ncols=len(layers), squeeze=False)
-        for ax, layer in zip(axes[0], layers, strict=True):
-            rows = long[long["layer"] == layer]
-            for index, prior in enumerate(priors):
-                part = rows[rows["prior"] == prior]
-                look = style_of(prior)
-                x = dodge(part["n"].to_numpy(), index, len(priors), factor=0.06)
-                ax.scatter(x, part["kept"], s=16, alpha=0.35, color=look["color"], lw=0)
-                means = part.groupby("n")["kept"].mean()
-                ax.plot(
-                    dodge(means.index.to_numpy(), index, len(priors), factor=0.06),
-                    means.to_numpy(), "-", label=prior_name(prior), **look,
-                )  # fmt: skip
-            true = rows["true"].dropna()
-            top = rows["kept"].max()
-            if not true.empty:
-                ax.axhline(true.iloc[0], color="black", ls="--", lw=1.3, label="true active nodes")
-                top = max(top, true.max())
-            log_n_axis(ax, ns)
-            ax.set_ylim(0, top + 1)
-            ax.set_ylabel(f"kept nodes in hidden layer {layer}")
-            ax.yaxis.get_major_locator().set_params(integer=True)
-            ax.set_title(f"hidden layer {layer}")
-        axes[0][0].legend(loc="best")
-        fig.suptitle(_title(table, "kept nodes (inclusion probability > 1/2)", outputs))
-        return save(fig, out, stem)
+    The study report's figure (:func:`simulations.report.nodes_figure`) with the priors'
+    display names and the paper's title.
+    """
+    from simulations.report import nodes_figure as report_nodes_figure
+    from simulations.report import recovery_long
+
+    return report_nodes_figure(
+        recovery_long(table),
+        figure_stem(out, stem),
+        label=prior_name,
+        title=_title(table, "kept nodes (inclusion probability > 1/2)", outputs),
+    )
 
 
 def _title(table: pd.DataFrame, what: str, outputs: int) -> str:
@@ -124,14 +102,14 @@ def inputs_figure(
             for index, prior in enumerate(priors):
                 part = table[table["prior"].astype(str) == prior]
                 look = style_of(prior)
-                x = dodge(part["n"].to_numpy(), index, len(priors), factor=0.06)
+                x = style.dodge(part["n"], index, len(priors), factor=0.06)
                 ax.scatter(x, part[metric], s=16, alpha=0.35, color=look["color"], lw=0)
                 means = part.groupby("n")[metric].mean()
                 ax.plot(
-                    dodge(means.index.to_numpy(), index, len(priors), factor=0.06),
+                    style.dodge(means.index, index, len(priors), factor=0.06),
                     means.to_numpy(), "-", label=prior_name(prior), **look,
                 )  # fmt: skip
-            log_n_axis(ax, ns)
+            style.log_n_axis(ax, ns)
             ax.set_ylim(-0.04, 1.04)
             ax.set_ylabel(label)
         axes[0].legend(loc="best")

@@ -18,7 +18,7 @@ replicate, :mod:`simulations.store`):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "structure_markdown",
     "summary_table",
     "theory_constant",
+    "with_labels",
     "write_report",
 ]
 
@@ -194,7 +195,7 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _with_labels(table: pd.DataFrame) -> pd.DataFrame:
+def with_labels(table: pd.DataFrame) -> pd.DataFrame:
     """The table with ``hidden`` as a label, ``16x16-relu`` (with the activation when recorded)."""
     out = table.copy()
     labels = [hidden_label(h) for h in table["hidden"]]
@@ -211,7 +212,7 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     standard deviation (``ddof = 1``; NaN for one replicate), plus ``eps_n``
     and ``r_n`` (one value per cell).
     """
-    labelled = _with_labels(table)
+    labelled = with_labels(table)
     metrics = [m for m in SUMMARY_METRICS if m in labelled]
     grouped = labelled.groupby(list(GROUP), sort=True, observed=True)
     out = grouped.agg(replicates=("replicate", "size"))
@@ -234,7 +235,7 @@ def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.D
     ``d log eps_n^2 / d log n`` (column ``eps2_local_slope``) at the smallest and
     largest ``n``. Groups with fewer than two ``n`` values are left out.
     """
-    labelled = _with_labels(table)
+    labelled = with_labels(table)
     rows = []
     for (design, prior, hidden), group in labelled.groupby(
         ["design", "prior", "hidden"], sort=True, observed=True
@@ -268,7 +269,7 @@ def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
     ``true`` is NaN when the truth is not a network of the student's depth.
     """
     rows = []
-    for _, row in _with_labels(table).iterrows():
+    for _, row in with_labels(table).iterrows():
         kept = list(row["kept_nodes"])
         true = row.get("true_nodes")
         true = list(true) if true is not None and len(true) == len(kept) else None
@@ -348,21 +349,6 @@ def _figure_stem(design: str, hidden: str, kind: str) -> str:
     return f"{kind}_{design}_{hidden}"
 
 
-def _log_n_axis(ax: Any, ns: Sequence[float]) -> None:
-    """Log-scaled ``n`` axis with the grid's values as plain tick labels."""
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_xticks(list(ns), [str(int(n)) for n in ns])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("training-set size $n$")
-
-
-def _dodge(n: np.ndarray, index: int, count: int) -> np.ndarray:
-    """Shift ``n`` by a small factor per series so series at the same ``n`` stay visible."""
-    return n * np.exp(0.04 * (index - (count - 1) / 2))
-
-
 def _priors_present(frame: pd.DataFrame) -> list[str]:
     """The priors of ``frame`` in the study's order."""
     return [p for p in frame["prior"].cat.categories if (frame["prior"] == p).any()]
@@ -396,11 +382,10 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
         for ax, metric in zip(axes[0], metrics, strict=True):
             for index, prior in enumerate(priors):
                 rows = group[group["prior"] == prior]
-                family = str(prior).split("(")[0]
-                colour, marker = style.prior_color(family), style.prior_marker(family)
+                colour, marker = style.prior_color(prior), style.prior_marker(prior)
                 ns = np.array(sorted(rows["n"].unique()), dtype=float)
                 per_n = [rows.loc[rows["n"] == n, metric].to_numpy(dtype=float) for n in ns]
-                shift = _dodge(np.asarray(rows["n"], dtype=float), index, len(priors))
+                shift = style.dodge(rows["n"], index, len(priors))
                 ax.scatter(shift, rows[metric], s=12, alpha=0.35, color=colour, lw=0)
                 mean = np.array([v.mean() for v in per_n])
                 low = np.array([np.quantile(v, 0.1) for v in per_n])
@@ -413,7 +398,7 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
                         f": slope {f[f'slope_{metric}']:.2f} "
                         f"[{f[f'{metric}_low']:.2f}, {f[f'{metric}_high']:.2f}]"
                     )
-                dodged = _dodge(ns, index, len(priors))
+                dodged = style.dodge(ns, index, len(priors))
                 ax.plot(dodged, mean, "-", marker=marker, color=colour, label=label)
                 ax.fill_between(ns, low, high, color=colour, alpha=0.12, lw=0)
                 eps = [rows.loc[rows["n"] == n, "eps_n"].iloc[0] for n in ns]
@@ -430,21 +415,29 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
                         label=rf"theory $C\,\varepsilon_n^2$, slope {theory_slope:.2f}",
                     )
             ax.set_yscale("log")
-            _log_n_axis(ax, all_ns)
+            style.log_n_axis(ax, all_ns)
             ax.set_ylabel(_AXIS_LABELS.get(metric, CONTRACTION[metric]))
             ax.legend(loc="lower left")
         fig.suptitle(
             f"{group['design'].iloc[0]}, student {group['hidden'].iloc[0]}: contraction against "
             "$n$ (points: replicates; band: 10-90% of replicates)"
         )
-        return _save(fig, path_stem)
+        return style.save_png_pdf(fig, path_stem)
 
 
-def nodes_figure(long: pd.DataFrame, path_stem: Path) -> list[Path]:
+def nodes_figure(
+    long: pd.DataFrame,
+    path_stem: Path,
+    *,
+    label: Callable[[str], str] = str,
+    title: str | None = None,
+) -> list[Path]:
     """Kept nodes per hidden layer against ``n``: replicates as points, means as lines.
 
-    ``long`` is :func:`recovery_long` of one design and student; the truth's
-    active nodes are a dashed line where known.
+    ``long`` is :func:`recovery_long` of one design and student; one panel per hidden
+    layer, one colour and marker per prior, the truth's active nodes dashed where known.
+    ``label`` names a prior in the legend (default: its label); ``title`` replaces the
+    default title (design, student, what the points and lines are). Writes PNG and PDF.
     """
     from ssbnn_theory import style
 
@@ -457,38 +450,30 @@ def nodes_figure(long: pd.DataFrame, path_stem: Path) -> list[Path]:
             rows = long[long["layer"] == layer]
             for index, prior in enumerate(priors):
                 part = rows[rows["prior"] == prior]
-                family = str(prior).split("(")[0]
-                colour, marker = style.prior_color(family), style.prior_marker(family)
-                shift = _dodge(np.asarray(part["n"], dtype=float), index, len(priors))
-                ax.scatter(shift, part["kept"], s=14, alpha=0.35, color=colour, lw=0)
+                colour, marker = style.prior_color(prior), style.prior_marker(prior)
+                shift = style.dodge(part["n"], index, len(priors), factor=0.06)
+                ax.scatter(shift, part["kept"], s=16, alpha=0.35, color=colour, lw=0)
                 means = part.groupby("n")["kept"].mean()
-                ns = _dodge(np.asarray(means.index, dtype=float), index, len(priors))
-                ax.plot(ns, means.to_numpy(), "-", marker=marker, color=colour, label=str(prior))
+                ns = style.dodge(means.index, index, len(priors), factor=0.06)
+                ax.plot(ns, means.to_numpy(), "-", marker=marker, color=colour, label=label(prior))
             true = rows["true"].dropna()
             top = rows["kept"].max()
             if not true.empty:
-                ax.axhline(true.iloc[0], color="black", ls="--", lw=1.2, label="true active nodes")
+                ax.axhline(true.iloc[0], color="black", ls="--", lw=1.3, label="true active nodes")
                 top = max(top, true.max())
-            _log_n_axis(ax, all_ns)
+            style.log_n_axis(ax, all_ns)
             ax.set_ylabel(f"kept nodes in hidden layer {layer}")
             ax.set_ylim(0, top + 1)
             ax.yaxis.get_major_locator().set_params(integer=True)
-            ax.legend(loc="best")
-        fig.suptitle(
-            f"{long['design'].iloc[0]}, student {long['hidden'].iloc[0]}: kept nodes "
-            "(inclusion probability > 0.5; points: replicates, lines: means)"
-        )
-        return _save(fig, path_stem)
-
-
-def _save(fig: Any, path_stem: Path) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` and close it."""
-    from ssbnn_theory import style
-
-    png, pdf = path_stem.with_suffix(".png"), path_stem.with_suffix(".pdf")
-    fig.savefig(png)
-    style.save(fig, pdf)
-    return [png, pdf]
+            ax.set_title(f"hidden layer {layer}")
+        axes[0][0].legend(loc="best")
+        if title is None:
+            title = (
+                f"{long['design'].iloc[0]}, student {long['hidden'].iloc[0]}: kept nodes "
+                "(inclusion probability > 0.5; points: replicates, lines: means)"
+            )
+        fig.suptitle(title)
+        return style.save_png_pdf(fig, path_stem)
 
 
 # --------------------------------------------------------------------------- summary
@@ -690,7 +675,7 @@ def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report
     folder = Path(root) / "report"
     folder.mkdir(exist_ok=True)
     figures: list[Path] = []
-    labelled = _with_labels(table)
+    labelled = with_labels(table)
     for design, parts in tables.items():
         for hidden in labelled["hidden"].cat.categories:
             mask = ((labelled["design"] == design) & (labelled["hidden"] == hidden)).to_numpy()
