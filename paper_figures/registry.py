@@ -9,7 +9,6 @@ and the study behind it (spec, results folder, cells, the ``ssbnn simulate`` com
 from __future__ import annotations
 
 import dataclasses
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -373,21 +372,6 @@ def build(
     return BuildResult(index, files, errors, dict(ctx._studies))
 
 
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
 def _rel(path: Path, folder: Path) -> str:
     try:
         return str(path.resolve().relative_to(folder.resolve()))
@@ -412,11 +396,14 @@ def write_index(
     details: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``ctx.out/index.md``: one section per figure (module docstring)."""
+    from simulations.study import git_commit
+
+    commit = git_commit(REPO) or "unknown"
     lines = [
         "# ssbnn paper figures",
         "",
         f"Made by `python -m paper_figures` ({ctx.size.value} size) on "
-        f"{datetime.now(UTC).isoformat(timespec='seconds')} at commit {_git_commit()}. "
+        f"{datetime.now(UTC).isoformat(timespec='seconds')} at commit {commit}. "
         "Every figure is a PNG and a PDF in this folder; the notebooks in `notebooks/` "
         "explain them.",
         "",
