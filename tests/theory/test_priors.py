@@ -32,7 +32,8 @@ MC_DRAWS = 20_000
 def _cond_box(var: np.ndarray, centre: np.ndarray, delta: float) -> np.ndarray:
     """P(|w_i - w*_i| <= delta for all i | variance var) for N(0, var) coordinates."""
     sd = np.sqrt(np.asarray(var))[..., None]
-    z = special.ndtr((centre + delta) / sd) - special.ndtr((centre - delta) / sd)
+    c = np.abs(centre)  # symmetric: a difference of upper tails, accurate far out in the tail
+    z = special.ndtr((delta - c) / sd) - special.ndtr(-(c + delta) / sd)
     return np.prod(z, axis=-1)
 
 
@@ -56,7 +57,9 @@ def box_mass_quad(spec: PriorSpec, centre: np.ndarray, delta: float, d: int) -> 
     def integrand(u: float) -> float:
         return float(_cond_box(mixture_variance(spec, to_tau2(u)), centre, delta) * density(u))
 
-    value, _ = integrate.quad(integrand, -60, 60, points=[-5, 0, 5], limit=500, epsrel=1e-10)
+    value, _ = integrate.quad(
+        integrand, -60, 60, points=[-5, 0, 5], limit=500, epsrel=1e-10, epsabs=0.0
+    )
     return value
 
 
