@@ -105,6 +105,8 @@ def test_rate_increases_in_bounds_widths_and_active_nodes(
     if what == "bound":
         bounds[layer % len(bounds)] *= 1 + 0.5 * bump
     elif what == "width":
+        # not for SS-GL under active fan-in: see test_gl_active_fan_in_rate_can_fall_with_width
+        assume(not (spec.prior.value == "ss-gl" and arch.fan_in.value == "active"))
         hidden[layer % len(hidden)] += bump
     else:
         i = layer % len(active)
@@ -113,6 +115,26 @@ def test_rate_increases_in_bounds_widths_and_active_nodes(
     bigger = arch.replace(bounds=bounds, hidden=hidden, active=active)
     n = monotone_from(bigger, sigma_e) * math.exp(log_factor)
     assert _eps2(bigger, spec, n, sigma_e) >= _eps2(arch, spec, n, sigma_e) * (1 - 1e-9)
+
+
+def test_gl_active_fan_in_rate_can_fall_with_width():
+    # The counterexample explore found (docs/theory.md, 4.2): under active fan-in a wider
+    # layer 1 leaves the output layer's r = s_1 + 1 constrained weights unchanged but enlarges
+    # its group, d = k_1 + 1; the group lasso's tau^2 ~ Gamma((d + 1)/2, kappa^2/2) then puts
+    # more mass near B, and that fall outweighs the larger selection term.
+    spec = PriorSpec("ss-gl", sigma_0=0.5, kappa=2.0, gaussian_output=False)
+    n = 403.4287934927351
+    rates = [
+        contraction_rate(
+            Architecture(1, [k], [1], 1.0, "relu", outputs=2, fan_in=fan), spec, n, conditions=False
+        )
+        for k, fan in ((1, "active"), (2, "active"), (2, "full"))
+    ]
+    narrow, wide, wide_full = (float(r.eps2[0]) for r in rates)
+    assert wide < narrow * (1 - 1e-3)  # 3.950 against 3.981
+    magnitude = [r.to_dict()["terms"]["slab_magnitude"][0][1] for r in rates[:2]]
+    assert magnitude[1] < magnitude[0] - 1.0  # the output layer's term: 7.67 against 8.70
+    assert wide_full > narrow  # full fan-in: the wider group is also constrained, r = d
 
 
 @settings(max_examples=SHAPE_EXAMPLES)
