@@ -1,4 +1,4 @@
-"""Shared hypothesis strategies and float64 numpy reference networks for the theory tests."""
+"""Shared hypothesis strategies, float64 reference networks and result keys (theory tests)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,20 @@ import numpy as np
 from hypothesis import strategies as st
 
 from ssbnn_theory import Activation, Architecture, FanIn, PriorSpec
+
+RESULT_KEYS = (
+    "n",
+    "r_n",
+    "eps_n",
+    "xi_n",
+    "risk_bound",
+    "inclusion_prob",
+    "terms",
+    "conditions",
+    "prior",
+    "architecture",
+)
+"""Keys issue 2 requires of ``contraction_rate(...).to_dict()`` and of ``ssbnn rate --json``."""
 
 ACTIVATIONS = {
     Activation.RELU: (lambda u: np.maximum(u, 0.0), lambda u: (u > 0).astype(float)),

@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from ssbnn_theory.cli import main
 
+from .strategies import RESULT_KEYS
+
 CLI_INVALID_EXAMPLES = 150
 
 
@@ -41,19 +43,7 @@ def test_json_one_and_several_priors(capsys):
     code, out, _ = run(capsys, "--prior", "ss-gl", "--n", "1e3", "1e4", "--json")
     assert code == 0
     obj = json.loads(out)
-    for key in (
-        "n",
-        "r_n",
-        "eps_n",
-        "xi_n",
-        "risk_bound",
-        "inclusion_prob",
-        "terms",
-        "conditions",
-        "prior",
-        "architecture",
-        "local_slope",
-    ):
+    for key in (*RESULT_KEYS, "local_slope"):
         assert key in obj
     assert obj["n"] == [1000.0, 10000.0] and obj["prior"]["prior"] == "ss-gl"
     code, out, _ = run(capsys, "--prior", "all", "--n", "1e3:1e5:3", "--json", "--compare")

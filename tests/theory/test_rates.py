@@ -21,7 +21,7 @@ from ssbnn_theory import (
     local_slope,
 )
 
-from .strategies import architectures, prior_specs
+from .strategies import RESULT_KEYS, architectures, prior_specs
 
 SHAPE_EXAMPLES = 150
 
@@ -172,18 +172,7 @@ def test_result_terms_add_up_and_serialise():
     assert rate.risk_bound == pytest.approx(rate.eps2 + rate.r_n + 0.01, rel=1e-12)
     assert np.all(rate.r_n >= 0.5 * arch.coordinates / rate.n)
     d = json.loads(json.dumps(rate.to_dict(), allow_nan=False))
-    for key in (
-        "n",
-        "r_n",
-        "eps_n",
-        "xi_n",
-        "risk_bound",
-        "inclusion_prob",
-        "terms",
-        "conditions",
-        "prior",
-        "architecture",
-    ):
+    for key in RESULT_KEYS:
         assert key in d
     assert d["architecture"] == arch.to_dict() and d["prior"]["prior"] == "ss-ghs"
     assert "universal constants" in d["risk_bound"]["label"]
