@@ -232,8 +232,10 @@ class ModelConfig:
             )
         if not _is_number(self.rho_init) or not math.isfinite(self.rho_init):
             raise InvalidParameterError("rho_init", "a finite number", self.rho_init)
-        setter(self, "input_spike", bool(self.input_spike))
-        setter(self, "straight_through", bool(self.straight_through))
+        for name in ("input_spike", "straight_through"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise InvalidParameterError(name, "true or false (a boolean)", getattr(self, name))
+            setter(self, name, bool(getattr(self, name)))
 
     @property
     def depth(self) -> int:

@@ -57,6 +57,9 @@ def set_theta(block, values):
         ({"input_inclusion": 1.5}, "input_inclusion"),
         ({"inclusion_init": 1.0}, "inclusion_init"),
         ({"rho_init": float("nan")}, "rho_init"),
+        ({"input_spike": "false"}, "input_spike"),
+        ({"straight_through": "false"}, "straight_through"),
+        ({"straight_through": 0}, "straight_through"),
     ],
 )
 def test_config_rejects_bad_values(kwargs, field):
