@@ -1,0 +1,164 @@
+"""Per-replicate minibatches for :func:`simulations.train.fit`.
+
+Sampling scheme: replicate ``r`` draws a fresh random permutation of its ``n``
+observations at the start of every epoch, from its own generator (stream
+``"minibatch"`` of its seed), and takes ``floor(n / B)`` consecutive minibatches
+of ``B`` rows from it; a remainder of ``n mod B`` rows is left out of that epoch.
+Replicate ``r``'s minibatches therefore depend on its seed and ``n`` alone, so a
+batched run over ``R`` replicates sees the same minibatches as ``R`` separate runs.
+
+Two layouts give identical minibatches (the same rows in the same order):
+
+* ``"epoch"``: at the start of each epoch the ``floor(n / B) * B`` rows the epoch uses are
+  copied once, in permutation order, into a reused ``[R, floor(n/B) B, p]`` buffer;
+  each minibatch is then a slice of it, a view with no copy per step. It moves the same
+  number of bytes per epoch as gathering every minibatch, in one long copy, and costs a
+  second copy of the data in memory.
+* ``"gather"``: each step gathers its ``R * B`` rows with ``index_select`` into a reused
+  ``[R, B, p]`` buffer (a fresh buffer per step would be page-faulted in anew once it
+  exceeds the allocator's reuse threshold).
+
+``"auto"`` (the default) uses the epoch layout when the extra buffer takes at most
+:data:`EPOCH_BUFFER_LIMIT` bytes and the gather layout otherwise; ``docs/engine.md``
+("Performance") has the measured costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from simulations.layers import replicate_generators
+from simulations.rng import stream_seed
+from ssbnn_theory.errors import InvalidParameterError
+
+__all__ = ["EPOCH_BUFFER_LIMIT", "LAYOUTS", "Minibatches"]
+
+LAYOUTS = ("auto", "epoch", "gather")
+EPOCH_BUFFER_LIMIT = 4 * 2**30
+"""Largest epoch buffer (bytes, inputs and targets) that ``layout="auto"`` allocates."""
+
+
+class Minibatches:
+    """The minibatches of ``R`` replicates: inputs ``[R, B, p]`` and targets ``[R, B, ...]``.
+
+    Parameters
+    ----------
+    x, y
+        Data ``[R, n, p]`` and targets ``[R, n, ...]`` (contiguous, on the model's device).
+    batch
+        ``B`` in ``[1, n]``; ``B = n`` is full-batch training (the data themselves).
+    seeds
+        Replicate seeds; replicate ``r``'s generator is seeded with
+        ``stream_seed(seeds[r], "minibatch")``.
+    layout
+        ``"auto"``, ``"epoch"`` or ``"gather"`` (see the module docstring).
+
+    Attributes
+    ----------
+    generators
+        One generator per replicate (a checkpoint saves their states).
+    perm
+        The current epoch's permutations ``[R, n]`` (``None`` before the first step);
+        assigning it (a checkpoint's) makes the next step continue that epoch.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch: int,
+        seeds: Sequence[int],
+        *,
+        layout: str = "auto",
+    ) -> None:
+        reps, n = x.shape[:2]
+        if len(seeds) != reps:
+            raise InvalidParameterError("seeds", f"one seed per replicate ({reps})", len(seeds))
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= n:
+            raise InvalidParameterError("batch_size", f"an integer in [1, n] = [1, {n}]", batch)
+        if layout not in LAYOUTS:
+            raise InvalidParameterError("layout", f"one of {LAYOUTS}", layout)
+        self.x, self.y, self.n, self.batch = x, y, n, batch
+        self.full = batch == n
+        self.per_epoch = n // batch
+        device = x.device
+        self.generators = replicate_generators([stream_seed(s, "minibatch") for s in seeds], device)
+        self._perm: torch.Tensor | None = None
+        self._stale = True  # the epoch buffer does not hold self._perm's rows
+        self.offsets = (torch.arange(reps, device=device) * n).unsqueeze(1)
+        used = self.per_epoch * batch
+        if layout == "auto":
+            extra = (x[:, :used].numel() * x.element_size()) + y[:, :used].numel() * (
+                y.element_size()
+            )
+            layout = "epoch" if extra <= EPOCH_BUFFER_LIMIT else "gather"
+        self.layout = "full" if self.full else layout
+        self.x_buffer = self.y_buffer = None
+        if self.layout != "full":
+            rows = used if self.layout == "epoch" else batch
+            self.x_buffer = x.new_empty((reps, rows, *x.shape[2:]))
+            self.y_buffer = y.new_empty((reps, rows, *y.shape[2:]))
+
+    @property
+    def perm(self) -> torch.Tensor | None:
+        return self._perm
+
+    @perm.setter
+    def perm(self, value: torch.Tensor | None) -> None:
+        self._perm = value
+        self._stale = True
+
+    def _permutations(self, step: int) -> int:
+        """Draw the epoch's permutations when ``step`` starts one; the minibatch's index in it."""
+        k = step % self.per_epoch
+        if k == 0 or self._perm is None:
+            self._perm = torch.stack(
+                [
+                    torch.randperm(self.n, generator=g, device=self.offsets.device)
+                    for g in self.generators
+                ]
+            )
+            self._stale = True
+        return k
+
+    def indices(self, step: int) -> torch.Tensor | None:
+        """Flat row indices ``[R * B]`` of step ``step`` into ``x.view(R * n, p)`` (``None``:
+        the full batch)."""
+        if self.full:
+            return None
+        k = self._permutations(step)
+        rows = self._perm[:, k * self.batch : (k + 1) * self.batch]
+        return (rows + self.offsets).reshape(-1)
+
+    def gather(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[R, B, p]`` and targets of step ``step`` (0-based).
+
+        Steps must come in order within an epoch (a new epoch, or a resumed run whose
+        ``perm`` was restored, may start anywhere). The returned tensors are views of
+        reused buffers, valid until the next call.
+        """
+        if self.full:
+            return self.x, self.y
+        if self.layout == "gather":
+            idx = self.indices(step)
+            _select(self.x, idx, self.x_buffer)
+            _select(self.y, idx, self.y_buffer)
+            return self.x_buffer, self.y_buffer
+        k = self._permutations(step)
+        if self._stale:
+            used = self.per_epoch * self.batch
+            idx = (self._perm[:, :used] + self.offsets).reshape(-1)
+            _select(self.x, idx, self.x_buffer)
+            _select(self.y, idx, self.y_buffer)
+            self._stale = False
+        window = slice(k * self.batch, (k + 1) * self.batch)
+        return self.x_buffer[:, window], self.y_buffer[:, window]
+
+
+def _select(data: torch.Tensor, idx: torch.Tensor, out: torch.Tensor) -> None:
+    """Rows ``idx`` of ``data`` viewed as ``[R * n, ...]``, written into ``out``."""
+    reps, n = data.shape[:2]
+    rest = data.shape[2:]
+    torch.index_select(data.view(reps * n, *rest), 0, idx, out=out.view(len(idx), *rest))
