@@ -47,6 +47,7 @@ __all__ = [
     "Design",
     "SimulationData",
     "Truth",
+    "available_rows",
     "generate",
     "get_design",
     "teacher_forward",
@@ -62,6 +63,16 @@ _ALIVE_RANGE = (0.05, 0.95)
 """``relu_teacher`` redraws its weights until each hidden node is positive on this share."""
 
 _MAX_TEACHER_DRAWS = 1000
+
+_MAX_P = 100_000
+"""Largest input dimension ``p`` of the synthetic designs."""
+
+_MAX_RELEVANT = 100
+"""``relu_teacher``: most relevant inputs and active nodes per layer (its reference sample
+of 10^6 points is held in memory at this width)."""
+
+_MAX_TEACHER_WIDTH = 1000
+"""``relu_teacher``: widest teacher layer ``hidden[l]`` (its zero-padded weights are stored)."""
 
 
 # --------------------------------------------------------------------------- results
@@ -251,10 +262,10 @@ def _positive(field: str, value: object) -> float:
     return float(value)
 
 
-def _int_tuple(field: str, value: object, low: int) -> tuple[int, ...]:
+def _int_tuple(field: str, value: object, low: int, high: int | None = None) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
         raise InvalidParameterError(field, f"a non-empty sequence of integers >= {low}", value)
-    return tuple(_integer(f"{field}[{i}]", v, low) for i, v in enumerate(value))
+    return tuple(_integer(f"{field}[{i}]", v, low, high) for i, v in enumerate(value))
 
 
 def _likelihood(value: object, allowed: Sequence[Likelihood]) -> Likelihood:
@@ -264,6 +275,85 @@ def _likelihood(value: object, allowed: Sequence[Likelihood]) -> Likelihood:
             "likelihood", "one of " + ", ".join(repr(a.value) for a in allowed), value
         )
     return lik
+
+
+_KINDS = {
+    "b": "booleans",
+    "c": "complex numbers",
+    "O": "Python objects (mixed or nested values)",
+    "U": "strings",
+    "S": "bytes",
+    "M": "dates",
+    "m": "time spans",
+    "V": "records",
+}
+
+
+def _real_array(field: str, value: object, *, booleans: bool = False) -> np.ndarray:
+    """``value`` as a float64 array, if it holds real numbers (integers or floats) only.
+
+    Complex numbers (whose imaginary part a cast would drop), strings, objects and, unless
+    ``booleans``, booleans are refused; so are ragged nested lists.
+    """
+    allowed = "an array of real numbers"
+    if isinstance(value, (str, bytes, Mapping)):
+        raise InvalidParameterError(field, allowed, value)
+    if isinstance(value, list | tuple) and not booleans and _holds_bool_or_str(value):
+        raise InvalidParameterError(field, allowed + " (no booleans or quoted numbers)", value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # e.g. rows of different lengths
+        raise InvalidParameterError(field, allowed, _reason(exc)) from None
+    kind = array.dtype.kind
+    if kind not in ("iuf" + ("b" if booleans else "")):
+        raise InvalidParameterError(
+            field, allowed, f"an array of {_KINDS.get(kind, str(array.dtype))}"
+        )
+    return array.astype(np.float64)
+
+
+def _holds_bool_or_str(value: object, depth: int = 0) -> bool:
+    if isinstance(value, bool | str | bytes):
+        return True
+    if isinstance(value, list | tuple) and depth < 64:
+        return any(_holds_bool_or_str(v, depth + 1) for v in value)
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception in one short line: its first line, or its type."""
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _load_npz(field: str, path: Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` archive (all, or ``names``), or an error naming ``field``.
+
+    The archive is read without pickle, so object arrays are refused; a file that is not a
+    ``np.savez`` archive (random bytes, empty, a single ``.npy`` array) is an error too.
+    """
+    allowed = "a readable .npz archive of numeric arrays (numpy.savez)"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise InvalidParameterError(field, allowed, f"{path.name}: {exc.strerror}") from None
+    if head[:2] != b"PK":  # every zip archive starts with a "PK" record
+        what = "an empty file" if not head else "not a zip archive"
+        raise InvalidParameterError(field, allowed, f"{path.name}: {what}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise InvalidParameterError(field, allowed, f"{path.name}: {_reason(exc)}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise InvalidParameterError(field, allowed, f"{path.name}: a single .npy array")
+    with archive:
+        try:
+            files = list(archive.files)
+            return {k: archive[k] for k in (files if names is None else names) if k in files}
+        except Exception as exc:
+            raise InvalidParameterError(field, allowed, f"{path.name}: {_reason(exc)}") from None
 
 
 def _finite(field: str, array: np.ndarray) -> np.ndarray:
@@ -492,11 +582,15 @@ def _random_relu_teacher(
 
 def _relu_teacher(params: dict[str, Any], truth_seed: int) -> _Law:
     """``x ~ U(-1,1)^p``; random ReLU teacher on the first ``relevant`` inputs; Gaussian noise."""
-    relevant = _integer("relevant", params["relevant"], 1)
-    p = _integer("p", params["p"], relevant)
+    relevant = _integer("relevant", params["relevant"], 1, _MAX_RELEVANT)
+    p = _integer("p", params["p"], relevant, _MAX_P)
     sigma_e = _positive("sigma_e", params["sigma_e"])
-    active = _int_tuple("active", params["active"], 1)
-    hidden = active if params["hidden"] is None else _int_tuple("hidden", params["hidden"], 1)
+    active = _int_tuple("active", params["active"], 1, _MAX_RELEVANT)
+    hidden = (
+        active
+        if params["hidden"] is None
+        else _int_tuple("hidden", params["hidden"], 1, _MAX_TEACHER_WIDTH)
+    )
     if len(hidden) != len(active):
         raise InvalidParameterError(
             "hidden", f"a sequence of {len(active)} widths, one per entry of active", hidden
@@ -535,13 +629,12 @@ def _load_teacher(value: object) -> tuple[list[np.ndarray], list[np.ndarray]]:
         path = Path(value)
         if not path.is_file():
             raise InvalidParameterError("weights", "an existing .npz file", str(value))
-        with np.load(path) as archive:
-            value = {k: archive[k] for k in archive.files}
+        value = _load_npz("weights", path)
     if isinstance(value, Mapping):
         layers = len(value) // 2
         expected = {f"{a}{i}" for i in range(1, layers + 1) for a in "Wb"}
         if layers < 2 or set(value) != expected:
-            raise InvalidParameterError("weights", allowed, sorted(value))
+            raise InvalidParameterError("weights", allowed, sorted(map(str, value)))
         pairs = [(value[f"W{i}"], value[f"b{i}"]) for i in range(1, layers + 1)]
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) >= 2:
         pairs = list(value)
@@ -551,8 +644,8 @@ def _load_teacher(value: object) -> tuple[list[np.ndarray], list[np.ndarray]]:
         raise InvalidParameterError("weights", allowed, value)
     weights, biases = [], []
     for i, (w, b) in enumerate(pairs, start=1):
-        w = np.asarray(w, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
+        w = _real_array(f"W{i}", w)
+        b = _real_array(f"b{i}", b)
         fan_in = weights[-1].shape[0] if weights else None
         if w.ndim != 2 or w.shape[0] < 1 or w.shape[1] < 1:
             raise InvalidParameterError(f"W{i}", "a non-empty 2-D array [out, in]", w.shape)
@@ -575,7 +668,7 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> _Law:
     weights, biases = _load_teacher(params["weights"])
     activation = parse_enum(Activation, params["activation"], "activation")
     fan_in = weights[0].shape[1]
-    p = fan_in if params["p"] is None else _integer("p", params["p"], fan_in)
+    p = fan_in if params["p"] is None else _integer("p", params["p"], fan_in, max(fan_in, _MAX_P))
     likelihood = _likelihood(params["likelihood"], tuple(Likelihood))
     outputs = weights[-1].shape[0]
     if likelihood is Likelihood.BERNOULLI and outputs != 1:
@@ -607,7 +700,7 @@ def _bai_f0(x: np.ndarray) -> np.ndarray:
 def _bai_sparse_function(params: dict[str, Any], truth_seed: int) -> _Law:
     """Bai, Song & Cheng (2020): ``x ~ U(-1,1)^p``, ``y = f0(x) + sigma_e e``."""
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 5)
+    p = _integer("p", params["p"], 5, _MAX_P)
     sigma_e = _positive("sigma_e", params["sigma_e"])
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -631,7 +724,7 @@ def _sun_f0(x: np.ndarray) -> np.ndarray:
 def _sun_regression(params: dict[str, Any], truth_seed: int) -> _Law:
     """Sun, Song & Liang (2021): equicorrelated Gaussian inputs, ``y = f0(x) + sigma_e e``."""
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 5)
+    p = _integer("p", params["p"], 5, _MAX_P)
     sigma_e = _positive("sigma_e", params["sigma_e"])
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -655,7 +748,7 @@ def _sun_classification(params: dict[str, Any], truth_seed: int) -> _Law:
     script, which redraws a point whose class is already full.
     """
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 4)
+    p = _integer("p", params["p"], 4, _MAX_P)
     likelihood = _likelihood(params["likelihood"], (Likelihood.CATEGORICAL, Likelihood.BERNOULLI))
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -697,34 +790,54 @@ def _cubic_small_n(params: dict[str, Any], truth_seed: int) -> _Law:
     return _Law(1, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=(0,)), sample)
 
 
-def _read_table(path: Path, features: object, target: object) -> tuple[np.ndarray, np.ndarray]:
+def _names(field: str, value: object, what: str) -> list[str]:
+    """A column or array name, or a non-empty list of them, as a list of strings."""
+    names = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(names, list | tuple)
+        or not names
+        or not all(isinstance(c, str) for c in names)
+    ):
+        raise InvalidParameterError(field, f"a {what} or a non-empty list of them", value)
+    return list(names)
+
+
+def _read_table(path: Path, features: object, target: object) -> tuple[object, object]:
     """``X`` and ``y`` from ``.npz`` (array names) or ``.csv`` / ``.parquet`` (column names)."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
-        with np.load(path) as archive:
-            names = {"features": "X" if features is None else features, "target": target or "y"}
-            arrays = []
-            for field, key in names.items():
-                if not isinstance(key, str) or key not in archive.files:
-                    raise InvalidParameterError(
-                        field, f"the name of an array in {path.name}: one of {archive.files}", key
-                    )
-                arrays.append(archive[key])
-        return arrays[0], arrays[1]
+        names = {"features": "X" if features is None else features, "target": target or "y"}
+        arrays = _load_npz("path", path)
+        for field, key in names.items():
+            if not isinstance(key, str) or key not in arrays:
+                raise InvalidParameterError(
+                    field, f"the name of an array in {path.name}: one of {sorted(arrays)}", key
+                )
+        return arrays[names["features"]], arrays[names["target"]]
     import pandas as pd
 
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    kind = "CSV file with a header row" if suffix == ".csv" else "Parquet file"
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # empty, binary or damaged files are the user's input
+        raise InvalidParameterError(
+            "path", f"a readable {kind}", f"{path.name}: {_reason(exc)}"
+        ) from None
     columns = [str(c) for c in frame.columns]
     if target is None:
         raise InvalidParameterError("target", f"a column name of {path.name}", None)
-    targets = [target] if isinstance(target, str) else list(target)
-    chosen = [c for c in columns if c not in targets] if features is None else features
-    if isinstance(chosen, str) or not isinstance(chosen, Sequence) or not chosen:
-        raise InvalidParameterError("features", "a non-empty list of column names", features)
+    targets = _names("target", target, "column name")
+    chosen = (
+        [c for c in columns if c not in targets]
+        if features is None
+        else _names("features", features, "column name")
+    )
     for field, names in (("target", targets), ("features", chosen)):
         missing = [c for c in names if c not in columns]
         if missing or not names:
             raise InvalidParameterError(field, f"column names of {path.name}: {columns}", missing)
+    if frame.empty:
+        raise InvalidParameterError("path", f"a {kind} and data rows", f"{path.name}: no rows")
     frame.columns = columns
     out = []
     for field, names in (("features", list(chosen)), ("target", targets)):
@@ -735,22 +848,25 @@ def _read_table(path: Path, features: object, target: object) -> tuple[np.ndarra
     return out[0], out[1]
 
 
-def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> _Draws:
-    """User data split by the seed: test rows (stream ``"test"``), replicate rows (``"data"``)."""
+def _dataset_arrays(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, Likelihood, int]:
+    """The checked ``x [rows, p]`` and ``y [rows, 1 or outputs]`` of a ``dataset`` design, its
+    likelihood and its network outputs."""
     path, x, y = params["path"], params["x"], params["y"]
     if (path is None) == (x is None and y is None) or (path is None and (x is None or y is None)):
         raise InvalidParameterError(
             "path", "given (.npz, .csv or .parquet), or else both x and y given", path
         )
     if path is not None:
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidParameterError("path", "a file name", path)
         path = Path(path)
         if not path.is_file() or path.suffix.lower() not in (".npz", ".csv", ".parquet"):
             raise InvalidParameterError(
                 "path", "an existing .npz, .csv or .parquet file", str(params["path"])
             )
         x, y = _read_table(path, params["features"], params["target"])
-    x = _finite("x", np.asarray(x, dtype=np.float64))
-    y = _finite("y", np.asarray(y, dtype=np.float64))
+    x = _finite("x", _real_array("x", x, booleans=True))
+    y = _finite("y", _real_array("y", y, booleans=True))
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
         raise InvalidParameterError("x", "a 2-D array [rows >= 2, features >= 1]", x.shape)
     y = y[:, None] if y.ndim == 1 else y
@@ -773,6 +889,12 @@ def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> _
                 "y", "integer class labels 0..K-1 with K >= 2", np.unique(labels)[:5]
             )
         outputs = 1 if likelihood is Likelihood.BERNOULLI else int(labels.max()) + 1
+    return x, y, likelihood, outputs
+
+
+def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> _Draws:
+    """User data split by the seed: test rows (stream ``"test"``), replicate rows (``"data"``)."""
+    x, y, likelihood, outputs = _dataset_arrays(params)
     rows = x.shape[0]
     n = _integer("n", n, 1, rows - 1)
     n_test = rows - n if n_test is None else _integer("n_test", n_test, 1, rows - n)
@@ -915,6 +1037,31 @@ def get_design(design: str | Design) -> Design:
     if not isinstance(design, str) or design not in DESIGNS:
         raise InvalidParameterError("design", "one of " + ", ".join(map(repr, DESIGNS)), design)
     return DESIGNS[design]
+
+
+def available_rows(design: str | Design, **params: Any) -> int | None:
+    """The rows a design's data hold, training and test sets together, or ``None`` (any size).
+
+    ``dataset`` reads and checks its data (as :func:`generate` does) and returns their row
+    count, so that a study can check every ``n`` (and ``n_test``) before it runs; the
+    synthetic designs draw any size.
+
+    Raises
+    ------
+    InvalidParameterError
+        Unknown design or parameter, or data that :func:`generate` would refuse.
+    """
+    spec = get_design(design)
+    if spec.generator is not _dataset:
+        return None
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        raise InvalidParameterError(
+            unknown[0],
+            f"a parameter of {spec.name}: one of {sorted(spec.defaults)}",
+            params[unknown[0]],
+        )
+    return int(_dataset_arrays({**spec.defaults, **params})[0].shape[0])
 
 
 def generate(

@@ -30,20 +30,22 @@ import hashlib
 import math
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from simulations.designs import DESIGNS, generate
+from simulations.designs import DESIGNS, available_rows, generate
 from simulations.enums import Likelihood, Prior
 from simulations.model import ModelConfig
-from simulations.relaxed import TemperatureSchedule
-from simulations.train import TrainConfig
+from simulations.relaxed import Annealing, TemperatureSchedule
+from simulations.train import Optimizer, TrainConfig
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
+    "AUTO",
     "DESIGN_ALIASES",
     "METRICS_KEYS",
     "MODEL_OPTIONS",
@@ -61,8 +63,15 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _MAX_SEED = 2**63 - 1
+_MAX_N = 10**9
+_MAX_STEPS = 10**9
+"""Upper bound of every step count of ``[train]`` (a guard against typos such as ``1e12``)."""
 _MISSING = object()
+
+AUTO = "auto"
+"""``[train] steps = "auto"``: train until the engine's convergence rule holds (the default)."""
 
 SECTIONS = ("study", "design", "model", "train", "metrics")
 """The tables of a study file (``metrics`` is optional)."""
@@ -82,8 +91,10 @@ _STUDY_SET = ("p", "hidden", "outputs", "activation", "prior", "likelihood", "si
 MODEL_OPTIONS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in _STUDY_SET)
 """Model options a spec may set in ``[model]`` (every cell) or in a prior's table (that prior)."""
 
-TRAIN_OPTIONS = tuple(f.name for f in dataclasses.fields(TrainConfig))
-"""Training options of ``[train]`` besides ``n``: the fields of ``TrainConfig``."""
+TRAIN_OPTIONS = tuple(
+    dict.fromkeys([*(f.name for f in dataclasses.fields(TrainConfig)), "max_steps"])
+)
+"""Options of ``[train]`` besides ``n``: the fields of ``TrainConfig``, and ``max_steps``."""
 
 METRICS_KEYS = ("draws", "kappa_log")
 """Keys of ``[metrics]``."""
@@ -152,6 +163,9 @@ class DesignSpec:
     p, outputs, likelihood, noise_sd
         What the design draws: inputs, network outputs, observation model and
         Gaussian noise sd (``None`` otherwise).
+    rows
+        The rows a ``dataset`` design holds (training and test sets together);
+        ``None`` for synthetic designs, which draw any size.
     """
 
     name: str
@@ -163,6 +177,7 @@ class DesignSpec:
     outputs: int
     likelihood: Likelihood
     noise_sd: float | None
+    rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -204,7 +219,8 @@ class StudySpec:
     n
         Training-set sizes, increasing.
     train
-        Training options (``TrainConfig`` fields).
+        Training options (``TrainConfig`` fields); ``steps`` is ``"auto"`` (train until
+        convergence, capped by ``max_steps``) when the spec gives none.
     metrics
         :class:`MetricsSpec`.
     source
@@ -271,9 +287,23 @@ def load_spec(path: str | Path) -> StudySpec:
     if not path.is_file():
         raise InvalidParameterError("spec", "an existing TOML file", str(path))
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidParameterError(
+            "spec", f"valid TOML in UTF-8 ({exc.reason})", str(path)
+        ) from None
+    except OSError as exc:
+        raise InvalidParameterError(
+            "spec", f"a readable file ({exc.strerror})", str(path)
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InvalidParameterError("spec", f"valid TOML ({exc})", str(path)) from None
+    except RecursionError:
+        raise InvalidParameterError(
+            "spec", "valid TOML (arrays nested too deeply)", str(path)
+        ) from None
     return parse_spec(data, base=path.parent, source=path.resolve())
 
 
@@ -296,9 +326,18 @@ def parse_spec(
     InvalidParameterError
         Naming the key (``section.key``) and what is allowed: an unknown
         section or key (with the nearest valid one), a missing required key, a
-        value of the wrong type or outside its range, a missing file.
+        value of the wrong type or outside its range, a missing file. A long value is
+        shown cut to its first 100 characters.
     """
-    base = Path(base)
+    try:
+        return _parse(data, Path(base), source)
+    except InvalidParameterError as exc:
+        raise _shortened(exc) from None
+    except RecursionError:
+        raise InvalidParameterError("spec", "values nested less deeply", "...") from None
+
+
+def _parse(data: Mapping[str, Any], base: Path, source: Path | None) -> StudySpec:
     root = _Table(data, "", SECTIONS)
     for section in SECTIONS[:4]:
         root.require(section)
@@ -309,11 +348,14 @@ def parse_spec(
     replicates = study.integer("replicates", 1, 10_000, default=10)
     description = study.string("description", default="")
     output_raw = study.string("output", default=None)
+    if output_raw is not None and (not output_raw or "\x00" in output_raw):
+        raise InvalidParameterError("study.output", "a folder name", output_raw)
     output = None if output_raw is None else (base / output_raw).resolve()
 
     design = _design(root.get("design"), base)
     model = _model(root.get("model"), design)
     n, train = _train(root.get("train"))
+    _check_sizes(design, n)
     metrics = _metrics(root.get("metrics", {}))
     spec = StudySpec(
         name=name,
@@ -339,7 +381,7 @@ def _design(raw: object, base: Path) -> DesignSpec:
     if not isinstance(raw, Mapping):
         raise InvalidParameterError("design", "a table", raw)
     if "name" not in raw:
-        raise InvalidParameterError("design.name", "given: " + _choices(DESIGNS), None)
+        raise InvalidParameterError("design.name", "given: " + _choices(DESIGNS), _NOTHING)
     name = raw["name"]
     if not isinstance(name, str) or name not in DESIGNS:
         raise InvalidParameterError("design.name", _choices(DESIGNS, name), name)
@@ -361,6 +403,8 @@ def _design(raw: object, base: Path) -> DesignSpec:
     files: dict[str, str] = {}
     for key in _DESIGN_PATH_KEYS:
         if isinstance(params.get(key), str):
+            if not params[key] or "\x00" in params[key]:
+                raise InvalidParameterError(f"design.{written[key]}", "a file name", params[key])
             path = (base / params[key]).resolve()
             if not path.is_file():
                 raise InvalidParameterError(
@@ -373,10 +417,9 @@ def _design(raw: object, base: Path) -> DesignSpec:
     n_test = table.integer("n_test", 1, 10_000_000, default=None)
     try:
         probe = generate(name, n=1, replicates=1, seed=0, n_test=1, **params)
+        rows = available_rows(name, **params)
     except InvalidParameterError as exc:
-        root_name = re.split(r"[\[.]", exc.field, maxsplit=1)[0]
-        suffix = exc.field[len(root_name) :]
-        raise _renamed(exc, f"design.{written.get(root_name, root_name)}{suffix}") from None
+        raise _renamed(exc, _design_field(exc.field, written, params)) from None
     return DesignSpec(
         name=name,
         version=registered.version,
@@ -387,7 +430,48 @@ def _design(raw: object, base: Path) -> DesignSpec:
         outputs=probe.outputs,
         likelihood=probe.likelihood,
         noise_sd=probe.noise_sd,
+        rows=rows,
     )
+
+
+def _design_field(field: str, written: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    """The spec key of a design error's field: ``sigma_e`` -> ``design.noise_sd`` as written,
+    a teacher layer ``W2`` -> ``design.weights.W2`` (inline) or ``design.weights (W2)`` (a
+    file), a data array ``x`` read from ``design.path`` -> ``design.path (x)``."""
+    root = re.split(r"[\[.]", field, maxsplit=1)[0]
+    suffix = field[len(root) :]
+    if root in written:
+        return f"design.{written[root]}{suffix}"
+    if re.fullmatch(r"[Wb][0-9]+", root) and "weights" in written:
+        if isinstance(params["weights"], str):
+            return f"design.{written['weights']} ({field})"
+        return f"design.{written['weights']}.{field}"
+    if "path" in written and isinstance(params.get("path"), str):
+        return f"design.{written['path']} ({field})"
+    return f"design.{field}"
+
+
+def _check_sizes(design: DesignSpec, n: tuple[int, ...]) -> None:
+    """Every ``n`` of the grid, with the test set, must fit in a data set's rows."""
+    if design.rows is None:
+        return
+    rows = design.rows
+    source = Path(design.params["path"]).name if design.params.get("path") else "the data"
+    if design.n_test is None:  # the test set is every row not held for training: at least one
+        limit, why = rows - 1, f"{source} has {rows} rows and the test set needs one"
+    else:
+        if design.n_test > rows - n[0]:
+            raise InvalidParameterError(
+                "design.n_test",
+                f"an integer in [1, {max(rows - n[0], 0)}] ({source} has {rows} rows, "
+                f"train.n[0] = {n[0]} of them for training)",
+                design.n_test,
+            )
+        limit = rows - design.n_test
+        why = f"{source} has {rows} rows, design.n_test = {design.n_test} of them for testing"
+    for i, size in enumerate(n):
+        if size > limit:
+            raise InvalidParameterError(f"train.n[{i}]", f"an integer <= {limit} ({why})", size)
 
 
 def _model(raw: object, design: DesignSpec) -> dict[str, Any]:
@@ -451,7 +535,11 @@ def _model(raw: object, design: DesignSpec) -> dict[str, Any]:
         raise InvalidParameterError("model.sigma_e", "'known', 'learned' or a number > 0", sigma_e)
     if not gaussian:
         sigma_e = "known"  # not used: the likelihood has no noise sd
-    options = {key: _plain(table.get(key)) for key in MODEL_OPTIONS if key in table.data}
+    options = {
+        key: _model_option(f"model.{key}", table.data[key])
+        for key in MODEL_OPTIONS
+        if key in table.data
+    }
     return {"priors": priors, "students": students, "sigma_e": sigma_e, "model": options}
 
 
@@ -463,30 +551,62 @@ def _prior(field: str, item: object) -> StudyPrior:
             field, "a prior name or a table {name = ..., <model option> = ...}", item
         )
     prior = parse_enum(Prior, item["name"], f"{field}.name")
-    table = _Table(item, field, ("name", *MODEL_OPTIONS))
-    options = {key: _plain(table.get(key)) for key in sorted(MODEL_OPTIONS) if key in item}
+    _Table(item, field, ("name", *MODEL_OPTIONS))
+    options = {
+        key: _model_option(f"{field}.{key}", item[key])
+        for key in sorted(MODEL_OPTIONS)
+        if key in item
+    }
     return StudyPrior(prior, options)
 
 
+def _model_option(field: str, value: object) -> Any:
+    annotation = next(
+        f.type for f in dataclasses.fields(ModelConfig) if f.name == field.rsplit(".", 1)[-1]
+    )
+    return _option(field, value, _MODEL_CHECKS, annotation)
+
+
 def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:
-    table = _Table(raw, "train", ("n", *TRAIN_OPTIONS))
+    allowed = _train_options()
+    table = _Table(raw, "train", ("n", *allowed))
     n_raw = table.get("n")
     if isinstance(n_raw, int) and not isinstance(n_raw, bool):
         n_raw = [n_raw]
     if not isinstance(n_raw, list) or not n_raw:
         raise InvalidParameterError("train.n", "a non-empty list of integers >= 2", n_raw)
-    n = tuple(_int(f"train.n[{i}]", v, 2, 10**9) for i, v in enumerate(n_raw))
+    n = tuple(_int(f"train.n[{i}]", v, 2, _MAX_N) for i, v in enumerate(n_raw))
     for i in range(1, len(n)):
         if n[i] <= n[i - 1]:
             raise InvalidParameterError(
                 f"train.n[{i}]", f"an integer > train.n[{i - 1}] = {n[i - 1]} (increasing)", n[i]
             )
-    options = {key: _plain(table.get(key)) for key in TRAIN_OPTIONS if key in table.data}
+    options = {
+        key: _option(f"train.{key}", table.data[key], _TRAIN_CHECKS, allowed[key])
+        for key in allowed
+        if key in table.data
+    }
     batch = options.get("batch_size")
-    if isinstance(batch, int) and not isinstance(batch, bool) and batch > n[0]:
+    if batch is not None and batch > n[0]:
         raise InvalidParameterError(
             "train.batch_size", f"an integer in [1, min(train.n)] = [1, {n[0]}]", batch
         )
+    auto = _trains_to_convergence()
+    steps = options.get("steps", AUTO if auto else None)
+    if steps == AUTO and not auto:
+        raise InvalidParameterError(
+            "train.steps", "an integer >= 1 (this engine has no convergence rule yet)", steps
+        )
+    if "max_steps" in options and steps != AUTO:
+        fixed = _train_default("steps") if steps is None else steps
+        raise InvalidParameterError(
+            "train.max_steps",
+            f'given only with steps = "{AUTO}" (it caps a run until convergence; '
+            f"steps = {fixed} trains exactly {fixed} steps)",
+            options["max_steps"],
+        )
+    if steps is not None:
+        options = {"steps": steps, **options}
     return n, options
 
 
@@ -503,10 +623,6 @@ def _check_configs(spec: StudySpec) -> None:
         spec.train_config()
     except InvalidParameterError as exc:
         raise _renamed(exc, f"train.{exc.field}") from None
-    except TypeError as exc:  # a temperature table with unknown keys
-        raise InvalidParameterError(
-            "train.temperature", "a table with keys start, end, steps, annealing", str(exc)
-        ) from None
     for i, prior in enumerate(spec.priors):
         for student in spec.students:
             try:
@@ -523,6 +639,16 @@ def _check_configs(spec: StudySpec) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+class _Nothing:
+    """The value of a key that is missing: shown as ``(got nothing)``."""
+
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+_NOTHING = _Nothing()
 
 
 class _Table:
@@ -542,13 +668,13 @@ class _Table:
 
     def require(self, key: str) -> None:
         if key not in self.data:
-            raise InvalidParameterError(self.field(key), "given", None)
+            raise InvalidParameterError(self.field(key), "given", _NOTHING)
 
     def get(self, key: str, default: object = _MISSING) -> Any:
         if key in self.data:
             return self.data[key]
         if default is _MISSING:
-            raise InvalidParameterError(self.field(key), "given", None)
+            raise InvalidParameterError(self.field(key), "given", _NOTHING)
         return default
 
     def integer(self, key: str, low: int, high: int, *, default: object = _MISSING) -> Any:
@@ -560,11 +686,8 @@ class _Table:
         if key not in self.data:
             return self.get(key, default)
         value = self.data[key]
-        allowed = f"a number in [{low:g}, {high:g}]"
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidParameterError(self.field(key), allowed, value)
-        if not (math.isfinite(value) and low <= value <= high):
-            raise InvalidParameterError(self.field(key), allowed, value)
+        if not (_is_number(value) and _finite(value) and low <= value <= high):
+            raise InvalidParameterError(self.field(key), f"a number in [{low:g}, {high:g}]", value)
         return float(value)
 
     def string(
@@ -583,20 +706,48 @@ class _Table:
         return value
 
 
+def _key(key: str) -> str:
+    """A key as written in a key path: bare when TOML allows it bare, else quoted."""
+    return key if _BARE_KEY.match(key) else repr(key)
+
+
 def _unknown(path: str, key: str, allowed: Sequence[str]) -> InvalidParameterError:
     """An unknown key, answered with the nearest allowed one (``difflib``)."""
     close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.5)
     where = f"[{path}]" if path else "a study file"
     hint = f"did you mean {close[0]!r}? " if close else ""
-    field = f"{path}.{key}" if path else key
+    field = f"{path}.{_key(key)}" if path else _key(key)
     return InvalidParameterError(
         field, f"a key of {where} ({hint}allowed: {', '.join(allowed)})", "unknown key"
     )
 
 
 def _renamed(exc: InvalidParameterError, field: str) -> InvalidParameterError:
-    """``exc`` with its field written as the spec key (``sigma_e`` -> ``design.noise_sd``)."""
-    return InvalidParameterError(field, exc.allowed, exc.value)
+    """``exc`` with its field written as the spec key (``sigma_e`` -> ``design.noise_sd``),
+    in the spec's words: a spec has no ``None`` and no Python classes."""
+    allowed = re.sub(r",? or None\b", "", exc.allowed)
+    allowed = re.sub(r"\bNone\b", "unset", allowed)
+    allowed = re.sub(r"\ba TemperatureSchedule\b", "a table", allowed)
+    value = _NOTHING if exc.value is None else exc.value
+    return InvalidParameterError(field, allowed, value)
+
+
+class _Shown:
+    """A value shown by a given text (a long value cut short)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _shortened(exc: InvalidParameterError, limit: int = 100) -> InvalidParameterError:
+    """``exc`` with its value's ``repr`` cut to ``limit`` characters."""
+    text = repr(exc.value)
+    if len(text) <= limit:
+        return exc
+    return InvalidParameterError(exc.field, exc.allowed, _Shown(text[: limit - 3] + "..."))
 
 
 def _choices(options: Mapping[str, Any] | Sequence[str], given: object = None) -> str:
@@ -604,6 +755,18 @@ def _choices(options: Mapping[str, Any] | Sequence[str], given: object = None) -
     close = difflib.get_close_matches(str(given), names, n=1, cutoff=0.5) if given else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return "one of " + ", ".join(map(repr, names)) + hint
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _finite(value: int | float) -> bool:
+    """Finite as a float (an integer too large for a float is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _int(field: str, value: object, low: int, high: int) -> int:
@@ -633,3 +796,207 @@ def _plain(value: object) -> Any:
 
 def _short(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# --------------------------------------------------------------------------- option values
+#
+# Every model and training option is type-checked here, in the spec's terms, before the
+# engine sees it: the engine's own checks are for Python callers (they accept None,
+# TemperatureSchedule, numpy numbers), and a spec must not reach a Python truthiness test
+# (a quoted "false" is a non-empty string). A check takes (key path, value) and returns the
+# value to pass on, or raises InvalidParameterError naming the key path.
+
+_Check = Callable[[str, object], Any]
+
+
+def _boolean(field: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidParameterError(field, "true or false (a TOML boolean, unquoted)", value)
+    return value
+
+
+def _positive(field: str, value: object) -> Any:
+    if not (_is_number(value) and _finite(value) and value > 0):
+        raise InvalidParameterError(field, "a finite number > 0", value)
+    return value
+
+
+def _real(field: str, value: object) -> Any:
+    if not (_is_number(value) and _finite(value)):
+        raise InvalidParameterError(field, "a finite number", value)
+    return value
+
+
+def _probability(field: str, value: object) -> Any:
+    if not (_is_number(value) and 0 < value < 1):
+        raise InvalidParameterError(field, "a probability in (0, 1)", value)
+    return value
+
+
+def _count(low: int) -> _Check:
+    def check(field: str, value: object) -> int:
+        return _int(field, value, low, _MAX_STEPS)
+
+    return check
+
+
+def _word(enum: type[StrEnum]) -> _Check:
+    def check(field: str, value: object) -> str:
+        if not isinstance(value, str):
+            allowed = "one of " + ", ".join(repr(m.value) for m in enum)
+            raise InvalidParameterError(field, allowed, value)
+        return parse_enum(enum, value, field).value
+
+    return check
+
+
+def _inclusion(field: str, value: object) -> Any:
+    """``"reference"`` (or another word of the engine), a probability, or one per layer."""
+    allowed = "a word such as 'reference', a probability in (0, 1), or a list of them per layer"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if not value:
+            raise InvalidParameterError(field, allowed, value)
+        return [_probability(f"{field}[{i}]", v) for i, v in enumerate(value)]
+    if not _is_number(value):
+        raise InvalidParameterError(field, allowed, value)
+    return _probability(field, value)
+
+
+def _steps(field: str, value: object) -> int | str:
+    if value == AUTO and isinstance(value, str):
+        return AUTO
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_STEPS:
+        raise InvalidParameterError(field, f'"{AUTO}" or an integer in [1, {_MAX_STEPS}]', value)
+    return value
+
+
+def _betas(field: str, value: object) -> list[float]:
+    allowed = "a list of two numbers in [0, 1)"
+    if not isinstance(value, list) or len(value) != 2:
+        raise InvalidParameterError(field, allowed, value)
+    for i, b in enumerate(value):
+        if not (_is_number(b) and 0 <= b < 1):
+            raise InvalidParameterError(f"{field}[{i}]", "a number in [0, 1)", b)
+    return list(value)
+
+
+_TEMPERATURE_KEYS = tuple(f.name for f in dataclasses.fields(TemperatureSchedule))
+
+
+def _temperature(field: str, value: object) -> dict[str, Any]:
+    """A table ``{start, end, steps, annealing}``; checked as a ``TemperatureSchedule``."""
+    table = _Table(value, field, _TEMPERATURE_KEYS)
+    checks: dict[str, _Check] = {
+        "start": _positive,
+        "end": _positive,
+        "steps": _count(0),
+        "annealing": _word(Annealing),
+    }
+    out = {key: checks[key](table.field(key), table.data[key]) for key in table.data}
+    try:
+        TemperatureSchedule(**out)
+    except InvalidParameterError as exc:
+        raise _renamed(exc, f"{field}.{exc.field}") from None
+    return out
+
+
+_MODEL_CHECKS: dict[str, _Check] = {
+    "prior_inclusion": _inclusion,
+    **dict.fromkeys(
+        (
+            "sigma_e_init",
+            "sigma_0",
+            "kappa_shape",
+            "kappa_rate",
+            "global_scale",
+            "local_scale",
+            "slab_width",
+            "temperature",
+        ),
+        _positive,
+    ),
+    "input_spike": _boolean,
+    "straight_through": _boolean,
+    "input_inclusion": _probability,
+    "inclusion_init": _probability,
+    "rho_init": _real,
+}
+"""Checks of the ``ModelConfig`` options a spec sets (others: :func:`_by_annotation`)."""
+
+_TRAIN_CHECKS: dict[str, _Check] = {
+    "steps": _steps,
+    "max_steps": _count(1),
+    "batch_size": _count(1),
+    "lr": _positive,
+    "optimizer": _word(Optimizer),
+    "betas": _betas,
+    "grad_clip": _positive,
+    "kl_warmup_steps": _count(0),
+    "finetune_steps": _count(0),
+    "temperature": _temperature,
+    "checkpoint_every": _count(1),
+    "log_every": _count(1),
+}
+"""Checks of the ``TrainConfig`` options a spec sets (others: :func:`_by_annotation`)."""
+
+
+def _option(field: str, value: object, checks: Mapping[str, _Check], annotation: object) -> Any:
+    """Check one model or training option: by its entry in ``checks``, else by its type hint."""
+    name = field.rsplit(".", 1)[-1]
+    check = checks.get(name) or _by_annotation(annotation)
+    return _plain(check(field, value))
+
+
+def _by_annotation(annotation: object) -> _Check:
+    """A check from a dataclass field's type hint (``int``, ``float | None``, ``bool``, ...),
+    for options added to the engine after this module's explicit checks."""
+    parts = {part.strip() for part in str(annotation).split("|")} - {"None"}
+    kinds: list[tuple[str, Callable[[object], bool]]] = []
+    for part in sorted(parts):
+        if part == "bool":
+            kinds.append(("true or false", lambda v: isinstance(v, bool)))
+        elif part == "int":
+            kinds.append(("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)))
+        elif part == "float":
+            kinds.append(("a finite number", lambda v: _is_number(v) and _finite(v)))
+        elif part.startswith(("tuple", "list", "Sequence")):
+            kinds.append(("a list", lambda v: isinstance(v, list) and all(map(_scalar, v))))
+        else:  # str, enums, unions the spec does not know: one scalar, checked by the engine
+            kinds.append(("a value", _scalar))
+
+    def check(field: str, value: object) -> object:
+        if not any(accepts(value) for _, accepts in kinds):
+            words = sorted({word for word, _ in kinds})
+            raise InvalidParameterError(field, " or ".join(words), value)
+        return value
+
+    return check
+
+
+def _scalar(value: object) -> bool:
+    """A TOML string, boolean or finite number (no table, list or date)."""
+    return isinstance(value, str | bool) or (_is_number(value) and _finite(value))
+
+
+def _train_fields() -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _train_options() -> dict[str, object]:
+    """``[train]`` options besides ``n`` and their type hints: ``TrainConfig``'s fields, and
+    ``max_steps``."""
+    options = {name: f.type for name, f in _train_fields().items()}
+    options.setdefault("max_steps", "int")
+    return options
+
+
+def _train_default(name: str) -> object:
+    f = _train_fields().get(name)
+    return None if f is None else f.default
+
+
+def _trains_to_convergence() -> bool:
+    """Whether the engine's ``TrainConfig`` has ``steps = "auto"`` (it has ``max_steps``)."""
+    return "max_steps" in _train_fields()
