@@ -62,6 +62,7 @@ from ssbnn_theory.targets import (
     relu_teacher_architecture,
     teacher_rate,
 )
+from ssbnn_theory.variational_gap import VariationalGap, variational_gap
 
 try:
     __version__ = version("ssbnn")
@@ -81,6 +82,7 @@ __all__ = [
     "Prior",
     "PriorSpec",
     "SymbolicRate",
+    "VariationalGap",
     "__version__",
     "as_prior_spec",
     "contraction_rate",
@@ -119,4 +121,5 @@ __all__ = [
     "teacher_rate",
     "theory_inclusion_probs",
     "theory_log_inv_inclusion",
+    "variational_gap",
 ]
