@@ -1,8 +1,12 @@
 """The ``ssbnn`` command: ``rate``, ``simulate``, ``results``, ``report`` and ``demo``.
 
-Exit status: 0 on success; 1 when a study ran but some cells failed; 2 on bad
-input (a spec error, a bad flag, a folder that is not a study's output), with
-one line on stderr that names the field or key and what is allowed.
+Exit status: 0 on success; 1 when a study ran but some cells failed, or when
+``results`` / ``report`` find cell files that do not verify (one line naming
+them; ``--skip-bad`` goes on without them); 2 on bad input (a spec error, a bad
+flag, a folder that is not a study's output or cannot be written, a folder
+locked by another ``simulate``), with one line on stderr that names the field
+or key and what is allowed; 130 / 143 when ``simulate`` is stopped by SIGINT /
+SIGTERM (the finished cells are kept; rerunning resumes).
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +47,7 @@ _PRINTED_COLUMNS = (
     "rmse_test",
     "node_density",
     "eps_n",
+    "status",
     "wall_s",
 )
 """Columns ``ssbnn results`` prints (the exported files hold every column)."""
@@ -116,6 +123,12 @@ def build_parser() -> ArgumentParser:
         action="store_true",
         help="stop at the first failed cell (default: run the others and report failures)",
     )
+    simulate.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another ssbnn simulate is writing DIR, wait for it to finish "
+        "(default: exit 2 naming its pid)",
+    )
     simulate.set_defaults(run=_simulate)
 
     results = commands.add_parser(
@@ -126,6 +139,12 @@ def build_parser() -> ArgumentParser:
     results.add_argument("dir", metavar="DIR", help="the study's output folder")
     results.add_argument("--csv", metavar="FILE", help="write the full table as CSV")
     results.add_argument("--parquet", metavar="FILE", help="write the full table as Parquet")
+    results.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out cell files that do not verify and say how many "
+        "(default: refuse them, exit 1)",
+    )
     results.set_defaults(run=_results)
 
     report = commands.add_parser(
@@ -139,6 +158,12 @@ def build_parser() -> ArgumentParser:
         ),
     )
     report.add_argument("dir", metavar="DIR", help="the study's output folder")
+    report.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out cell files that do not verify and say how many "
+        "(default: refuse them, exit 1)",
+    )
     report.set_defaults(run=_report)
 
     demo = commands.add_parser(
@@ -164,19 +189,44 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ssbnn``; return the exit status."""
+    from simulations.execution import Interrupted
+    from simulations.store import BadCellsError, IntegrityWarning
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    prefix = f"ssbnn {args.command}"
+    show = warnings.showwarning
+
+    def one_line(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, IntegrityWarning):
+            print(f"{prefix}: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = one_line
     try:
         return int(args.run(args))
     except InvalidParameterError as exc:
-        print(f"ssbnn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{prefix}: error: {exc}", file=sys.stderr)
         return 2
+    except BadCellsError as exc:
+        print(
+            f"{prefix}: error: {exc}; rerun ssbnn simulate to recompute, "
+            "or pass --skip-bad to go on without them",
+            file=sys.stderr,
+        )
+        return 1
+    except Interrupted as exc:
+        print(f"{prefix}: interrupted by {exc}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print(f"ssbnn {args.command}: interrupted", file=sys.stderr)
+        print(f"{prefix}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into a program that stopped reading (| head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        warnings.showwarning = show
 
 
 # --------------------------------------------------------------------------- commands
@@ -185,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from simulations.execution import Execution
     from simulations.spec import load_spec
-    from simulations.study import run_study
+    from simulations.study import StudyInterrupted, run_study
 
     spec = load_spec(args.spec)
     if args.workers is not None:
@@ -195,32 +245,81 @@ def _simulate(args: argparse.Namespace) -> int:
     else:
         execution = Execution(fail_fast=args.fail_fast)
     out = Path(args.out) if args.out else spec.output or _DEFAULT_ROOT / spec.name
-    summary = run_study(spec, out, execution=execution, device=args.device, quiet=args.quiet)
+    try:
+        summary = run_study(
+            spec, out, execution=execution, device=args.device, quiet=args.quiet, wait=args.wait
+        )
+    except StudyInterrupted as exc:
+        done = exc.summary
+        kept = done.skipped + done.completed
+        command = shlex.join(["ssbnn", "simulate", str(args.spec), "--out", str(out)])
+        print(
+            f"ssbnn simulate: interrupted by {exc}: kept {kept} of {done.total} cells "
+            f"({done.completed} finished now, {done.skipped} before; {done.cancelled} not "
+            f"finished) in {out}; resume with: {command}",
+            file=sys.stderr,
+        )
+        return exc.exit_status
     print(summary.line())
     return 0 if summary.ok else 1
+
+
+def _export_path(flag: str, path: str | None) -> Path | None:
+    """Check an export file name before the table is built (one line and exit 2 if bad)."""
+    if path is None:
+        return None
+    if not path.strip():
+        raise InvalidParameterError(flag, "a file name", path)
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if flag == "--csv" and suffix in (".parquet", ".pq"):
+        raise InvalidParameterError(flag, "a CSV file name (use --parquet FILE for Parquet)", path)
+    if flag == "--parquet" and suffix in (".csv", ".tsv", ".txt"):
+        raise InvalidParameterError(flag, "a Parquet file name (use --csv FILE for CSV)", path)
+    if target.is_dir():
+        raise InvalidParameterError(flag, "a file name, not a folder", path)
+    if not target.parent.is_dir():
+        raise InvalidParameterError(
+            flag, f"a file in an existing folder (there is no folder {target.parent})", path
+        )
+    return target
 
 
 def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from simulations.store import ResultStore
+    from simulations.report import replicate_notes
+    from simulations.store import ResultStore, atomic_write
 
-    table = ResultStore(args.dir).load_table()
+    csv = _export_path("--csv", args.csv)
+    parquet = _export_path("--parquet", args.parquet)
+    store = ResultStore(args.dir)
+    table = store.load_table(skip_bad=args.skip_bad)
+    if store.skipped:
+        print(
+            f"ssbnn results: warning: left out {len(store.skipped)} cell file(s) that do not "
+            "verify: " + "; ".join(str(b) for b in store.skipped),
+            file=sys.stderr,
+        )
     if table.empty:
         raise InvalidParameterError(
             "DIR", "a study folder with at least one finished cell", args.dir
         )
     for flag, path, write in (
-        ("--csv", args.csv, lambda p: _for_csv(table).to_csv(p, index=False)),
-        ("--parquet", args.parquet, lambda p: table.to_parquet(p, index=False)),
+        ("--csv", csv, lambda h: h.write(_for_csv(table).to_csv(index=False).encode("utf-8"))),
+        ("--parquet", parquet, lambda h: table.to_parquet(h, index=False)),
     ):
-        if path:
+        if path is not None:
             try:
-                write(path)
+                atomic_write(path, write)
             except OSError as exc:
+                reason = exc.strerror or str(exc) or type(exc).__name__
                 raise InvalidParameterError(
-                    flag, f"a writable file ({exc.strerror})", path
+                    flag, f"a writable file ({reason})", str(path)
                 ) from None
+    notes = replicate_notes(table)
+    if notes:
+        print("\n".join(notes) + "\n")
     shown = table[[c for c in _PRINTED_COLUMNS if c in table]]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.precision", 4):
         print(_for_csv(shown).to_string(index=False))
@@ -246,7 +345,13 @@ def _for_csv(table: pd.DataFrame) -> pd.DataFrame:
 def _report(args: argparse.Namespace) -> int:
     from simulations.report import write_report
 
-    report = write_report(args.dir)
+    report = write_report(args.dir, skip_bad=args.skip_bad)
+    if report.skipped:
+        print(
+            f"ssbnn report: warning: left out {len(report.skipped)} cell file(s) that do not "
+            "verify: " + "; ".join(str(b) for b in report.skipped),
+            file=sys.stderr,
+        )
     print(report.text)
     print(f"\nwrote {report.summary} and {len(report.figures)} figures in {report.summary.parent}")
     return 0

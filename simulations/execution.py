@@ -16,11 +16,25 @@ which backend, worker or order ran it: a task carries all its seeds (see
   cluster at ``scheduler`` (for example one started by dask-jobqueue on SLURM).
   A task whose worker dies is rescheduled by the Dask scheduler on another
   worker (up to ``distributed.scheduler.allowed-failures`` times, default 3).
+
+Results always come back to the calling process, which alone writes them (one
+writer per study folder, whatever the backend).
+
+**Signals.** Inside :func:`interruptible`, SIGINT and SIGTERM raise
+:class:`Interrupted` in the calling process; :func:`shielded` defers them while a
+finished result is being stored. The ``pool`` backend's workers ignore SIGINT
+(a terminal's Ctrl-C reaches the whole process group) and are terminated by the
+caller, so every worker stops within a fraction of a second; results that had
+already arrived are still handed to ``on_result`` before the interrupt goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -33,7 +47,16 @@ from typing import Any, TypeVar
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["Backend", "Execution", "Failure", "Outcome", "run_tasks"]
+__all__ = [
+    "Backend",
+    "Execution",
+    "Failure",
+    "Interrupted",
+    "Outcome",
+    "interruptible",
+    "run_tasks",
+    "shielded",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -99,6 +122,39 @@ class Execution:
                     "scheduler", "a Dask scheduler address such as tcp://host:8786", self.scheduler
                 )
 
+    def check_scheduler(self, timeout: float = 5.0) -> None:
+        """Fail fast when ``scheduler`` (a ``tcp://host:port`` address) accepts no connection.
+
+        Other protocols (``tls://``, ``ucx://``, ...) are left to Dask.
+
+        Raises
+        ------
+        InvalidParameterError
+            ``scheduler`` when nothing listens at the address within ``timeout`` seconds.
+        """
+        address = self.scheduler
+        if address is None:
+            return
+        text = address.strip()
+        if "://" in text and not text.startswith("tcp://"):
+            return
+        host, _, port = text.removeprefix("tcp://").rpartition(":")
+        host = host.strip("[]")
+        try:
+            number = int(port)
+        except ValueError:
+            raise InvalidParameterError(
+                "scheduler", "a Dask scheduler address such as tcp://host:8786", address
+            ) from None
+        try:
+            with socket.create_connection((host or "127.0.0.1", number), timeout=timeout):
+                pass
+        except (OSError, OverflowError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise InvalidParameterError(
+                "scheduler", f"the address of a running Dask scheduler ({reason})", address
+            ) from None
+
     @property
     def worker_count(self) -> int:
         """Workers of a pool or local cluster: ``workers``, else the machine's CPU count."""
@@ -131,6 +187,62 @@ class Outcome:
     completed: tuple[str, ...]
     failed: tuple[Failure, ...]
     cancelled: tuple[str, ...]
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived inside :func:`interruptible`; ``signum`` says which."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_status(self) -> int:
+        """The shell's status for death by this signal: 130 (SIGINT), 143 (SIGTERM)."""
+        return 128 + self.signum
+
+
+_STATE = threading.local()
+
+
+def _handler(signum: int, frame: object) -> None:
+    if getattr(_STATE, "shield", 0):
+        _STATE.pending = signum
+        return
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` inside the block (main thread only).
+
+    The previous handlers come back on exit. Elsewhere than the main thread
+    (where Python cannot install handlers) the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    _STATE.shield, _STATE.pending = 0, None
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Defer :class:`Interrupted` to the end of the block (a result being stored)."""
+    _STATE.shield = getattr(_STATE, "shield", 0) + 1
+    try:
+        yield
+    finally:
+        _STATE.shield -= 1
+        pending = getattr(_STATE, "pending", None)
+        if not _STATE.shield and pending is not None:
+            _STATE.pending = None
+            raise Interrupted(pending)
 
 
 def run_tasks(
@@ -215,10 +327,30 @@ def _in_process(
 
 
 def _limit_torch_threads(threads: int) -> None:
-    """Pool worker initialiser: share the machine's cores among the workers."""
+    """Pool worker initialiser: share the machine's cores among the workers; ignore SIGINT.
+
+    A terminal's Ctrl-C reaches the whole process group; the parent, not each
+    worker, decides what to stop (it terminates the workers).
+    """
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
+
+
+def _stop_workers(executor: ProcessPoolExecutor, grace: float = 1.0) -> None:
+    """Terminate the pool's worker processes now (SIGTERM, then SIGKILL after ``grace`` s)."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.join(grace)
+            if process.is_alive():
+                process.kill()
+                process.join(grace)
 
 
 def _pool(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Event]:
@@ -230,20 +362,36 @@ def _pool(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
         initializer=_limit_torch_threads,
         initargs=(threads,),
     )
+    finished = False
+    futures: dict[Future[Any], str] = {}
+    remaining: set[Future[Any]] = set()
+
+    def outcome(future: Future[Any]) -> _Event:
+        k = futures[future]
+        exc = future.exception()
+        return (k, future.result(), None) if exc is None else (k, None, _failure(k, exc))
+
     try:
-        futures: dict[Future[Any], str] = {executor.submit(fn, t): k for k, t in tasks.items()}
+        futures = {executor.submit(fn, t): k for k, t in tasks.items()}
         remaining = set(futures)
         while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            done, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                k = futures[future]
-                exc = future.exception()
-                if exc is None:
-                    yield k, future.result(), None
-                else:
-                    yield k, None, _failure(k, exc)
+                yield outcome(future)
+        finished = True
+    except Interrupted:
+        # keep what had arrived: results already back are handed on before the interrupt
+        arrived = [f for f in remaining if f.done() and not f.cancelled()]
+        _stop_workers(executor)
+        for future in arrived:
+            if future.exception() is None:
+                yield outcome(future)
+        raise
     finally:
-        executor.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            executor.shutdown(wait=True)
+        else:  # interrupted, fail_fast or a storing error: stop the workers, do not wait
+            _stop_workers(executor)
 
 
 def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Event]:
@@ -281,8 +429,11 @@ def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
                 future.release()  # the scheduler forgets it: a lost worker won't recompute it
                 yield k, result, None
     finally:
-        # a generator closed early (fail_fast) cancels what is still queued or running
-        client.cancel(list(futures))
-        client.close()
+        # a generator closed early (fail_fast, a signal) cancels what is queued or running
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures))
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
         if cluster is not None:
-            cluster.close()
+            with contextlib.suppress(Exception):
+                cluster.close(timeout=2)

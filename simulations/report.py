@@ -12,7 +12,12 @@ replicate, :mod:`simulations.store`):
   beside the slope of ``log eps_n^2`` (``ssbnn_theory``) over the same grid and
   its local slope ``d log eps_n^2 / d log n`` at the grid's ends;
 * :func:`recovery_table`: kept against true nodes per hidden layer;
+* :func:`replicate_notes`: the failed and unconverged replicates, per cell;
 * :func:`write_report`: ``DIR/report/summary.md`` and the figures (PNG and PDF).
+
+Failed replicates (``status == "failed"``: a diverged fit, NaN metrics) are
+counted but left out of every mean, slope and recovery share; replicates that
+reached ``max_steps`` without converging are kept and their cells marked.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ __all__ = [
     "recovery_long",
     "recovery_markdown",
     "recovery_table",
+    "replicate_notes",
     "report_markdown",
     "slope_table",
     "slopes_markdown",
@@ -205,24 +211,87 @@ def with_labels(table: pd.DataFrame) -> pd.DataFrame:
     return _ordered(out)
 
 
+def _usable(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of replicates that did not fail (all rows of a table without ``status``)."""
+    if "status" not in table:
+        return table
+    return table[table["status"].astype(str) != "failed"]
+
+
 def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per design, prior, architecture and ``n``: replicates, and mean and sd of each metric.
 
     Columns ``<metric>`` hold the replicate mean and ``<metric>_sd`` the sample
     standard deviation (``ddof = 1``; NaN for one replicate), plus ``eps_n``
-    and ``r_n`` (one value per cell).
+    and ``r_n`` (one value per cell). ``replicates`` counts the replicates
+    that did not fail; with a ``status`` column, ``failed`` and
+    ``not_converged`` (``status == "max_steps"``) count the others.
     """
     labelled = with_labels(table)
     metrics = [m for m in SUMMARY_METRICS if m in labelled]
+    status = labelled["status"].astype(str) if "status" in labelled else None
+    if status is not None:
+        labelled = labelled.assign(
+            _ok=(status != "failed").astype(int),
+            _failed=(status == "failed").astype(int),
+            _max_steps=(status == "max_steps").astype(int),
+        )
     grouped = labelled.groupby(list(GROUP), sort=True, observed=True)
-    out = grouped.agg(replicates=("replicate", "size"))
+    if status is None:
+        out = grouped.agg(replicates=("replicate", "size"))
+    else:
+        out = grouped.agg(
+            replicates=("_ok", "sum"),
+            failed=("_failed", "sum"),
+            not_converged=("_max_steps", "sum"),
+        )
+    usable = _usable(labelled).groupby(list(GROUP), sort=True, observed=True)
     for metric in metrics:
-        out[metric] = grouped[metric].mean()
-        out[f"{metric}_sd"] = grouped[metric].std(ddof=1)
+        out[metric] = usable[metric].mean()
+        out[f"{metric}_sd"] = usable[metric].std(ddof=1)
     for theory in ("eps_n", "r_n"):
         if theory in labelled:
             out[theory] = grouped[theory].first()
     return out.reset_index()
+
+
+def replicate_notes(table: pd.DataFrame) -> list[str]:
+    """Lines on the failed and unconverged replicates of a results table, per cell.
+
+    Empty when every replicate trained normally (or the table has no ``status``).
+    """
+    if table.empty or "status" not in table:
+        return []
+    labelled = with_labels(table)
+    status = labelled["status"].astype(str)
+    sizes = labelled.groupby(list(GROUP), sort=True, observed=True).size()
+    lines = []
+    for kind, mask, what in (
+        ("failed", status == "failed", "failed (diverged; left out of every mean and slope)"),
+        ("max_steps", status == "max_steps", "reached max_steps without converging"),
+    ):
+        if not mask.any():
+            continue
+        part = labelled[mask.to_numpy()]
+        cells = part.groupby(list(GROUP), sort=True, observed=True)
+        lines.append(
+            f"{int(mask.sum())} of {len(table)} replicates {what}, in {cells.ngroups} cells:"
+        )
+        for keys, rows in cells:
+            label = "/".join(str(k) for k in keys[:3]) + f"/n={int(keys[3])}"
+            details = []
+            for _, row in rows.iterrows():
+                text = f"replicate {int(row['replicate'])}"
+                if kind == "failed":
+                    step = row.get("failed_step")
+                    if step is not None and not pd.isna(step):
+                        text += f" at step {int(step)}"
+                    if row.get("failure"):
+                        text += f" ({row['failure']})"
+                details.append(text)
+            total = int(sizes.loc[keys])
+            lines.append(f"  {label}: {len(rows)} of {total}: " + ", ".join(details))
+    return lines
 
 
 def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -235,7 +304,7 @@ def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.D
     ``d log eps_n^2 / d log n`` (column ``eps2_local_slope``) at the smallest and
     largest ``n``. Groups with fewer than two ``n`` values are left out.
     """
-    labelled = with_labels(table)
+    labelled = with_labels(_usable(table))
     rows = []
     for (design, prior, hidden), group in labelled.groupby(
         ["design", "prior", "hidden"], sort=True, observed=True
@@ -269,7 +338,9 @@ def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
     ``true`` is NaN when the truth is not a network of the student's depth.
     """
     rows = []
-    for _, row in with_labels(table).iterrows():
+    for _, row in with_labels(_usable(table)).iterrows():
+        if row["kept_nodes"] is None:
+            continue
         kept = list(row["kept_nodes"])
         true = row.get("true_nodes")
         true = list(true) if true is not None and len(true) == len(kept) else None
@@ -511,7 +582,14 @@ def contraction_markdown(summary: pd.DataFrame) -> str:
                     "C eps_n^2": const * e2,
                 }
             )
-    return format_markdown(pd.DataFrame(rows))
+            if int(r.get("failed", 0) or 0):
+                rows[-1]["R"] = f"{int(r['replicates'])} (+{int(r['failed'])} failed)"
+            if int(r.get("not_converged", 0) or 0):
+                rows[-1]["not converged"] = f"{int(r['not_converged'])} of {int(r['replicates'])}"
+    frame = pd.DataFrame(rows)
+    if "not converged" in frame:
+        frame["not converged"] = frame["not converged"].fillna("")
+    return format_markdown(frame)
 
 
 def slopes_markdown(slopes: pd.DataFrame) -> str:
@@ -599,11 +677,14 @@ class Report:
         Paths of the figures (PNG and PDF).
     text
         The Markdown text of the summary.
+    skipped
+        Cell files left out because they do not verify (``skip_bad``).
     """
 
     summary: Path
     figures: tuple[Path, ...]
     text: str
+    skipped: tuple[Any, ...] = ()
 
 
 def build_report(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -648,11 +729,15 @@ def report_markdown(tables: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report:
+def write_report(
+    root: str | Path, *, boot: int = 2000, seed: int = 0, skip_bad: bool = False
+) -> Report:
     """Write ``root/report/summary.md`` and the standard figures (PNG and PDF).
 
     Per design and student: ``contraction_<design>_<student>`` (when the study
-    has at least two ``n``) and ``nodes_<design>_<student>``.
+    has at least two ``n``) and ``nodes_<design>_<student>``. The top of the
+    summary counts the cells done, the cell files left out (``skip_bad``), and
+    the failed and unconverged replicates per cell (:func:`replicate_notes`).
 
     Parameters
     ----------
@@ -660,22 +745,46 @@ def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report
         A study's output folder (``ssbnn simulate --out``).
     boot, seed
         Bootstrap resamples and their seed for the slope intervals.
+    skip_bad
+        Leave out cell files that do not verify instead of refusing.
 
     Raises
     ------
     InvalidParameterError
-        ``DIR`` when ``root`` is not a study folder or holds no finished cell.
+        ``DIR`` when ``root`` is not a study folder or holds no finished cell;
+        ``root/report`` when it is not a folder or cannot be written.
+    simulations.store.BadCellsError
+        A cell file does not verify and ``skip_bad`` is false.
     """
     from simulations.store import ResultStore
 
     store = ResultStore(root)
-    manifest = store.manifest()
-    table = store.load_table()
+    manifest = store.index()
+    table = store.load_table(skip_bad=skip_bad, manifest=manifest)
     tables = build_report(table, boot=boot, seed=seed)
     folder = Path(root) / "report"
+    try:
+        return _write_report(folder, manifest, table, tables, store.skipped)
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if isinstance(exc, FileExistsError | NotADirectoryError):
+            reason = "it is a file"
+        raise InvalidParameterError(
+            str(folder), f"a folder the report can be written to ({reason})", str(folder)
+        ) from None
+
+
+def _write_report(
+    folder: Path,
+    manifest: dict[str, Any],
+    table: pd.DataFrame,
+    tables: dict[str, Any],
+    skipped: tuple[Any, ...],
+) -> Report:
     folder.mkdir(exist_ok=True)
     figures: list[Path] = []
-    labelled = with_labels(table)
+    usable = _usable(table)
+    labelled = with_labels(usable)
     for design, parts in tables.items():
         for hidden in labelled["hidden"].cat.categories:
             mask = ((labelled["design"] == design) & (labelled["hidden"] == hidden)).to_numpy()
@@ -686,21 +795,36 @@ def write_report(root: str | Path, *, boot: int = 2000, seed: int = 0) -> Report
             if not slopes.empty and has_contraction(labelled[mask]):
                 stem = folder / _figure_stem(design, str(hidden), "contraction")
                 figures += contraction_figure(labelled[mask], slopes, stem)
-            long = recovery_long(table[mask])
+            long = recovery_long(usable[mask])
             if not long.empty:
                 figures += nodes_figure(long, folder / _figure_stem(design, str(hidden), "nodes"))
     cells = manifest["cells"]
-    done = sum(1 for entry in cells.values() if entry["status"] == "done")
+    done = sum(1 for entry in cells.values() if entry["status"] == "done") - len(skipped)
     lines = [
         f"# Study {manifest['study']}: report",
         "",
         f"Cells done: {done} of {len(cells)}; rows (cell x replicate): {len(table)}.",
         "",
+    ]
+    if skipped:
+        lines += [
+            f"Left out: {len(skipped)} cell files that do not verify "
+            "(rerun ssbnn simulate to recompute them):",
+            "",
+            *(f"* {bad}" for bad in skipped),
+            "",
+        ]
+    notes = replicate_notes(table)
+    if notes:
+        lines += ["```", *notes, "```", ""]
+    lines += [
         *(f"![{p.stem}]({p.name})" for p in figures if p.suffix == ".png"),
         "",
         report_markdown(tables),
     ]
     text = "\n".join(lines)
     path = folder / "summary.md"
-    path.write_text(text + "\n", encoding="utf-8")
-    return Report(path, tuple(figures), text)
+    from simulations.store import atomic_write
+
+    atomic_write(path, lambda handle: handle.write((text + "\n").encode("utf-8")))
+    return Report(path, tuple(figures), text, tuple(skipped))

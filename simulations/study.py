@@ -34,9 +34,11 @@ import hashlib
 import json
 import math
 import platform
+import re
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -47,10 +49,17 @@ import numpy as np
 import pandas as pd
 
 from simulations.enums import Prior
-from simulations.execution import Execution, Failure, run_tasks
+from simulations.execution import (
+    Execution,
+    Failure,
+    Interrupted,
+    interruptible,
+    run_tasks,
+    shielded,
+)
 from simulations.rng import replicate_seeds, stream_seed
 from simulations.spec import Student, StudyPrior, StudySpec
-from simulations.store import CellRecord, ResultStore
+from simulations.store import CellRecord, IntegrityWarning, ResultStore
 from ssbnn_theory import __version__
 from ssbnn_theory.errors import InvalidParameterError
 
@@ -58,6 +67,7 @@ __all__ = [
     "ISSUE_COLUMNS",
     "RUN_COLUMNS",
     "Cell",
+    "StudyInterrupted",
     "StudySummary",
     "expand",
     "git_commit",
@@ -88,8 +98,18 @@ ISSUE_COLUMNS = (
     "r_n",
     "steps",
     "wall_s",
+    "status",
+    "converged",
+    "failed_step",
+    "failure",
 )
-"""Columns every row has (NaN or None where a metric does not apply)."""
+"""Columns every row has (NaN or None where a metric does not apply).
+
+``status`` is the replicate's training outcome: ``"converged"``, ``"max_steps"``
+(an ``steps = "auto"`` run that hit ``max_steps`` unconverged), ``"fixed"`` (a
+fixed number of steps) or ``"failed"`` (its loss or gradient became
+non-finite: ``failed_step`` and ``failure`` say where and why, and its metrics
+are NaN). ``steps`` is the steps that replicate trained."""
 
 RUN_COLUMNS = (
     "wall_s",
@@ -323,14 +343,28 @@ def run_cell(
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         checkpoint = Path(checkpoint_dir) / f"{cell.cell_id}.pt"
-    report = fit(
-        model,
-        data.x_train,
-        data.y_train,
-        spec.train_config(),
-        checkpoint=checkpoint,
-        progress=progress,
-    )
+    try:
+        report = fit(
+            model,
+            data.x_train,
+            data.y_train,
+            spec.train_config(),
+            checkpoint=checkpoint,
+            progress=progress,
+        )
+    except InvalidParameterError as exc:
+        if checkpoint is None or exc.field != "checkpoint" or not checkpoint.exists():
+            raise
+        _set_aside_checkpoint(checkpoint, str(exc))
+        model = cell.build_model(device)  # fit may have rearranged the first model's tensors
+        report = fit(
+            model,
+            data.x_train,
+            data.y_train,
+            spec.train_config(),
+            checkpoint=checkpoint,
+            progress=progress,
+        )
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
     eps_n, r_n, local = theory_rate(cell, data.truth)
@@ -341,7 +375,9 @@ def run_cell(
         draws=spec.metrics.draws,
         seed=cell.evaluate_seed,
     )
+    evaluated = set(metrics)
     metrics.update(cost_metrics(report))
+    outcome = _replicate_outcome(report, spec.replicates)
     wall = time.perf_counter() - started
     rows = []
     for r in range(spec.replicates):
@@ -379,9 +415,64 @@ def run_cell(
             device=str(report.device),
             **_environment(),
         )
+        row.update(outcome[r])
+        if row["status"] == "failed":  # its numbers describe a diverged fit: none are kept
+            for key in (*evaluated, "final_nll", "final_kl", "rmse_test", "dH2_mean"):
+                value = row.get(key)
+                row[key] = None if isinstance(value, list) or value is None else math.nan
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame[[*ISSUE_COLUMNS, *(c for c in frame.columns if c not in ISSUE_COLUMNS)]]
+
+
+def _set_aside_checkpoint(path: Path, reason: str) -> Path:
+    """Move an unusable checkpoint aside (``<id>.pt.corrupt-<time>``), warn; the new path."""
+    from datetime import UTC, datetime
+
+    aside = path.with_name(f"{path.name}.corrupt-{datetime.now(UTC):%Y%m%dT%H%M%S%f}")
+    path.replace(aside)
+    warnings.warn(
+        f"checkpoint {path} could not be used ({reason}); moved to {aside}, the cell restarts",
+        IntegrityWarning,
+        stacklevel=3,
+    )
+    return aside
+
+
+_STEP = re.compile(r"\bstep (\d+)")
+
+
+def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
+    """Per replicate: ``status``, ``converged``, ``steps`` trained, ``failed_step``, ``failure``.
+
+    From the fit report's per-replicate arrays (``status``, ``converged``,
+    ``steps_taken``, ``failure``); a report without them is a fixed-steps run
+    in which every replicate trained ``report.steps`` steps.
+    """
+    status = getattr(report, "status", None)
+    converged = getattr(report, "converged", None)
+    taken = getattr(report, "steps_taken", None)
+    failure = getattr(report, "failure", None)
+    out = []
+    for r in range(replicates):
+        state = str(status[r]) if status is not None else "fixed"
+        steps = int(taken[r]) if taken is not None else int(report.steps)
+        reason = failure[r] if failure is not None else None
+        failed_step = None
+        if state == "failed":
+            found = _STEP.search(str(reason or ""))
+            failed_step = int(found.group(1)) if found else steps
+            reason = str(reason) if reason else "diverged"
+        out.append(
+            {
+                "status": state,
+                "converged": None if converged is None else bool(converged[r]),
+                "steps": steps,
+                "failed_step": failed_step,
+                "failure": None if state != "failed" else reason,
+            }
+        )
+    return out
 
 
 def git_commit(folder: str | Path) -> str | None:
@@ -485,6 +576,14 @@ class StudySummary:
         return text
 
 
+class StudyInterrupted(Interrupted):
+    """:func:`run_study` stopped by SIGINT or SIGTERM; ``summary`` says what was kept."""
+
+    def __init__(self, signum: int, summary: StudySummary) -> None:
+        super().__init__(signum)
+        self.summary = summary
+
+
 def run_study(
     spec: StudySpec,
     out: str | Path,
@@ -492,9 +591,15 @@ def run_study(
     execution: Execution | None = None,
     device: str = "cpu",
     quiet: bool = False,
+    wait: bool = False,
     cell_fn: Callable[..., pd.DataFrame] = run_cell,
 ) -> StudySummary:
     """Run every unfinished cell of ``spec`` and store each as it finishes.
+
+    The output folder is locked for the whole run (:meth:`ResultStore.lock`):
+    one writer per folder. SIGINT and SIGTERM stop the run (and every worker)
+    at once; the cells stored until then are kept and :class:`StudyInterrupted`
+    carries the summary.
 
     Parameters
     ----------
@@ -508,6 +613,8 @@ def run_study(
         ``"cpu"`` or ``"cuda"``.
     quiet
         No progress bars (failures and the summary are still reported).
+    wait
+        Wait for another writer's lock on ``out`` instead of refusing.
     cell_fn
         The function that runs one cell (``run_cell``; tests substitute their own).
 
@@ -515,10 +622,12 @@ def run_study(
     ------
     InvalidParameterError
         ``device`` is not ``cpu``/``cuda`` or CUDA is not available; ``out``
-        holds another study.
+        holds another study or cannot be written; ``scheduler`` does not answer.
+    StudyLockedError
+        Another process writes ``out`` and ``wait`` is false.
+    StudyInterrupted
+        SIGINT or SIGTERM arrived.
     """
-    from tqdm.auto import tqdm
-
     if device not in ("cpu", "cuda"):
         raise InvalidParameterError("device", "'cpu' or 'cuda'", device)
     if device == "cuda":
@@ -527,10 +636,25 @@ def run_study(
         if not torch.cuda.is_available():
             raise InvalidParameterError("device", "'cpu' (no CUDA device is available)", device)
     execution = execution or Execution()
-    started = time.perf_counter()
-    out = Path(out)
-    cells = expand(spec)
+    execution.check_scheduler()  # before anything is written
     store = ResultStore(out)
+    with interruptible(), store.lock(wait=wait):
+        return _run_locked(spec, Path(out), store, execution, device, quiet, cell_fn)
+
+
+def _run_locked(
+    spec: StudySpec,
+    out: Path,
+    store: ResultStore,
+    execution: Execution,
+    device: str,
+    quiet: bool,
+    cell_fn: Callable[..., pd.DataFrame],
+) -> StudySummary:
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    cells = expand(spec)
     meta = {
         "spec": str(spec.source) if spec.source else None,
         "package_version": __version__,
@@ -570,13 +694,32 @@ def run_study(
     else:
         fn = functools.partial(cell_fn, device=device, checkpoint_dir=checkpoints)
 
+    written: list[str] = []
+    failures: list[Failure] = []
+
     def on_result(cell: Cell, table: pd.DataFrame) -> None:
-        store.write_cell(cell.cell_id, table)
+        with shielded():  # a signal waits until the cell is stored
+            store.write_cell(cell.cell_id, table)
+            written.append(cell.cell_id)
         bar.update(1)
 
     def on_failure(cell: Cell, failure: Failure) -> None:
-        store.record_failure(cell.cell_id, failure.error, failure.details)
+        with shielded():
+            store.record_failure(cell.cell_id, failure.error, failure.details)
+            failures.append(failure)
         tqdm.write(f"cell {cell.label} [{cell.cell_id}] failed: {failure.error}", file=sys.stderr)
+
+    def summary(cancelled: int) -> StudySummary:
+        return StudySummary(
+            name=spec.name,
+            out=out,
+            total=len(cells),
+            skipped=len(done),
+            completed=len(written),
+            failed=tuple(failures),
+            cancelled=cancelled,
+            wall_s=time.perf_counter() - started,
+        )
 
     try:
         outcome = run_tasks(
@@ -587,17 +730,11 @@ def run_study(
             on_result=on_result,
             on_failure=on_failure,
         )
+    except Interrupted as exc:
+        left = len(todo) - len(written) - len(failures)
+        raise StudyInterrupted(exc.signum, summary(left)) from None
     finally:
         bar.close()
         if checkpoints.is_dir() and not any(checkpoints.iterdir()):
             checkpoints.rmdir()  # only cells killed mid-training leave a checkpoint
-    return StudySummary(
-        name=spec.name,
-        out=out,
-        total=len(cells),
-        skipped=len(done),
-        completed=len(outcome.completed),
-        failed=outcome.failed,
-        cancelled=len(outcome.cancelled),
-        wall_s=time.perf_counter() - started,
-    )
+    return summary(len(outcome.cancelled))

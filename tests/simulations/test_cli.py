@@ -87,10 +87,11 @@ def _results(folder) -> pd.DataFrame:
                 "--out",
                 "--quiet",
                 "--fail-fast",
+                "--wait",
             ],
         ),
-        ("results", ["DIR", "--csv", "--parquet"]),
-        ("report", ["DIR"]),
+        ("results", ["DIR", "--csv", "--parquet", "--skip-bad"]),
+        ("report", ["DIR", "--skip-bad"]),
         ("demo", ["--out", "--quick"]),
         ("rate", ["--help"]),
     ],
@@ -144,7 +145,7 @@ def test_backend_flags_choose_the_execution(tmp_path, capsys, monkeypatch):
 
     seen = []
 
-    def fake_run_study(spec, out, *, execution, device, quiet):
+    def fake_run_study(spec, out, *, execution, device, quiet, wait):
         seen.append((execution.backend, execution.workers, execution.scheduler, device, quiet))
         return study.StudySummary(spec.name, out, 1, 0, 1, (), 0, 0.0)
 
@@ -192,7 +193,7 @@ def test_simulate_results_and_report(uninterrupted, tmp_path, capsys):
     assert [json.loads(v) for v in csv["hidden"]] == [[6, 4]] * 12
     assert len(csv.columns) == len(table.columns)
     line = _error(capsys, "results", str(out), "--csv", str(tmp_path / "no" / "such" / "t.csv"))
-    assert line.startswith("ssbnn results: error: --csv: must be a writable file")
+    assert line.startswith("ssbnn results: error: --csv: must be a file in an existing folder")
     code, stdout, _ = _run(capsys, "report", str(out))
     assert code == 0 and "Log-log slopes against n" in stdout
     assert (out / "report" / "summary.md").is_file()

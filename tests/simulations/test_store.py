@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulations.store import MANIFEST, CellRecord, ResultStore, atomic_write
+from simulations.store import (
+    MANIFEST,
+    BadCellsError,
+    CellRecord,
+    ResultStore,
+    atomic_write,
+)
 from ssbnn_theory.errors import InvalidParameterError
 
 
@@ -92,10 +98,17 @@ def test_corrupt_or_short_files_are_not_done_and_temporaries_are_cleared(tmp_pat
     (tmp_path / "cells" / ".tmp-abc-id1.parquet").write_bytes(good)
     assert store.prepare("s", records) == []
     assert not list((tmp_path / "cells").glob(".tmp-*"))
-    assert store.load_table().empty
-    # a file with the wrong number of rows is not a finished cell either
-    pd.DataFrame({"replicate": [0]}).to_parquet(tmp_path / "cells" / "id0.parquet")
+    # the table is refused, naming both files; skip_bad leaves them out and lists them
+    with pytest.raises(BadCellsError, match=r"2 cell files do not verify: .*id0.parquet: not a"):
+        store.load_table()
+    assert store.load_table(skip_bad=True).empty
+    assert [b.path.name for b in store.skipped] == ["id0.parquet", "id1.parquet"]
+    # a Parquet file without the checksum (another writer, an older version) is not done
+    pd.DataFrame({"replicate": [0, 1, 2], "cell_id": "id0"}).to_parquet(
+        tmp_path / "cells" / "id0.parquet"
+    )
     assert not store.is_done("id0", 3)
+    assert "no checksum" in store.verify_cell("id0", 3)[1]
 
 
 def test_failures_are_recorded_and_cleared_by_success(tmp_path):
