@@ -336,24 +336,18 @@ def _load_npz(field: str, path: Path, names: Sequence[str] | None = None) -> dic
     allowed = "a readable .npz archive of numeric arrays (numpy.savez)"
     try:
         with path.open("rb") as fh:
-            head = fh.read(4)
-    except OSError as exc:
-        raise InvalidParameterError(field, allowed, f"{path.name}: {exc.strerror}") from None
-    if head[:2] != b"PK":  # every zip archive starts with a "PK" record
-        what = "an empty file" if not head else "not a zip archive"
-        raise InvalidParameterError(field, allowed, f"{path.name}: {what}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except Exception as exc:
+            if fh.read(2) != b"PK":  # every zip archive starts with a "PK" record
+                what = "an empty file" if fh.tell() == 0 else "not a zip archive"
+                raise InvalidParameterError(field, allowed, f"{path.name}: {what}")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as archive:
+                files = list(archive.files)
+                wanted = files if names is None else [k for k in names if k in files]
+                return {k: archive[k] for k in wanted}
+    except InvalidParameterError:
+        raise
+    except Exception as exc:  # damaged archives, object arrays: the user's input
         raise InvalidParameterError(field, allowed, f"{path.name}: {_reason(exc)}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise InvalidParameterError(field, allowed, f"{path.name}: a single .npy array")
-    with archive:
-        try:
-            files = list(archive.files)
-            return {k: archive[k] for k in (files if names is None else names) if k in files}
-        except Exception as exc:
-            raise InvalidParameterError(field, allowed, f"{path.name}: {_reason(exc)}") from None
 
 
 def _finite(field: str, array: np.ndarray) -> np.ndarray:

@@ -614,3 +614,57 @@ def test_simulation_data_is_frozen():
         d.noise_sd = 2.0
     with pytest.raises(TypeError):
         d.params["sigma_e"] = 2.0
+
+
+# --------------------------------------------------------------------------- strict inputs
+
+
+def _layers(**changes):
+    rng = np.random.default_rng(1)
+    layers = {"W1": rng.normal(size=(3, 4)), "b1": np.zeros(3), "W2": rng.normal(size=(1, 3))}
+    return {**layers, "b2": np.zeros(1), **changes}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"W1": np.ones((3, 4)) * (1 + 2j)}, "an array of complex numbers"),
+        ({"b1": np.zeros(3, dtype=complex)}, "an array of complex numbers"),
+        ({"W2": np.array([["1", "2", "3"]])}, "an array of strings"),
+        ({"W1": [[1.0, 2.0], [3.0]]}, "inhomogeneous"),
+        ({"W2": [[True, 1.0, 0.0]]}, "no booleans or quoted numbers"),
+        ({"W2": np.ones((1, 3), dtype=bool)}, "an array of booleans"),
+    ],
+)
+def test_teacher_weights_must_be_real_numbers(changes, expected):
+    # A complex teacher used to lose its imaginary part without a word.
+    with pytest.raises(InvalidParameterError, match="must be an array of real numbers") as info:
+        generate("teacher", n=4, replicates=1, seed=0, n_test=4, weights=_layers(**changes))
+    assert expected in str(info.value)
+
+
+def test_available_rows_of_a_dataset_and_of_synthetic_designs():
+    from simulations.designs import available_rows
+
+    x = np.arange(20.0).reshape(10, 2)
+    assert available_rows("dataset", x=x, y=x[:, 0]) == 10
+    assert available_rows("relu_teacher", p=20) is None
+    with pytest.raises(InvalidParameterError, match=r"^x: must be an array of real numbers"):
+        available_rows("dataset", x=[["a", "b"], ["c", "d"]], y=[0.0, 1.0])
+    with pytest.raises(InvalidParameterError, match=r"^nope: must be a parameter of dataset"):
+        available_rows("dataset", nope=1)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"p": 10**12}, "p"),
+        ({"relevant": 10**6, "p": 10**7}, "relevant"),
+        ({"active": [4, 10**6]}, r"active\[1\]"),
+        ({"hidden": [10**6, 3]}, r"hidden\[0\]"),
+    ],
+)
+def test_relu_teacher_sizes_are_bounded(params, field):
+    # Sizes that cannot be drawn in memory are errors, not a MemoryError deep in numpy.
+    with pytest.raises(InvalidParameterError, match=rf"^{field}: must be an integer in \["):
+        generate("relu_teacher", n=2, replicates=1, seed=0, n_test=2, **params)

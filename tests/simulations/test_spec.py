@@ -305,3 +305,353 @@ def test_dataset_path_is_relative_to_the_spec_and_hashed(tmp_path):
         InvalidParameterError, match=r"^model\.sigma_e: must be 'learned' or a number"
     ):
         parse_spec(data, base=tmp_path)
+
+
+# --------------------------------------------------------------------------- strict types
+
+
+@pytest.mark.parametrize("option", ["input_spike", "straight_through"])
+@pytest.mark.parametrize("value", ["false", "true", "False", 0, 1])
+def test_quoted_booleans_are_errors_naming_the_key(option, value):
+    # A quoted "false" is a non-empty string: it used to run as True.
+    message = _message(_with(**{f"model__{option}": value}))
+    assert message.startswith(f"model.{option}: must be true or false"), message
+    prior = _with(model__priors=["ss-gl", {"name": "ss-ghs", option: value}])
+    assert _message(prior).startswith(f"model.priors[1].{option}: must be true or false")
+    assert parse_spec(_with(**{f"model__{option}": False})).model[option] is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("start", -1, r"^train\.temperature\.start: must be a finite number > 0 \(got -1\)"),
+        ("start", "0.5", r"^train\.temperature\.start: must be a finite number > 0"),
+        ("end", 0.1, r"^train\.temperature\.end: must be equal to start = 0\.5 without"),
+        ("steps", 1.5, r"^train\.temperature\.steps: must be an integer in \[0, "),
+        ("annealing", "cosine", r"^train\.temperature\.annealing: must be one of 'constant'"),
+        ("annealing", 1, r"^train\.temperature\.annealing: must be one of 'constant'"),
+        ("stat", 0.5, r"^train\.temperature\.stat: must be a key of .*did you mean 'start'\?"),
+    ],
+)
+def test_temperature_errors_name_train_temperature_keys(key, value, expected):
+    import re
+
+    message = _message(_with(train__temperature={"start": 0.5, key: value}))
+    assert re.search(expected, message), message  # was "train.start: ..."
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("train", "batch_size", "10"),  # the engine allows "an integer >= 1 or None"
+        ("train", "grad_clip", "1"),
+        ("train", "temperature", 0.5),  # the engine allows "a TemperatureSchedule or None"
+        ("train", "n", ...),  # a missing key was "(got None)"
+        ("model", "slab_width", "1"),
+        ("model", "input_inclusion", True),
+        ("study", "name", ...),
+        ("design", "name", ...),
+    ],
+)
+def test_messages_speak_the_spec_language(section, key, value):
+    message = _message(_with(**{f"{section}__{key}": value}))
+    assert "None" not in message and "TemperatureSchedule" not in message, message
+    assert message.startswith(f"{section}."), message
+
+
+# One wrong value per option: a quoted number, a boolean for a number, a table or a list where
+# a scalar belongs, NaN, infinity and numbers too large for a float.
+_WRONG = {
+    "lr": ["0.01", True, {"a": 1}, [0.01], float("nan"), float("inf"), 10**400],
+    "steps": ["100", 100.0, True, {"a": 1}, [100], 10**30, 0],
+    "batch_size": ["10", 10.0, True, [10], 0],
+    "optimizer": [1, True, ["adam"], {"a": 1}],
+    "betas": [0.9, [0.9], [0.9, "0.99"], [0.9, True], [0.9, float("nan")], {"a": 1}],
+    "grad_clip": ["1", False, 0, -1.0, float("inf")],
+    "kl_warmup_steps": ["5", -1, 5.5, True],
+    "finetune_steps": ["5", -1, 5.5, False],
+    "checkpoint_every": ["5", 0, 5.5, True],
+    "log_every": ["5", 0, 5.5, [5]],
+    "temperature": [0.5, "0.5", [0.5], True],
+}
+_WRONG_MODEL = {
+    "prior_inclusion": [True, 0, 1, [0.5, True], {"a": 1}, float("nan")],
+    "sigma_0": ["1", True, 0, float("inf"), 10**400, [1.0]],
+    "kappa_shape": ["1", False, -1],
+    "kappa_rate": ["1e-3", {"a": 1}],
+    "global_scale": [True, "0.01"],
+    "local_scale": [[1.0], "1"],
+    "slab_width": ["1", 0],
+    "input_inclusion": [True, 0, 1.0, "0.1"],
+    "inclusion_init": ["0.99", 1, True],
+    "rho_init": ["-6", True, float("nan"), float("-inf"), 10**400],
+    "temperature": ["0.5", 0, {"start": 0.5}],
+    "sigma_e_init": ["1", False],
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(k, v) for k, values in _WRONG.items() for v in values], ids=repr
+)
+def test_every_training_option_is_type_checked(key, value):
+    message = _message(_with(**{f"train__{key}": value}))
+    assert message.startswith(f"train.{key}"), message
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(k, v) for k, values in _WRONG_MODEL.items() for v in values], ids=repr
+)
+def test_every_model_option_is_type_checked(key, value):
+    message = _message(_with(**{f"model__{key}": value}))
+    assert message.startswith(f"model.{key}"), message
+    prior = _with(model__priors=[{"name": "ss-ghs", key: value}])
+    assert _message(prior).startswith(f"model.priors[0].{key}")
+
+
+def test_long_values_are_cut_short_in_messages():
+    message = _message(_with(model__sigma_0=10**400))
+    assert message.startswith("model.sigma_0: must be a finite number > 0 (got 1000")
+    assert message.endswith("...)") and len(message) < 200
+
+
+def test_odd_key_names_stay_on_one_line():
+    message = _message({**BASE, "design": {**BASE["design"], "a\nb": 1}})
+    assert message.startswith("design.'a\\nb': must be a key of [design]"), message
+
+
+# --------------------------------------------------------------------------- steps = "auto"
+
+
+def _auto_engine(monkeypatch):
+    """A TrainConfig with steps = "auto" and max_steps (the engine's interface), for the
+    spec-level tests whatever the engine of this checkout."""
+    import dataclasses
+
+    import simulations.spec as spec_module
+    from simulations.train import TrainConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class AutoTrainConfig(TrainConfig):
+        steps: int | str = "auto"
+        max_steps: int = 20_000
+        window: int = 500  # an option the spec has no explicit check for
+
+        def __post_init__(self):
+            auto = self.steps == "auto"
+            if auto:
+                object.__setattr__(self, "steps", 1)
+            super().__post_init__()
+            if auto:
+                object.__setattr__(self, "steps", "auto")
+            if not isinstance(self.max_steps, int) or self.max_steps < 1:
+                raise InvalidParameterError("max_steps", "an integer >= 1", self.max_steps)
+
+    monkeypatch.setattr(spec_module, "TrainConfig", AutoTrainConfig)
+    return AutoTrainConfig
+
+
+def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
+    engine = _auto_engine(monkeypatch)
+    spec = parse_spec(_with(train__steps=...))
+    assert spec.train["steps"] == "auto" and "max_steps" not in spec.train
+    config = spec.train_config()
+    assert isinstance(config, engine) and config.steps == "auto" and config.max_steps == 20_000
+    spec = parse_spec(_with(train__steps="auto", train__max_steps=5000))
+    assert spec.train == {"steps": "auto", "batch_size": 10, "max_steps": 5000}
+    assert spec.train_config().max_steps == 5000
+    assert parse_spec(_with(train__steps=300)).train_config().steps == 300  # fixed steps stay
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"train__max_steps": 5000}, r'^train\.max_steps: must be given only with steps = "auto"'),
+        (
+            {"train__steps": ..., "train__max_steps": 0},
+            r"^train\.max_steps: must be an integer in \[1, 1000000000\] \(got 0\)",
+        ),
+        ({"train__steps": "auto", "train__max_steps": "5000"}, r"^train\.max_steps: must be"),
+        ({"train__steps": "auto", "train__max_steps": 5e3}, r"^train\.max_steps: must be"),
+        ({"train__steps": "Auto"}, r'^train\.steps: must be "auto" or an integer'),
+        ({"train__steps": "100"}, r'^train\.steps: must be "auto" or an integer'),
+        ({"train__steps": True}, r'^train\.steps: must be "auto" or an integer'),
+        ({"train__window": "500"}, r"^train\.window: must be an integer \(got '500'\)"),
+        ({"train__window": 0}, r"^train\.window: must be an integer >= 1"),  # engine's check
+    ],
+)
+def test_auto_steps_errors(monkeypatch, changes, expected):
+    import re
+
+    engine = _auto_engine(monkeypatch)
+    if "train__window" in changes:  # an engine option without an explicit spec check
+        original = engine.__post_init__
+
+        def post_init(self):
+            original(self)
+            if self.window < 1:
+                raise InvalidParameterError("window", "an integer >= 1 or None", self.window)
+
+        monkeypatch.setattr(engine, "__post_init__", post_init)
+    message = _message(_with(**changes))
+    assert re.search(expected, message), message
+    assert "None" not in message
+
+
+def test_a_spec_without_steps_uses_the_engines_convergence_rule_when_it_has_one():
+    import dataclasses
+
+    from simulations.train import TrainConfig
+
+    config = parse_spec(_with(train__steps=...)).train_config()
+    if "max_steps" in {f.name for f in dataclasses.fields(TrainConfig)}:
+        assert config.steps == "auto"
+    else:  # an engine without a convergence rule: its default, and "auto" is refused
+        assert config.steps == TrainConfig().steps
+        message = _message(_with(train__steps="auto"))
+        assert message.startswith("train.steps: must be an integer >= 1 (this engine has no")
+
+
+# --------------------------------------------------------------------------- files and sizes
+
+
+def _dataset_spec(tmp_path, rows=30, **design):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(rows, 3)), columns=["a", "b", "y"])
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    data = copy.deepcopy(BASE)
+    data["design"] = {"name": "dataset", "path": "data.csv", "target": "y", **design}
+    data["model"]["sigma_e"] = "learned"
+    return data
+
+
+@pytest.mark.parametrize(
+    ("n", "n_test", "expected"),
+    [
+        ([20, 30], None, r"^train\.n\[1\]: must be an integer <= 29 \(data\.csv has 30 rows"),
+        ([30, 40], None, r"^train\.n\[0\]: must be an integer <= 29 "),
+        ([10, 21], 10, r"^train\.n\[1\]: must be an integer <= 20 \(.*design\.n_test = 10"),
+        ([10, 20], 25, r"^design\.n_test: must be an integer in \[1, 20\] "),
+    ],
+)
+def test_dataset_sizes_are_checked_before_any_cell_runs(tmp_path, n, n_test, expected):
+    import re
+
+    data = _dataset_spec(tmp_path, **({} if n_test is None else {"n_test": n_test}))
+    data["train"]["n"] = n
+    with pytest.raises(InvalidParameterError) as info:
+        parse_spec(data, base=tmp_path)
+    assert re.search(expected, str(info.value)), str(info.value)
+
+
+def test_dataset_sizes_that_fit_are_accepted(tmp_path):
+    data = _dataset_spec(tmp_path, n_test=10)
+    data["train"]["n"] = [10, 20]
+    assert parse_spec(data, base=tmp_path).design.rows == 30
+    data = _dataset_spec(tmp_path)
+    data["train"]["n"] = [20, 29]  # the rest (one row at n = 29) is the test set
+    assert parse_spec(data, base=tmp_path).n == (20, 29)
+
+
+def _teacher_file(path, kind):
+    rng = np.random.default_rng(0)
+    layers = {"W1": rng.normal(size=(3, 5)), "b1": np.zeros(3), "W2": rng.normal(size=(1, 3))}
+    layers["b2"] = np.zeros(1)
+    if kind == "random bytes":
+        path.write_bytes(rng.bytes(512))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        np.savez(path, **layers)
+        path.write_bytes(path.read_bytes()[:200])
+    elif kind == "one .npy array":
+        with path.open("wb") as fh:
+            np.save(fh, layers["W1"])
+    else:
+        layers["W1"] = {
+            "object arrays": np.array([[1.0, "a", None]] * 3, dtype=object),
+            "string arrays": np.array([["1", "2", "3", "4", "5"]] * 3),
+            "complex weights": layers["W1"] + 1j,
+            "boolean arrays": layers["W1"] > 0,
+        }[kind]
+        np.savez(path, **layers)
+
+
+_BAD_TEACHERS = [
+    "random bytes",
+    "empty",
+    "truncated",
+    "one .npy array",
+    "object arrays",
+    "string arrays",
+    "complex weights",
+    "boolean arrays",
+]
+
+
+@pytest.mark.parametrize("kind", _BAD_TEACHERS)
+def test_bad_teacher_files_are_one_line_naming_design_weights(tmp_path, capsys, kind):
+    from simulations.cli import main
+
+    _teacher_file(tmp_path / "t.npz", kind)
+    data = copy.deepcopy(BASE)
+    data["design"] = {"name": "teacher", "weights": "t.npz"}
+    message = _message_at(data, tmp_path)
+    assert message.startswith("design.weights"), message
+    (tmp_path / "s.toml").write_text(
+        textwrap.dedent(
+            """
+            [study]
+            name = "bad"
+            [design]
+            name = "teacher"
+            weights = "t.npz"
+            [model]
+            priors = "ss-gl"
+            hidden = [4]
+            [train]
+            n = 30
+            steps = 5
+            """
+        )
+    )
+    code = main(["simulate", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("ssbnn simulate: error: design.weights"), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_quoted_numbers_in_inline_teacher_weights_are_refused():
+    data = copy.deepcopy(BASE)
+    data["design"] = {
+        "name": "teacher",
+        "weights": {"W1": [[1.0, "2.0"]], "b1": [0.0], "W2": [[1.0]], "b2": [0.0]},
+    }
+    assert _message(data).startswith("design.weights.W1: must be an array of real numbers")
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"", "No columns to parse"),
+        (b"a,b,y\n", "no rows"),
+        (b"\xff\xfe\x00garbage\x81", "codec can't decode"),
+        (b"a,y\n1,2\n1,2,3,4\n", "Expected 2 fields"),
+    ],
+)
+def test_bad_dataset_csv_is_one_line_naming_design_path(tmp_path, content, reason):
+    data = _dataset_spec(tmp_path)
+    (tmp_path / "data.csv").write_bytes(content)
+    message = _message_at(data, tmp_path)
+    assert message.startswith("design.path: must be a"), message
+    assert reason in message, message
+
+
+def _message_at(data, base):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_spec(data, base=base)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
