@@ -23,6 +23,7 @@ from ssbnn_theory import (
 )
 from ssbnn_theory.entropy import grid_points
 
+from . import references
 from .strategies import Network, architectures, prior_specs, probe_inputs
 
 COVER_EXAMPLES = 150
@@ -89,21 +90,53 @@ def test_grid_points_cover_the_interval(bound, delta):
     assert np.max(np.min(np.abs(w[:, None] - grid), axis=1)) <= delta + slack
 
 
-def test_count_formula_bounds_the_enumerated_grid():
+def _own_grid(bound: float, delta: float) -> np.ndarray:
+    """Centres -B + delta, -B + 3 delta, ... until [-B, B] is covered, the last one moved to B."""
+    centres = [-bound + delta]
+    while centres[-1] + delta < bound:
+        centres.append(centres[-1] + 2 * delta)
+    return np.minimum(np.asarray(centres), bound)
+
+
+def test_count_formula_is_achieved_by_an_explicit_grid():
+    # 1-2-1 ReLU sieve, one active hidden node, B = (1, 0.6), eps = 0.8. By hand (3.1):
+    # H_1 = 1 * (1 + 1) = 2, D_1 = 2 delta, D_2 = delta (2 H_1 + 1) + 2 (0.6 + delta) D_1
+    # = 7.4 delta + 4 delta^2, so delta* = (sqrt(7.4^2 + 16 * 0.8) - 7.4) / 8 = 0.10244
     sieve = Architecture(1, [2], [1], [1.0, 0.6], "relu")
     eps = 0.8
-    delta = float(delta_star(sieve, eps)[()])
-    layer1 = grid_points(1.0, delta)
-    layer2 = grid_points(0.6, delta)
+    delta = (math.sqrt(7.4**2 + 16 * eps) - 7.4) / 8
+    assert float(delta_star(sieve, eps)[()]) == pytest.approx(delta, rel=1e-12)
+    layer1, layer2 = _own_grid(1.0, delta), _own_grid(0.6, delta)
+    for bound, grid in ((1.0, layer1), (0.6, layer2)):  # each grid covers its interval
+        w = np.linspace(-bound, bound, 20001)
+        assert np.max(np.min(np.abs(w[:, None] - grid), axis=1)) <= delta * (1 + 1e-12)
     networks = set()
     for node in range(2):  # the pattern: which one of the two hidden nodes is active
         for w1, b1 in itertools.product(layer1, repeat=2):
             for w2a, w2b, b2 in itertools.product(layer2, repeat=3):
                 hidden = [(w1, b1) if j == node else (0.0, 0.0) for j in range(2)]
                 networks.add((node, tuple(hidden), (w2a, w2b, b2)))
-    bound = float(sieve_entropy(sieve, eps)[()])
-    assert math.log(len(networks)) <= bound * (1 + 1e-12)
-    assert math.log(len(networks)) == pytest.approx(bound, rel=1e-12)  # the bound is this grid
+    # 2 patterns x 10^2 (ceil(1/0.10244) = 10) x 6^3 (ceil(0.6/0.10244) = 6)
+    assert len(networks) == 2 * 10**2 * 6**3 == 43200
+    assert float(sieve_entropy(sieve, eps)[()]) == pytest.approx(math.log(43200), rel=1e-12)
+    # and the grid covers the sieve: members rounded to it stay within eps (forward passes)
+    rng = np.random.default_rng(3)
+    x = np.linspace(-1, 1, 401)[:, None]
+    for _ in range(200):
+        node = rng.integers(2)
+        w1 = np.zeros((2, 1))
+        b1 = np.zeros(2)
+        w1[node, 0], b1[node] = rng.uniform(-1, 1, 2)
+        w2, b2 = rng.uniform(-0.6, 0.6, (1, 2)), rng.uniform(-0.6, 0.6, 1)
+
+        def snap(v, grid):
+            return grid[np.argmin(np.abs(np.asarray(v)[..., None] - grid), axis=-1)]
+
+        g1 = np.where(np.arange(2)[:, None] == node, snap(w1, layer1), 0.0)
+        gb1 = np.where(np.arange(2) == node, snap(b1, layer1), 0.0)
+        f = np.maximum(x @ w1.T + b1, 0) @ w2.T + b2
+        g = np.maximum(x @ g1.T + gb1, 0) @ snap(w2, layer2).T + snap(b2, layer2)
+        assert np.max(np.abs(f - g)) <= eps * (1 + 1e-12)
 
 
 def test_theory_md_formula_is_not_what_the_grid_gives():
@@ -166,24 +199,31 @@ def test_sieve_entropy_is_finite_for_huge_sieves():
 
 
 @pytest.mark.parametrize("fan_in", ["full", "active"])
-def test_mixed_sieve_entropy_matches_direct_count(fan_in):
+def test_mixed_sieve_entropy_against_independent_counts(fan_in):
     from ssbnn_theory.entropy import covering_terms, mixed_sieve_entropy
 
     arch = Architecture(7, [9, 8, 6], [2, 3, 1], [1.0, 2.0, 0.5, 1.5], "relu", fan_in=fan_in)
     sbar = np.array([[5.0, 3, 4], [2, 8, 6]])
-    _, _, log_delta = covering_terms(arch, sbar, None, np.log([0.1, 1.0]), False)
+    eps = np.array([0.1, 1.0])
+    _, _, log_delta = covering_terms(arch, sbar, None, np.log(eps), False)
     got = mixed_sieve_entropy(arch, sbar, log_delta)
     for i in range(2):
+        # the common grid: delta* of the sieve with sbar everywhere, by Brent's method on the
+        # linear-space recursion of tests/theory/references.py
+        widest = arch.replace(active=[int(c) for c in sbar[i]])
+        delta = references.delta_star(widest, float(eps[i]))
         for layer in range(3):
             counts = list(arch.active)
             counts[layer] = int(sbar[i, layer])
-            sieve = arch.replace(active=counts)  # the mixed sieve, counted directly ...
-            delta = float(np.exp(log_delta[i]))  # ... on the common (finer) grid
+            mixed = arch.replace(active=counts)
+            # count the mixed sieve's grid networks on the common grid (section 3.4)
             direct = sum(
-                math.log(math.comb(k, c)) for k, c in zip(sieve.hidden, counts, strict=True)
+                math.log(math.comb(k, c)) for k, c in zip(arch.hidden, counts, strict=True)
             )
-            for c, r, bound in zip(
-                sieve.active_nodes, sieve.constrained, sieve.bounds, strict=True
-            ):
-                direct += c * r * math.log(max(1, math.ceil(bound / delta)))
+            fan = references.fan_in(mixed)
+            for c, m, bound in zip([*counts, arch.outputs], fan, arch.bounds, strict=True):
+                direct += c * (m + 1) * math.log(max(1, math.ceil(bound / delta)))
             assert got[i, layer] == pytest.approx(direct, rel=1e-12)
+            # the mixed sieve is smaller than the widest one, so its own delta* is no smaller
+            # and its own count no larger
+            assert float(sieve_entropy(mixed, eps[i])[()]) <= got[i, layer] * (1 + 1e-12)

@@ -14,7 +14,6 @@ from ssbnn_theory import (
     Architecture,
     InvalidParameterError,
     edge_log_inv_inclusion,
-    log_lipschitz,
     reference_inclusion_probs,
     reference_log_inv_inclusion,
     selection_mass,
@@ -22,6 +21,7 @@ from ssbnn_theory import (
     theory_log_inv_inclusion,
 )
 
+from . import references
 from .strategies import architectures
 
 L3_EXAMPLES = 300
@@ -104,16 +104,36 @@ def test_reference_formula_matches_models_md(p, hidden, outputs, n):
     assert reference_log_inv_inclusion(p, hidden, outputs, [n, n]).shape == (2, len(hidden))
 
 
+def test_theory_prescription_by_hand():
+    # log(1/lambda_l) = log k_l + C d_l log(Lambda sqrt n) (THEORY.md section 4) with Lambda
+    # worked out by hand from the L1 recursion (docs/theory.md, 3.1):
+    # p = 2, 3 ReLU nodes, B = 1: H_1 = 2 + 1 = 3, Lambda_1 = 3, Lambda_2 = (3 H_1 + 1) + 3 Lambda_1
+    # = 19; d_1 = 3, n = 100, C = 1: log 3 + 3 log(19 * 10) = 16.839684505
+    one = Architecture(2, [3], None, 1.0, "relu")
+    assert theory_log_inv_inclusion(one, 100.0, 1.0) == pytest.approx([16.839684505], rel=1e-10)
+    # p = 2, tanh 3-2, B = (1, 0.5, 2): H_1 = min(3, 1) = 1, Lambda_1 = 3;
+    # H_2 = min(0.5 * 4, 1) = 1, Lambda_2 = (3 + 1) + 3 * 0.5 * 3 = 8.5;
+    # Lambda_3 = (2 + 1) + 2 * 2 * 8.5 = 37; n = 400, C = 0.5:
+    # log 3 + 1.5 log 740 = 11.008587568 and log 2 + 2 log 740 = 13.906447553
+    two = Architecture(2, [3, 2], None, [1.0, 0.5, 2.0], "tanh")
+    assert theory_log_inv_inclusion(two, 400.0, 0.5) == pytest.approx(
+        [11.008587568, 13.906447553], rel=1e-10
+    )
+
+
 @settings(max_examples=100)
 @given(arch=architectures(max_depth=4, max_width=30), n=st.floats(2.0, 1e12), c=st.floats(0, 3))
-def test_theory_prescription(arch, n, c):
-    got = theory_log_inv_inclusion(arch, n, c)
-    lam = np.exp(log_lipschitz(arch))
-    for i, (k, d) in enumerate(zip(arch.hidden, arch.group_sizes, strict=False)):
-        assert got[i] == pytest.approx(
-            math.log(k) + c * d * math.log(lam * math.sqrt(n)), rel=1e-12
-        )
-    assert theory_inclusion_probs(arch, n, c) == pytest.approx(np.exp(-got), rel=1e-12)
+def test_theory_prescription_properties(arch, n, c):
+    # C = 0: one expected active node per layer, k_l lambda_l = 1
+    assert theory_inclusion_probs(arch, n, 0.0) * np.asarray(arch.hidden) == pytest.approx(1.0)
+    # quadrupling n multiplies k_l lambda_l by 2^(-C d_l): (Lambda sqrt n)^(-C d_l)
+    got, four = theory_log_inv_inclusion(arch, [n, 4 * n], c)
+    d = np.asarray(arch.group_sizes[:-1], dtype=float)
+    assert four - got == pytest.approx(c * d * math.log(2), rel=1e-9, abs=1e-9)
+    # and the level, with Lambda from an independent linear-space L1 recursion
+    lam = references.lipschitz(arch)
+    expected = np.log(arch.hidden) + c * d * (math.log(lam) + 0.5 * math.log(n))
+    assert got == pytest.approx(expected, rel=1e-10, abs=1e-10)
 
 
 def test_edge_prescription_matches_bai_formula():
