@@ -36,7 +36,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.enums import Prior
-from simulations.kl import kl_bernoulli, kl_lognormal_gamma, kl_lognormal_invgamma, kl_normal
+from simulations.kl import (
+    _HALF_LOG_2PI_PLUS_HALF,
+    kl_bernoulli,
+    kl_lognormal_gamma,
+    kl_lognormal_invgamma,
+    kl_normal,
+)
 from simulations.relaxed import logistic_noise, relaxed_bernoulli
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
@@ -142,6 +148,20 @@ class _Indicators(nn.Module):
             self.theta, noise, temperature, straight_through=self.straight_through
         )
 
+    def sample_kl(
+        self, uniform: torch.Tensor | None, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A training pass's indicators, their elementwise KL and ``pi``, ``[R, ...]`` each.
+
+        Equals ``(sample(uniform, temperature), kl(), probs())`` in values and gradients
+        (:class:`_ConcreteGate` computes the three in one pass with an explicit backward).
+        """
+        if self.frozen_mask is not None:
+            return self.frozen_mask, self.kl(), self.frozen_mask
+        return _ConcreteGate.apply(
+            self.theta, uniform, float(temperature), self.straight_through, self.prior_inclusion
+        )
+
     def exact(self, uniform: torch.Tensor) -> torch.Tensor:
         """An exact draw ``1{u < pi}`` (``[..., R, ...]``)."""
         return (uniform < self.probs()).to(self.theta.dtype)
@@ -161,6 +181,176 @@ class _Indicators(nn.Module):
     def unfreeze(self) -> None:
         """Return to relaxed indicators."""
         self.frozen_mask = None
+
+
+def _sum_to(grad: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``grad`` summed over the leading (draw) axes that ``like`` lacks."""
+    return grad if grad.shape == like.shape else grad.sum_to_size(like.shape)
+
+
+class _ConcreteGate(torch.autograd.Function):
+    """Relaxed indicators, their Bernoulli KL and ``pi`` in one pass, with an explicit backward.
+
+    Inputs ``theta [R, ...]``, uniforms ``u`` of the same shape, the temperature ``t``,
+    ``straight_through`` and the prior inclusion ``lambda``. With ``a = theta + logit(u)``,
+    ``soft = sigmoid(a / t)`` and ``pi = sigmoid(theta)`` it returns
+
+        z  = 1{a > 0} (straight-through) or soft,
+        kl = pi (theta - logit lambda) + logsigmoid(-theta) - log(1 - lambda),
+        pi,
+
+    the values of :func:`simulations.relaxed.relaxed_bernoulli` and
+    :func:`simulations.kl.kl_bernoulli`. Backward: ``dz/dtheta = soft (1 - soft) / t``
+    (the Concrete gradient, also under straight-through), ``dkl/dtheta = pi (1 - pi)
+    (theta - logit lambda)``, ``dpi/dtheta = pi (1 - pi)``: about ten operations where
+    autograd records some forty (``docs/engine.md``, "Performance").
+    """
+
+    @staticmethod
+    def forward(ctx, theta, uniform, temperature, straight_through, prior_inclusion):
+        logits = theta + logistic_noise(uniform)
+        soft = torch.sigmoid(logits / temperature)
+        z = (logits > 0).to(soft.dtype) if straight_through else soft
+        pi = torch.sigmoid(theta)
+        logit_p = math.log(prior_inclusion) - math.log(1.0 - prior_inclusion)
+        centred = theta - logit_p
+        kl = pi * centred + F.logsigmoid(-theta) - math.log(1.0 - prior_inclusion)
+        ctx.temperature = temperature
+        ctx.save_for_backward(soft, pi, centred)
+        ctx.set_materialize_grads(False)
+        return z, kl, pi
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_kl, grad_pi):
+        soft, pi, centred = ctx.saved_tensors
+        grad = None
+        if grad_z is not None:
+            grad = grad_z * (1.0 - soft) * soft / ctx.temperature
+        if grad_kl is not None or grad_pi is not None:
+            dpi = (1.0 - pi) * pi
+            outer = grad_kl * centred if grad_kl is not None else None
+            if grad_pi is not None:
+                outer = grad_pi if outer is None else outer + grad_pi
+            term = outer * dpi
+            grad = term if grad is None else grad + term
+        return grad, None, None, None, None
+
+
+class _GroupLassoDraw(torch.autograd.Function):
+    """A draw of the group-lasso scales and their KL, with an explicit backward.
+
+    Inputs ``m, rho [R, out]`` (``log tau^2``), ``m_k, rho_k [R]`` (``log kappa^2``), the
+    normals ``eps [..., R, out]`` and the constants ``(d + 1)/2, a, b``. With
+    ``s = softplus(rho)``, ``E_j = exp(m_j + s_j^2/2)``, ``E_k = exp(m_k + s_k^2/2)`` and
+    ``r = E_k / 2`` (``E_q[kappa^2 / 2]``) it returns ``tau = exp((m + s eps)/2)`` and
+    :meth:`_GroupLassoScale.kl` (the same expressions). Backward:
+
+        dKL/dm_j   = r E_j - (d + 1)/2,      dKL/ds_j   = r E_j s_j - 1/s_j,
+        dKL/dm_k   = sum_j r E_j - out (d + 1)/2 + b E_k - a,
+        dKL/ds_k   = (sum_j r E_j + b E_k) s_k - 1/s_k,     ds/drho = sigmoid(rho).
+    """
+
+    @staticmethod
+    def forward(ctx, m, rho, m_k, rho_k, eps, shape, kappa_shape, kappa_rate):
+        s, s_k = F.softplus(rho), F.softplus(rho_k)
+        scale = torch.exp(0.5 * torch.addcmul(m, s, eps))
+        e_k = torch.exp(m_k + 0.5 * s_k.square())
+        rate = (0.5 * e_k).unsqueeze(-1)
+        rate_e = rate * torch.exp(m + 0.5 * s.square())
+        # kl_lognormal_gamma's expression, term by term, for the local and global factors
+        local = (
+            math.lgamma(shape) - torch.log(s) - _HALF_LOG_2PI_PLUS_HALF
+            - shape * ((m_k - math.log(2.0)).unsqueeze(-1) + m) + rate_e
+        )  # fmt: skip
+        glob = kl_lognormal_gamma(m_k, s_k, kappa_shape, kappa_rate)
+        ctx.constants = (shape, kappa_shape, kappa_rate)
+        ctx.save_for_backward(rho, rho_k, s, s_k, eps, scale, e_k, rate_e)
+        ctx.set_materialize_grads(False)
+        return scale, local.sum(-1) + glob
+
+    @staticmethod
+    def backward(ctx, grad_scale, grad_kl):
+        rho, rho_k, s, s_k, eps, scale, e_k, rate_e = ctx.saved_tensors
+        shape, kappa_shape, kappa_rate = ctx.constants
+        grad_m = grad_s = grad_mk = grad_sk = None
+        if grad_scale is not None:
+            half = grad_scale * scale * 0.5
+            grad_m, grad_s = _sum_to(half, rate_e), _sum_to(half * eps, rate_e)
+        if grad_kl is not None:
+            gk = grad_kl.unsqueeze(-1)
+            km = gk * (rate_e - shape)
+            ks = gk * (rate_e * s - torch.reciprocal(s))
+            grad_m = km if grad_m is None else grad_m + km
+            grad_s = ks if grad_s is None else grad_s + ks
+            total, global_e = rate_e.sum(-1), kappa_rate * e_k
+            out = rate_e.shape[-1]
+            grad_mk = grad_kl * (total + global_e - (out * shape + kappa_shape))
+            grad_sk = grad_kl * ((total + global_e) * s_k - torch.reciprocal(s_k))
+        grad_rho = None if grad_s is None else grad_s * torch.sigmoid(rho)
+        grad_rho_k = None if grad_sk is None else grad_sk * torch.sigmoid(rho_k)
+        return grad_m, grad_rho, grad_mk, grad_rho_k, None, None, None, None
+
+
+class _GroupHorseshoeDraw(torch.autograd.Function):
+    """A draw of the (regularised) horseshoe scales and their KL, with an explicit backward.
+
+    Inputs ``log_mu, log_rho [R, 2, out + 1]`` (row 0 the Gamma factors, row 1 the
+    inverse-Gamma factors, last column the global), the Gamma rows' prior rates
+    ``[out + 1]``, the normals ``eps [..., R, out + 1]`` and the slab width ``c`` (or
+    ``None``). With ``sd = softplus(log_rho)``, ``M = sum_rows log_mu / 2``,
+    ``S = sqrt(sum_rows sd^2) / 2``, ``v = M + S eps`` and ``w_j = v_j + v_g`` it returns
+    ``scale_j = h(w_j)`` (``h = exp``, or ``exp(w - softplus(2 (w - log c)) / 2)``) and
+    :meth:`_GroupHorseshoeScale.kl`. Backward: ``h'(w) = h(w)`` or
+    ``h(w) (1 - sigmoid(2 (w - log c)))``; ``dS/dsd = sd / (4 S)``; the Gamma row's
+    ``dKL/dmu = rate E - 1/2``, ``dKL/dsd = rate E sd - 1/sd`` with ``E = exp(mu + sd^2/2)``,
+    the inverse-Gamma row's ``dKL/dmu = 1/2 - E'``, ``dKL/dsd = E' sd - 1/sd`` with
+    ``E' = exp(sd^2/2 - mu)``.
+    """
+
+    @staticmethod
+    def forward(ctx, log_mu, log_rho, prior_rate, eps, slab_width):
+        sd = F.softplus(log_rho)
+        mean = 0.5 * log_mu.sum(-2)
+        total_sd = 0.5 * torch.sqrt(sd.square().sum(-2))
+        v = torch.addcmul(mean, total_sd, eps)
+        w = v[..., :-1] + v[..., -1:]
+        if slab_width is None:
+            scale = torch.exp(w)
+            slope = None
+        else:
+            shifted = 2.0 * (w - math.log(slab_width))
+            scale = torch.exp(w - 0.5 * F.softplus(shifted))
+            slope = torch.sigmoid(-shifted)  # 1 - sigmoid(shifted)
+        mu0, mu1, sd0, sd1 = log_mu[..., 0, :], log_mu[..., 1, :], sd[..., 0, :], sd[..., 1, :]
+        gamma = kl_lognormal_gamma(mu0, sd0, 0.5, prior_rate)
+        inverse = kl_lognormal_invgamma(mu1, sd1, 0.5, 1.0)
+        ctx.save_for_backward(log_mu, log_rho, prior_rate, eps, sd, total_sd, scale, slope)
+        ctx.set_materialize_grads(False)
+        return scale, (gamma + inverse).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_scale, grad_kl):
+        log_mu, log_rho, prior_rate, eps, sd, total_sd, scale, slope = ctx.saved_tensors
+        grad_mu = grad_sd = None
+        if grad_scale is not None:
+            grad_w = grad_scale * scale if slope is None else grad_scale * scale * slope
+            grad_v = torch.cat((grad_w, grad_w.sum(-1, keepdim=True)), -1)
+            grad_mean = _sum_to(grad_v, total_sd)
+            grad_total = _sum_to(grad_v * eps, total_sd)
+            grad_mu = (0.5 * grad_mean).unsqueeze(-2).expand_as(log_mu).contiguous()
+            grad_sd = (grad_total * 0.25 / total_sd).unsqueeze(-2) * sd
+        if grad_kl is not None:
+            gk = grad_kl.unsqueeze(-1)
+            mu0, mu1, sd0, sd1 = log_mu[..., 0, :], log_mu[..., 1, :], sd[..., 0, :], sd[..., 1, :]
+            e0 = prior_rate * torch.exp(mu0 + 0.5 * sd0.square())
+            e1 = torch.exp(0.5 * sd1.square() - mu1)
+            kl_mu = torch.stack((e0 - 0.5, 0.5 - e1), -2) * gk.unsqueeze(-2)
+            kl_sd = torch.stack((e0 * sd0, e1 * sd1), -2) - torch.reciprocal(sd)
+            kl_sd = kl_sd * gk.unsqueeze(-2)
+            grad_mu = kl_mu if grad_mu is None else grad_mu + kl_mu
+            grad_sd = kl_sd if grad_sd is None else grad_sd + kl_sd
+        grad_rho = None if grad_sd is None else grad_sd * torch.sigmoid(log_rho)
+        return grad_mu, grad_rho, None, None, None
 
 
 class _SlabLinear(torch.autograd.Function):
@@ -219,9 +409,12 @@ class _SlabLinear(torch.autograd.Function):
             grad_pre = grad_h * gate.unsqueeze(-1) if gated_out else grad_h
             if gated_out and ctx.needs_input_grad[4]:
                 grad_gate = (grad_h * pre).sum(-1)
-            grad_weight = torch.empty_like(beta)
-            torch.bmm(grad_pre, x, out=grad_weight[..., :-1])
-            torch.sum(grad_pre, -1, out=grad_weight[..., -1])
+            if torch.compiler.is_compiling():  # out= into views breaks a compiled graph
+                grad_weight = torch.cat((grad_pre @ x, grad_pre.sum(-1, keepdim=True)), -1)
+            else:
+                grad_weight = torch.empty_like(beta)
+                torch.bmm(grad_pre, x, out=grad_weight[..., :-1])
+                torch.sum(grad_pre, -1, out=grad_weight[..., -1])
             if ctx.needs_input_grad[0]:
                 weight_t = weight[..., :-1].transpose(-1, -2)
                 grad_x = torch.bmm(weight_t, grad_pre).transpose(-1, -2)
@@ -349,8 +542,9 @@ class VariationalLinear(nn.Module):
         return kl_normal(self.mu, F.softplus(self.rho), 0.0, self.sigma_0).sum(-1)
 
     def _gate(self, normal, uniform, temperature):
-        """Node gate ``[R, out]`` of a training pass and its KL ``[R]`` (none for a dense layer)."""
-        return None, None
+        """Node gate ``[R, out]`` of a training pass, its KL ``[R]`` and the weights ``[R, out]``
+        of the nodes' slab KL (none of them for a dense layer)."""
+        return None, None, None
 
     def step(
         self,
@@ -375,11 +569,11 @@ class VariationalLinear(nn.Module):
         """
         if column_gate is not None:
             x = x * column_gate.unsqueeze(-2)
-        gate, gate_kl = self._gate(normal, uniform, temperature)
+        gate, gate_kl, weights = self._gate(normal, uniform, temperature)
         h, slab = _SlabLinear.apply(x, self.mu, self.rho, self._eps(normal), gate, self.sigma_0)
-        return h, self._combine_kl(slab, gate_kl)
+        return h, self._combine_kl(slab, gate_kl, weights)
 
-    def _combine_kl(self, slab_rows: torch.Tensor, gate_kl: torch.Tensor | None) -> torch.Tensor:
+    def _combine_kl(self, slab_rows, gate_kl, weights=None) -> torch.Tensor:
         """The layer's KL ``[R]`` from the slab KL per node and the gate's own KL."""
         return slab_rows.sum(-1)
 
@@ -464,9 +658,10 @@ class _GroupLassoScale(nn.Module):
 
     def draw(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``tau_j = exp((m_j + s_j eps_j) / 2)`` from ``eps [..., R, out]``, and the KL ``[R]``."""
-        s_tau, s_k = F.softplus(self.log_tau2_rho), F.softplus(self.log_kappa2_rho)
-        scale = torch.exp(0.5 * torch.addcmul(self.log_tau2_mu, s_tau, eps))
-        return scale, self._kl(s_tau, s_k)
+        return _GroupLassoDraw.apply(
+            self.log_tau2_mu, self.log_tau2_rho, self.log_kappa2_mu, self.log_kappa2_rho, eps,
+            self.gamma_shape, self.kappa_shape, self.kappa_rate,
+        )  # fmt: skip
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``log tau_j`` under ``q``, ``[R, out]`` each."""
@@ -538,10 +733,9 @@ class _GroupHorseshoeScale(nn.Module):
         is an exact draw of the same joint law (``g`` shared by the nodes) with half
         the noise.
         """
-        sd = F.softplus(self.log_rho)
-        mean, total_sd = self._moments_all(sd)
-        v = torch.addcmul(mean, total_sd, eps)
-        return self.scale(v[..., :-1] + v[..., -1:]), self._kl(sd)
+        return _GroupHorseshoeDraw.apply(
+            self.log_mu, self.log_rho, self.prior_rate, eps, self.slab_width
+        )
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``v_j = log(g tau_j)`` under ``q``, ``[R, out]`` each."""
@@ -689,14 +883,16 @@ class NodeSpikeSlabLinear(VariationalLinear):
 
     def _gate(self, normal, uniform, temperature):
         """``z_j * scale_j`` (relaxed ``z_j``, or the frozen mask) and the gate's KL ``[R]``."""
-        gate = self.indicators.sample(uniform, temperature)
+        gate, ind_kl, pi = self.indicators.sample_kl(uniform, temperature)
         scale, scale_kl = self._draw_scale(normal)
         if scale is not None:
             gate = gate * scale
-        return gate, self.indicators.kl().sum(-1) + scale_kl
+        return gate, ind_kl.sum(-1) + scale_kl, pi
 
-    def _combine_kl(self, slab_rows, gate_kl):
-        return (self.indicators.probs() * slab_rows).sum(-1) + gate_kl
+    def _combine_kl(self, slab_rows, gate_kl, weights=None):
+        """``sum_j pi_j slab_j + gate KL`` (``weights``: ``pi`` of the training pass)."""
+        pi = self.indicators.probs() if weights is None else weights
+        return (pi * slab_rows).sum(-1) + gate_kl
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""
@@ -801,11 +997,14 @@ class EdgeSpikeSlabLinear(VariationalLinear):
     def step(self, x, normal, uniform=None, temperature=0.5, column_gate=None):
         """Training pass and KL, ``(h [R, B, out], KL [R])``, with ``(W, b) = z * beta``."""
         uniform = None if uniform is None else self._uniform(uniform)
-        weight = self._beta(normal) * self.indicators.sample(uniform, temperature)
+        z, ind_kl, pi = self.indicators.sample_kl(uniform, temperature)
+        sd = F.softplus(self.rho)
+        weight = torch.addcmul(self.mu, sd, self._eps(normal)) * z
         if column_gate is not None:
             x = x * column_gate.unsqueeze(-2)
         h = torch.baddbmm(weight[..., -1].unsqueeze(-2), x, weight[..., :-1].transpose(-1, -2))
-        return h, self.kl()
+        gauss = kl_normal(self.mu, sd, 0.0, self.sigma_0)
+        return h, (ind_kl + pi * gauss).sum((-2, -1))
 
     def kl(self) -> torch.Tensor:
         """Per-replicate KL ``[R]`` (see the class docstring)."""

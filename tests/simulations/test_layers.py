@@ -12,6 +12,9 @@ from simulations.layers import (
     InputSpike,
     MeanFieldLinear,
     NodeSpikeSlabLinear,
+    _ConcreteGate,
+    _GroupHorseshoeDraw,
+    _GroupLassoDraw,
     _SlabLinear,
     draw_noise,
 )
@@ -368,3 +371,101 @@ def test_bad_options_name_the_field(build, field):
     with pytest.raises(InvalidParameterError) as err:
         build(generators(1))
     assert err.value.field == field
+
+
+# --------------------------------------------------------------------------- fused gates
+
+
+def _reference_gate(layer, normal, uniform, temperature):
+    """The node gate and the layer's KL through autograd alone (relaxed_bernoulli, the scale
+    factor's closed-form KL), for comparison with the fused functions."""
+    ind = layer.indicators
+    z = relaxed_bernoulli(
+        ind.theta, logistic_noise(uniform), temperature, straight_through=ind.straight_through
+    )
+    scale_kl = 0.0
+    factor = layer.scale_factor
+    eps = normal[..., layer.slab_normal_count :]
+    if layer.slab == "ss-gl":
+        s_tau = F.softplus(factor.log_tau2_rho)
+        z = z * torch.exp(0.5 * torch.addcmul(factor.log_tau2_mu, s_tau, eps))
+        scale_kl = factor._kl(s_tau, F.softplus(factor.log_kappa2_rho))
+    elif layer.slab == "ss-ghs":
+        sd = F.softplus(factor.log_rho)
+        mean, total_sd = factor._moments_all(sd)
+        v = torch.addcmul(mean, total_sd, eps)
+        z = z * factor.scale(v[..., :-1] + v[..., -1:])
+        scale_kl = factor._kl(sd)
+    kl = (torch.sigmoid(ind.theta) * layer.slab_kl()).sum(-1) + ind.kl().sum(-1) + scale_kl
+    return z, kl
+
+
+@pytest.mark.parametrize(
+    ("slab", "width", "straight_through"),
+    [
+        ("ss-ig", None, True),
+        ("ss-gl", None, True),
+        ("ss-gl", None, False),
+        ("ss-ghs", None, True),
+        ("ss-ghs", 1.3, True),
+        ("ss-ghs", 1.3, False),
+    ],
+)
+def test_fused_gate_matches_autograd(slab, width, straight_through):
+    """The fused indicator and scale functions give the autograd values and gradients of
+    every parameter (float64, 1e-10)."""
+    x = torch.randn(R, B, IN, dtype=D)
+    results = []
+    for fused in (True, False):
+        layer = NodeSpikeSlabLinear(
+            IN, OUT, generators(R), slab=slab, slab_width=width, prior_inclusion=0.3,
+            straight_through=straight_through, dtype=D,
+        )  # fmt: skip
+        randomise(layer, 5)
+        normal, uniform = noise(layer)
+        if fused:
+            gate, kl = layer._gate(normal, uniform, 0.6)[0], layer.step(x, normal, uniform, 0.6)[1]
+        else:
+            gate, kl = _reference_gate(layer, normal, uniform, 0.6)
+        weights = torch.randn(R, OUT, dtype=D, generator=torch.Generator().manual_seed(3))
+        ((gate * weights).sum() + (kl * torch.tensor([0.3, 1.7], dtype=D)).sum()).backward()
+        results.append(
+            (gate.detach(), kl.detach(), {n: p.grad for n, p in layer.named_parameters()})
+        )
+    (g1, kl1, grads1), (g2, kl2, grads2) = results
+    torch.testing.assert_close(g1, g2, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(kl1, kl2, rtol=1e-10, atol=1e-12)
+    for name in grads1:
+        torch.testing.assert_close(grads1[name], grads2[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("width", [None, 1.3])
+def test_fused_scale_functions_pass_gradcheck(width):
+    """float64 gradcheck of the group-lasso and horseshoe draws (scale and KL outputs),
+    with one leading draw axis on the normals."""
+    gen = torch.Generator().manual_seed(0)
+    m, rho = torch.randn(2, 3, dtype=D, generator=gen), torch.randn(2, 3, dtype=D, generator=gen)
+    mk, rhok = torch.randn(2, dtype=D, generator=gen), torch.randn(2, dtype=D, generator=gen)
+    eps = torch.randn(4, 2, 3, dtype=D, generator=gen)
+    args = [t.requires_grad_() for t in (m, rho, mk, rhok)]
+    assert torch.autograd.gradcheck(lambda *a: _GroupLassoDraw.apply(*a, eps, 2.5, 1.0, 1e-1), args)
+    log_mu = torch.randn(2, 2, 4, dtype=D, generator=gen, requires_grad=True)
+    log_rho = torch.randn(2, 2, 4, dtype=D, generator=gen, requires_grad=True)
+    rate = torch.rand(4, dtype=D, generator=gen) + 0.5
+    eps4 = torch.randn(3, 2, 4, dtype=D, generator=gen)
+    assert torch.autograd.gradcheck(
+        lambda a, b: _GroupHorseshoeDraw.apply(a, b, rate, eps4, width), (log_mu, log_rho)
+    )
+
+
+@pytest.mark.parametrize("straight_through", [True, False])
+def test_concrete_gate_passes_gradcheck(straight_through):
+    gen = torch.Generator().manual_seed(1)
+    theta = torch.randn(2, 5, dtype=D, generator=gen, requires_grad=True)
+    u = torch.rand(2, 5, dtype=D, generator=gen)
+    fn = lambda t: _ConcreteGate.apply(t, u, 0.7, straight_through, 0.2)[1:]  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (theta,))
+    if not straight_through:
+        assert torch.autograd.gradcheck(
+            lambda t: _ConcreteGate.apply(t, u, 0.7, False, 0.2)[0], (theta,)
+        )
