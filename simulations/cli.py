@@ -195,15 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     prefix = f"ssbnn {args.command}"
-    show = warnings.showwarning
+    plain = warnings.formatwarning
 
-    def one_line(message, category, filename, lineno, file=None, line=None):
+    def one_line(message, category, filename, lineno, line=None):
         if issubclass(category, IntegrityWarning):
-            print(f"{prefix}: warning: {message}", file=sys.stderr)
-        else:
-            show(message, category, filename, lineno, file, line)
+            return f"{prefix}: warning: {message}\n"
+        return plain(message, category, filename, lineno, line)
 
-    warnings.showwarning = one_line
+    warnings.formatwarning = one_line
     try:
         return int(args.run(args))
     except InvalidParameterError as exc:
@@ -226,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     finally:
-        warnings.showwarning = show
+        warnings.formatwarning = plain
 
 
 # --------------------------------------------------------------------------- commands
