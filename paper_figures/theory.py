@@ -80,9 +80,8 @@ def _hyper(spec: PriorSpec) -> str:
     if spec.prior.value == "ss-gl":
         parts.append(rf"$\kappa={spec.kappa:g}$")
     if spec.prior.value == "ss-ghs":
-        parts.append(rf"$g={spec.g:g}$")
-        if spec.c is not None:
-            parts.append(rf"$c={spec.c:g}$")
+        parts.append(rf"$g={spec.global_scale:.3g}$")
+        parts.append(rf"$c={spec.slab_width:g}$" if spec.slab_width is not None else "plain")
     return ", ".join(parts)
 
 
@@ -90,9 +89,9 @@ def _eps2(arch: Architecture, spec: PriorSpec, n: float | np.ndarray, sigma_e: f
     return contraction_rate(arch, spec, n, sigma_e, conditions=False).eps2
 
 
-def _hidden_bounds(arch: Architecture, bound: float) -> Architecture:
-    """``arch`` with every hidden layer's bound set to ``bound`` (the output layer's kept)."""
-    return arch.replace(bounds=(bound,) * arch.depth + (arch.bounds[-1],))
+def _all_bounds(arch: Architecture, bound: float) -> Architecture:
+    """``arch`` with every layer's bound, the output layer's included, set to ``bound``."""
+    return arch.replace(bounds=(bound,) * (arch.depth + 1))
 
 
 def rate_table(
@@ -158,11 +157,13 @@ def rate_figure(
 ) -> list[Path]:
     """``eps_n^2`` against ``n``, ``s_l``, ``k_l`` and ``B_l`` for each prior (2 x 2 panels).
 
-    (a) ``eps_n^2(n)`` with the local slope at ``n_ref`` in the legend; (b) against
-    ``s_1 = s_2 = s`` (every width ``k_l`` at least ``s``); (c) against ``k_1 = k_2 = k`` with
-    ``s`` fixed; (d) against a common bound ``B_l = B`` of the hidden layers (the output
-    layer keeps its bound: its slab is Gaussian for every prior). Panels (b)-(d) at
-    ``n = n_ref``.
+    (a) ``eps_n^2(n)`` with the local slope at ``n_ref`` in the legend and ``n_informative``
+    (the ``n`` from which ``eps_n^2 < 1``) as a dotted line where it is inside the axis; (b)
+    against ``s_1 = s_2 = s`` (every width ``k_l`` at least ``s``); (c) against
+    ``k_1 = k_2 = k`` with ``s`` fixed; (d) against a common bound ``B_l = B`` of every layer
+    (the output layer has the hidden layers' slab family by default). Panels (b)-(d) at
+    ``n = n_ref``. The grey band ``eps_n^2 >= 1`` is where the bound is vacuous (a squared
+    Hellinger distance is at most 1).
     """
     from ssbnn_theory import style
 
@@ -172,21 +173,26 @@ def rate_figure(
     with style.context():
         fig, axes = style.figure(ncols=2, nrows=2)
         (ax_n, ax_s), (ax_k, ax_b) = axes
+        informative_at: list[tuple[float | None, str]] = []
         for spec in priors:
             look = style_of(spec.prior.value)
-            eps2 = _eps2(arch, spec, n, sigma_e)
+            full = contraction_rate(arch, spec, n, sigma_e, conditions=False)
             slope = float(local_slope(arch, spec, n_ref, sigma_e=sigma_e)[0])
+            n_inf = full.n_informative
+            informative = f"{n_inf:.2g}" if n_inf is not None else "none"
             ax_n.loglog(
-                n, eps2, **look, markevery=4, label=f"{_name(spec)} ({_hyper(spec)}): "
-                f"slope {slope:.2f} at $n=10^{{{np.log10(n_ref):g}}}$",
+                n, full.eps2, **look, markevery=4, label=f"{_name(spec)} ({_hyper(spec)}): "
+                f"slope {slope:.2f} at $n=10^{{{np.log10(n_ref):g}}}$; "
+                rf"$\varepsilon_n^2 < 1$ from $n \approx$ {informative}",
             )  # fmt: skip
+            informative_at.append((n_inf, look.get("color", "0.3")))
             by_s = [_eps2(arch.replace(active=(s,) * arch.depth), spec, n_ref, sigma_e)[0]
                     for s in actives]  # fmt: skip
             ax_s.semilogy(actives, by_s, **look, label=_name(spec))
             by_k = [_eps2(arch.replace(hidden=(int(k),) * arch.depth), spec, n_ref, sigma_e)[0]
                     for k in widths]  # fmt: skip
             ax_k.loglog(widths, by_k, **look, label=_name(spec))
-            by_b = [_eps2(_hidden_bounds(arch, float(b)), spec, n_ref, sigma_e)[0] for b in bounds]
+            by_b = [_eps2(_all_bounds(arch, float(b)), spec, n_ref, sigma_e)[0] for b in bounds]
             ax_b.loglog(bounds, by_b, **look, markevery=3, label=_name(spec))
         ax_n.set_xlabel("sample size $n$ (log scale)")
         ax_n.set_title("(a) against $n$")
@@ -196,9 +202,12 @@ def rate_figure(
         ax_k.set_xlabel(r"hidden width $k_1 = k_2$ (log scale)")
         ax_k.set_xscale("log", base=2)
         ax_k.set_title(f"(c) against $k_l$ ($s = {tuple(arch.active)}$)")
-        ax_b.set_xlabel(r"weight bound of the hidden layers $B_1 = B_2$ (log scale)")
-        ax_b.set_title(rf"(d) against $B_l$ (output layer: $B = {arch.bounds[-1]:g}$)")
+        ax_b.set_xlabel(r"weight bound of every layer $B_l = B$ (log scale)")
+        ax_b.set_title(r"(d) against $B_l$ (all layers)")
+        for n_inf, color in informative_at:
+            style.mark_informative(ax_n, n_inf, color)
         for ax in (ax_n, ax_s, ax_k, ax_b):
+            style.shade_vacuous(ax)
             ax.set_ylabel(r"$\varepsilon_n^2$ (log scale)")
             ax.legend()
         for ax in (ax_s, ax_k, ax_b):
@@ -346,8 +355,8 @@ def weight_bound_figure(
     specs = (
         (PriorSpec("ss-ig"), {"ls": "-"}),
         (PriorSpec("ss-gl"), {"ls": "-"}),
-        (PriorSpec("ss-ghs"), {"ls": "-"}),
-        (PriorSpec("ss-ghs", c=c), {"ls": "--", "mfc": "white"}),
+        (PriorSpec("ss-ghs", slab_width=None), {"ls": "-"}),
+        (PriorSpec("ss-ghs", slab_width=c), {"ls": "--", "mfc": "white"}),
     )
     linear = np.linspace(0.0, 10.0, 41)
     wide = np.logspace(0, 3, 31)
@@ -356,7 +365,9 @@ def weight_bound_figure(
         growths = {}
         for spec, extra in specs:
             look = style_of(spec.prior.value)
-            name = _name(spec) + (f", regularised ($c = {c:g}$)" if spec.c is not None else "")
+            name = _name(spec) + (
+                f", regularised ($c = {c:g}$)" if spec.slab_width is not None else ", plain"
+            )
             phi = slab_small_ball(spec, delta, linear, coordinates)
             ax_lin.plot(linear, phi, markevery=5, label=name, **look, **extra)
             base = slab_small_ball(spec, delta, 1.0, coordinates)

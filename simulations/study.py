@@ -48,7 +48,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from simulations.enums import Prior
 from simulations.execution import (
     Execution,
     Failure,
@@ -248,16 +247,17 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
     """``(eps_n, r_n, d log eps_n^2 / d log n)`` from ``ssbnn_theory`` for the cell's student.
 
     The architecture is the student's widths and activation with the truth's
-    active nodes ``s_l`` and weight bounds ``B_l`` (so ``xi_n = 0``); the prior's
-    fixed hyperparameters are the engine's (``sigma_0``; SS-GHS: global scale
-    ``g = global_scale``, slab width ``c = slab_width``; SS-GL: ``kappa = 1``,
-    the engine learns it), the prior inclusion probabilities are those the
-    model uses at this ``n``, ``sigma_e`` is the design's, and
-    ``kappa_log`` comes from ``[metrics]``. NaN when the theory does not apply:
-    the truth is not a network (``active_nodes`` is ``None``), has another depth
-    or activation than the student, has more active nodes than the student's
-    width, the likelihood is not Gaussian, or the prior is a baseline
-    (``edge-ss``, ``dense``).
+    active nodes ``s_l`` and weight bounds ``B_l`` (so ``xi_n = 0``); the prior is
+    the one the engine fits (``ssbnn_theory.PriorSpec.from_engine``: ``sigma_0``;
+    SS-GHS ``global_scale`` and ``slab_width``; SS-GL ``kappa = 1``, the engine
+    learns it; the engine's Gaussian output layer), the prior inclusion
+    probabilities are those the model uses at this ``n``, the likelihood is the
+    design's (Gaussian with its ``sigma_e``; Bernoulli and categorical through the
+    KL bounds of their links, docs/theory.md section 4.6), and ``kappa_log``
+    comes from ``[metrics]``. NaN when the theory does not apply: the truth is
+    not a network (``active_nodes`` is ``None``), has another depth or
+    activation than the student, has more active nodes than the student's
+    width, or the prior is a baseline (``edge-ss``, ``dense``).
     """
     from ssbnn_theory.architecture import Architecture
     from ssbnn_theory.priors import PriorSpec
@@ -267,11 +267,13 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
     spec, student = cell.spec, cell.student
     config = spec.model_config(cell.prior, student)
     theory_prior = cell.prior.prior.theory_prior
+    likelihood = str(getattr(spec.design.likelihood, "value", spec.design.likelihood))
+    gaussian = likelihood == "gaussian"
     if (
         truth is None
         or truth.active_nodes is None
         or theory_prior is None
-        or spec.design.noise_sd is None
+        or (gaussian and spec.design.noise_sd is None)
         or len(truth.active_nodes) != len(student.hidden)
         or truth.activation is not student.activation
         or any(s > k for s, k in zip(truth.active_nodes, student.hidden, strict=True))
@@ -285,12 +287,10 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
         activation=student.activation,
         outputs=spec.design.outputs,
     )
-    options: dict[str, Any] = {"sigma_0": config.sigma_0}
-    if cell.prior.prior is Prior.SS_GHS:
-        options.update(g=config.global_scale, c=config.slab_width)
-    prior = PriorSpec(theory_prior, **options)
+    prior = PriorSpec.from_engine(theory_prior, config)
     kwargs = {
-        "sigma_e": spec.design.noise_sd,
+        "sigma_e": spec.design.noise_sd if gaussian else None,
+        "likelihood": likelihood,
         "kappa_log": spec.metrics.kappa_log,
         "inclusion": np.asarray(config.inclusion_probs(cell.n), dtype=float),
         "conditions": False,

@@ -36,14 +36,18 @@ def check_integer(field: str, value: object, *, lower: int = 1, upper: int | Non
     return result
 
 
-def check_integer_sequence(field: str, value: object, *, lower: int = 1) -> tuple[int, ...]:
-    """Return a non-empty sequence of integers ``>= lower`` as a tuple (fields ``field[1]`` ...)."""
+def check_integer_sequence(
+    field: str, value: object, *, lower: int = 1, upper: int | None = None
+) -> tuple[int, ...]:
+    """A non-empty sequence of integers in ``[lower, upper]`` as a tuple (``field[1]``, ...)."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
         raise InvalidParameterError(field, f"a non-empty list of integers >= {lower}", value)
     items = list(value)
     if not items:
         raise InvalidParameterError(field, f"a non-empty list of integers >= {lower}", value)
-    return tuple(check_integer(f"{field}[{i + 1}]", v, lower=lower) for i, v in enumerate(items))
+    return tuple(
+        check_integer(f"{field}[{i + 1}]", v, lower=lower, upper=upper) for i, v in enumerate(items)
+    )
 
 
 def check_real(

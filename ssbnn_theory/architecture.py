@@ -22,9 +22,14 @@ from ssbnn_theory._checks import check_integer, check_integer_sequence, check_re
 from ssbnn_theory.enums import Activation, FanIn, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["Architecture"]
+__all__ = ["MAX_BOUND", "MAX_WIDTH", "Architecture"]
 
 _FIELDS = ("p", "hidden", "active", "bounds", "activation", "outputs", "fan_in")
+
+MAX_WIDTH = 10**9
+"""Largest ``p``, width and output count (counts and their products stay exact in float64)."""
+MAX_BOUND = 1e100
+"""Largest weight bound ``B_l`` (``B_l^2`` terms stay far inside float64 range)."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class Architecture:
     _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        p = check_integer("p", self.p)
-        hidden = check_integer_sequence("hidden", self.hidden)
+        p = check_integer("p", self.p, upper=MAX_WIDTH)
+        hidden = check_integer_sequence("hidden", self.hidden, upper=MAX_WIDTH)
         depth = len(hidden)
         if self.active is None:
             active = hidden
@@ -88,7 +93,7 @@ class Architecture:
                     )
         bounds = _check_bounds(self.bounds, depth)
         activation = parse_enum(Activation, self.activation, "activation")
-        outputs = check_integer("outputs", self.outputs)
+        outputs = check_integer("outputs", self.outputs, upper=MAX_WIDTH)
         fan_in = parse_enum(FanIn, self.fan_in, "fan_in")
         if fan_in is FanIn.ACTIVE and activation.offset != 0.0:
             raise InvalidParameterError(
@@ -239,11 +244,25 @@ class Architecture:
             raise InvalidParameterError(
                 "arch", f"a readable TOML file ({exc.strerror})", str(path)
             ) from None
+        except UnicodeDecodeError:
+            raise InvalidParameterError("arch", "a UTF-8 text file of TOML", str(path)) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameterError("arch", f"valid TOML ({exc})", str(path)) from None
-        if "architecture" in data and isinstance(data["architecture"], dict):
+        if "architecture" in data:
+            others = sorted(key for key in data if key != "architecture")
+            if others:
+                raise InvalidParameterError(
+                    "arch",
+                    "either top-level keys or one [architecture] table, not both (other keys "
+                    f"would be ignored: {', '.join(others)})",
+                    str(path),
+                )
+            if not isinstance(data["architecture"], dict):
+                raise InvalidParameterError(
+                    "architecture", "a table of fields", data["architecture"]
+                )
             data = data["architecture"]
         return cls.from_dict(data)
 
@@ -258,15 +277,19 @@ class Architecture:
 
 
 def _check_bounds(value: object, depth: int) -> tuple[float, ...]:
-    allowed = f"one finite number >= 0 or a list of {depth + 1} (one per layer incl. output)"
+    allowed = (
+        f"one number in [0, {MAX_BOUND:g}] or a list of {depth + 1} (one per layer incl. output)"
+    )
     if isinstance(value, Real) and not isinstance(value, bool):
-        b = check_real("bounds", value, lower=0.0)
+        b = check_real("bounds", value, lower=0.0, upper=MAX_BOUND)
         return (b,) * (depth + 1)
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
         raise InvalidParameterError("bounds", allowed, value)
     items = list(value)  # type: ignore[call-overload]
     if len(items) == 1:
-        return (check_real("bounds[1]", items[0], lower=0.0),) * (depth + 1)
+        return (check_real("bounds[1]", items[0], lower=0.0, upper=MAX_BOUND),) * (depth + 1)
     if len(items) != depth + 1:
         raise InvalidParameterError("bounds", allowed, value)
-    return tuple(check_real(f"bounds[{i + 1}]", b, lower=0.0) for i, b in enumerate(items))
+    return tuple(
+        check_real(f"bounds[{i + 1}]", b, lower=0.0, upper=MAX_BOUND) for i, b in enumerate(items)
+    )

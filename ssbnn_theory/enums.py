@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["Activation", "FanIn", "Prior", "parse_enum"]
+__all__ = ["Activation", "FanIn", "Likelihood", "Prior", "parse_enum"]
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -75,3 +75,17 @@ class Prior(StrEnum):
     SS_GHS = "ss-ghs"
     """Group-horseshoe slab: ``N(0, sigma_0^2 g^2 tau^2 I_d)``, ``tau ~ C+(0, 1)``;
     regularised (Piironen & Vehtari) when a slab width ``c`` is given."""
+
+
+class Likelihood(StrEnum):
+    """Observation model of a rate: it sets the KL scale of the prior-concentration step.
+
+    Values as ``simulations.enums.Likelihood`` (docs/theory.md, section 4.6).
+    """
+
+    GAUSSIAN = "gaussian"
+    """``y = f(x) + e``, ``e ~ N(0, sigma_e^2)``: ``KL = (f - f*)^2 / (2 sigma_e^2)``."""
+    BERNOULLI = "bernoulli"
+    """One logit ``f``, ``P(y = 1) = 1 / (1 + e^{-f})``: ``KL <= (f - f*)^2 / 8``."""
+    CATEGORICAL = "categorical"
+    """``K >= 2`` logits, softmax: ``KL <= max_k |f_k - f*_k|^2 / 2``."""

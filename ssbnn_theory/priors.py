@@ -5,17 +5,20 @@ An active group ``w`` (``d`` coordinates) of a hidden layer is drawn from the sl
 
 * ``ss-ig``:  ``w ~ N(0, sigma_0^2 I_d)``;
 * ``ss-gl``:  ``w | tau^2 ~ N(0, sigma_0^2 tau^2 I_d)``, ``tau^2 ~ Gamma((d+1)/2, rate kappa^2/2)``;
-* ``ss-ghs``: ``w | tau ~ N(0, sigma_0^2 lambda(tau)^2 I_d)``, ``tau ~ C+(0, 1)``, with scale
-  ``lambda = g tau``, or the regularised ``lambda = c g tau / sqrt(c^2 + g^2 tau^2)`` when
-  ``c`` is given (Piironen & Vehtari 2017).
+* ``ss-ghs``: ``w | tau ~ N(0, sigma_0^2 lambda(tau)^2 I_d)``, ``tau ~ C+(0, 1)``, with the
+  regularised scale ``lambda = c g tau / sqrt(c^2 + g^2 tau^2)`` (Piironen & Vehtari 2017;
+  ``g = global_scale``, ``c = slab_width``), or the plain ``lambda = g tau`` when
+  ``slab_width=None``.
 
-The output layer is dense; by default its slab is Gaussian ``N(0, sigma_0^2)`` as in the
-reference implementation (MODELS.md), or the hidden layers' slab with
-``gaussian_output=False``.
+Defaults describe the model the engine (``simulations``) fits: ``sigma_0 = 1``, SS-GHS with
+``global_scale = sqrt(1e-5)`` and ``slab_width = 1``. The dense output layer gets the hidden
+layers' slab family without a spike (as the reference MLPs), or ``N(0, sigma_0^2)`` with
+``gaussian_output=True``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +30,8 @@ from ssbnn_theory.enums import Prior, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
+    "ENGINE_GLOBAL_SCALE",
+    "ENGINE_SLAB_WIDTH",
     "PriorSpec",
     "as_prior_spec",
     "log_scale_mass",
@@ -53,62 +58,104 @@ _T_ITERATIONS = 28
 _T_BRACKET = (-20.0, 10.0)
 
 
+# range of every scale hyperparameter: beyond it the bounds' float64 terms (B^2 / sigma^2,
+# log of the scale masses) leave the range where they are computed to full accuracy
+_HYPER_MIN, _HYPER_MAX = 1e-8, 1e8
+
+ENGINE_GLOBAL_SCALE = math.sqrt(1e-5)
+"""The engine's SS-GHS global scale ``g_0`` (``simulations.ModelConfig.global_scale``)."""
+ENGINE_SLAB_WIDTH = 1.0
+"""The engine's SS-GHS slab width ``c`` (``simulations.ModelConfig.slab_width``)."""
+
+
 @dataclass(frozen=True)
 class PriorSpec:
     """A slab family and its hyperparameters (docs/theory.md, section 2).
+
+    The names are the engine's (``simulations.ModelConfig``): ``sigma_0``, ``global_scale``,
+    ``slab_width``; the defaults describe the model ``ssbnn simulate`` fits.
 
     Parameters
     ----------
     prior
         :class:`~ssbnn_theory.Prior` or its string (``"ss-ig"``, ``"ss-gl"``, ``"ss-ghs"``).
     sigma_0
-        Slab scale ``sigma_0 > 0`` (reference: 1).
+        Slab scale ``sigma_0 > 0`` (reference and engine: 1).
     kappa
-        Group-lasso parameter ``kappa > 0`` (``ss-gl``): ``tau^2 ~ Gamma((d+1)/2, rate kappa^2/2)``.
-    g
-        Global scale ``g > 0`` of the group horseshoe (``ss-ghs``), a hyperparameter here.
-    c
-        Slab width ``c > 0`` of the regularised horseshoe (``ss-ghs`` only); ``None``: not
-        regularised.
+        Group-lasso parameter ``kappa > 0`` (``ss-gl``): ``tau^2 ~ Gamma((d+1)/2, rate kappa^2/2)``
+        (the engine learns it; 1 here).
+    global_scale
+        Global scale ``g > 0`` of the group horseshoe (``ss-ghs``), fixed here; default
+        ``sqrt(1e-5)``, the scale of the engine's ``g ~ C+(0, global_scale)``.
+    slab_width
+        Slab width ``c > 0`` of the regularised horseshoe (``ss-ghs`` only); ``None``: the plain
+        horseshoe; ``"engine"`` (default): ``1`` for ``ss-ghs`` (the engine's), ``None`` for the
+        other families.
     gaussian_output
-        The dense output layer gets the Gaussian slab ``N(0, sigma_0^2)`` (default, as in the
-        reference implementation) instead of the hidden layers' slab.
+        ``False`` (default): the dense output layer gets the hidden layers' slab family without
+        a spike, as the reference MLPs; ``True``: the Gaussian ``N(0, sigma_0^2)``.
     """
 
     prior: Prior | str = Prior.SS_GL
     sigma_0: float = 1.0
     kappa: float = 1.0
-    g: float = 1.0
-    c: float | None = None
-    gaussian_output: bool = True
+    global_scale: float = ENGINE_GLOBAL_SCALE
+    slab_width: float | str | None = "engine"
+    gaussian_output: bool = False
 
     def __post_init__(self) -> None:
         prior = parse_enum(Prior, self.prior, "prior")
         object.__setattr__(self, "prior", prior)
-        for name in ("sigma_0", "kappa", "g"):
-            value = check_real(name, getattr(self, name), lower=0.0, lower_open=True)
+        for name in ("sigma_0", "kappa", "global_scale"):
+            value = check_real(name, getattr(self, name), lower=_HYPER_MIN, upper=_HYPER_MAX)
             object.__setattr__(self, name, value)
-        if self.c is not None:
+        width = self.slab_width
+        if isinstance(width, str) and width == "engine":
+            width = ENGINE_SLAB_WIDTH if prior is Prior.SS_GHS else None
+        elif width is not None:
             if prior is not Prior.SS_GHS:
-                raise InvalidParameterError("c", "None unless prior is 'ss-ghs'", self.c)
-            object.__setattr__(self, "c", check_real("c", self.c, lower=0.0, lower_open=True))
+                raise InvalidParameterError(
+                    "slab_width", "None unless prior is 'ss-ghs'", self.slab_width
+                )
+            width = check_real("slab_width", width, lower=_HYPER_MIN, upper=_HYPER_MAX)
+        object.__setattr__(self, "slab_width", width)
         if not isinstance(self.gaussian_output, bool):
             raise InvalidParameterError("gaussian_output", "true or false", self.gaussian_output)
 
     @property
     def regularised(self) -> bool:
-        """Whether this is the regularised horseshoe (``ss-ghs`` with a slab width ``c``)."""
-        return self.c is not None
+        """Whether this is the regularised horseshoe (``ss-ghs`` with a slab width)."""
+        return self.slab_width is not None
 
     @property
     def label(self) -> str:
         """Short label with the hyperparameters that matter for the family."""
+        out = " out N(0,sigma_0^2)" if self.gaussian_output else ""
         if self.prior is Prior.SS_IG:
-            return f"ss-ig (sigma_0={self.sigma_0:g})"
+            return f"ss-ig (sigma_0={self.sigma_0:g}{out})"
         if self.prior is Prior.SS_GL:
-            return f"ss-gl (sigma_0={self.sigma_0:g}, kappa={self.kappa:g})"
-        reg = f", c={self.c:g}" if self.c is not None else ""
-        return f"ss-ghs (sigma_0={self.sigma_0:g}, g={self.g:g}{reg})"
+            return f"ss-gl (sigma_0={self.sigma_0:g}, kappa={self.kappa:g}{out})"
+        reg = f", slab_width={self.slab_width:g}" if self.slab_width is not None else ", plain"
+        return f"ss-ghs (sigma_0={self.sigma_0:g}, global_scale={self.global_scale:.3g}{reg}{out})"
+
+    @classmethod
+    def from_engine(cls, prior: Prior | str, config: object) -> PriorSpec:
+        """The spec of a model the engine fits, from its ``simulations.ModelConfig`` (duck-typed).
+
+        ``sigma_0``, ``global_scale`` and ``slab_width`` are read from ``config`` under the same
+        names; ``kappa = 1`` (the engine learns ``kappa``). The engine's output layer is a
+        dense mean-field Gaussian ``N(0, sigma_0^2)`` layer, so ``gaussian_output=True``
+        unless ``config`` has an ``output_slab`` other than ``"gaussian"``.
+        """
+        family = parse_enum(Prior, prior, "prior")
+        output = str(getattr(config, "output_slab", "gaussian"))
+        return cls(
+            family,
+            sigma_0=config.sigma_0,  # type: ignore[attr-defined]
+            global_scale=config.global_scale,  # type: ignore[attr-defined]
+            slab_width=config.slab_width if family is Prior.SS_GHS else None,  # type: ignore[attr-defined]
+            gaussian_output=output == "gaussian",
+        )
 
     def output_spec(self) -> PriorSpec:
         """The slab of the dense output layer."""
@@ -122,8 +169,8 @@ class PriorSpec:
             "prior": self.prior.value,
             "sigma_0": self.sigma_0,
             "kappa": self.kappa,
-            "g": self.g,
-            "c": self.c,
+            "global_scale": self.global_scale,
+            "slab_width": self.slab_width,
             "gaussian_output": self.gaussian_output,
         }
 
@@ -212,10 +259,10 @@ def _variance_range(spec: PriorSpec, t: np.ndarray) -> tuple[np.ndarray, np.ndar
         return np.full_like(t, s0), np.full_like(t, s0)
     if spec.prior is Prior.SS_GL:
         return s0 * t, 2.0 * s0 * t
-    g2 = spec.g**2
-    if spec.c is None:
+    g2 = spec.global_scale**2
+    if spec.slab_width is None:
         return s0 * g2 * t, 2.0 * s0 * g2 * t
-    c2 = spec.c**2
+    c2 = spec.slab_width**2
     return s0 * c2 * g2 * t / (c2 + g2 * t), s0 * c2 * g2 * 2.0 * t / (c2 + 2.0 * g2 * t)
 
 
@@ -302,10 +349,10 @@ def closed_form_log_t(
         positive = np.log(2.0 * r) + log_q - np.logaddexp(log_abs_b, log_disc)
         other = np.logaddexp(log_disc, log_abs_b) - np.log(2.0 * beta)
         return np.where(b > 0, positive, other)
-    log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2 * spec.g**2)
-    if spec.c is None:
+    log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2 * spec.global_scale**2)
+    if spec.slab_width is None:
         return np.log(2.0 * r / (r + 1.0)) + log_q
-    g2, c2 = spec.g**2, spec.c**2
+    g2, c2 = spec.global_scale**2, spec.slab_width**2
     log_first, log_second = np.log(c2 * (1.0 + r)), np.log(2.0 * r * g2) + log_q
     positive_b = log_first > log_second  # b = c^2 (1 + r) - 2 r Q g^2
     log_abs_b = log_diff_exp(np.maximum(log_first, log_second), np.minimum(log_first, log_second))
@@ -472,9 +519,9 @@ def log_tail(spec: PriorSpec, log_bound: np.ndarray, d: np.ndarray) -> np.ndarra
         return _ig_log_tail(spec.sigma_0, log_bound, d)
     if spec.prior is Prior.SS_GL:
         return _gl_log_tail(spec, log_bound, d)
-    out = _hs_log_tail(spec.sigma_0 * spec.g, log_bound, d)
-    if spec.c is not None:
-        out = np.minimum(out, _ig_log_tail(spec.sigma_0 * spec.c, log_bound, d))
+    out = _hs_log_tail(spec.sigma_0 * spec.global_scale, log_bound, d)
+    if spec.slab_width is not None:
+        out = np.minimum(out, _ig_log_tail(spec.sigma_0 * spec.slab_width, log_bound, d))
     return out
 
 
@@ -525,9 +572,9 @@ def slab_tail_log_bound_inverse(spec: PriorSpec, y: np.ndarray, d: np.ndarray) -
             break
         log_b = np.where(bad, log_b + margin, log_b)
         margin = 2.0 * margin
-    out = np.where(y - np.log(d) >= 0.0, -np.inf, np.log(spec.sigma_0 * spec.g) + log_b)
-    if spec.c is not None:
-        out = np.minimum(out, _ig_log_bound_inverse(spec.sigma_0 * spec.c, y, d))
+    out = np.where(y - np.log(d) >= 0.0, -np.inf, np.log(spec.sigma_0 * spec.global_scale) + log_b)
+    if spec.slab_width is not None:
+        out = np.minimum(out, _ig_log_bound_inverse(spec.sigma_0 * spec.slab_width, y, d))
     return out
 
 

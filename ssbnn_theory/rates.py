@@ -2,20 +2,25 @@
 
 For a truth in the architecture's class (``s_l`` active nodes, bounds ``B_l``)::
 
-    eta_n   = sigma_e sqrt(T / n),             T = sum_l s_l r_l
+    eta_n   = sigma sqrt(T / n),               T = sum_l s_l r_l
     delta_n = delta*(eta_n)                                        (Lemma L1)
-    n r_n   = max( L3 + sum_{l=1}^{L+1} s_l phi_l(delta_n, B_l),  n eta_n^2 / (2 sigma_e^2) )
+    n r_n   = max( L3 + sum_{l=1}^{L+1} s_l phi_l(delta_n, B_l),  n eta_n^2 / (2 sigma^2) )
     eps_n   = sqrt(r_n) (log n)^kappa_log
     risk    = C1 eps_n^2 + C2 (r_n + xi_n),   C1 = C2 = 1 ("up to universal constants")
 
-``-log Pi(||f_theta - f_theta*||_inf <= eta_n) <= n r_n`` holds exactly (a bound, not an
-order), since the box of half-width ``delta_n`` around ``theta*`` lies in that ball.
+``sigma`` is the likelihood's KL scale: ``sigma_e`` (Gaussian), 2 (Bernoulli, logistic link),
+1 (categorical, softmax link), so that ``KL(p_f* || p_f) <= ||f - f*||_inf^2 / (2 sigma^2)``
+(docs/theory.md, section 4.6). ``-log Pi(||f_theta - f_theta*||_inf <= eta_n) <= n r_n``
+holds exactly (a bound, not an order), since the box of half-width ``delta_n`` around
+``theta*`` lies in that ball. ``eps_n^2`` bounds a squared Hellinger distance, which never
+exceeds 1: the bound says something only where ``eps_n^2 < 1``, from ``n_informative`` on.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -27,7 +32,7 @@ from ssbnn_theory.entropy import (
     mixed_sieve_entropy,
     outside_mass_kernel,
 )
-from ssbnn_theory.enums import Prior
+from ssbnn_theory.enums import Likelihood, Prior, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import (
@@ -41,6 +46,8 @@ from ssbnn_theory.priors import (
 from ssbnn_theory.selection import edge_kernel, reference_kernel, selection_terms, theory_kernel
 
 __all__ = [
+    "DEFAULT_KAPPA_LOG",
+    "N_MAX",
     "RISK_LABEL",
     "Condition",
     "ContractionRate",
@@ -48,10 +55,22 @@ __all__ = [
     "contraction_rate",
     "dense_rate",
     "edge_sparse_rate",
+    "kl_scale",
     "local_slope",
+    "n_for_eps2",
 ]
 
 RISK_LABEL = "up to universal constants: C1 eps_n^2 + C2 (r_n + xi_n) with C1 = C2 = 1"
+
+DEFAULT_KAPPA_LOG = 1.5
+"""Default exponent of ``log n`` in ``eps_n``: above 1, as the standard argument needs
+(docs/theory.md, section 4.2, "log exponent"); 1 and below are flagged."""
+
+N_MAX = 1e30
+"""Largest ``n`` searched by :func:`n_for_eps2` (``n_informative`` is ``None`` beyond it)."""
+
+# largest kappa_log accepted: (log 1e30)^(2 * 10) ~ 2e36 keeps eps_n^2 far inside float range
+_KAPPA_LOG_MAX = 10.0
 
 # the sharp L2 bound minimises over t at this many values of log delta; each delta_n uses
 # its nearest node's t (any t gives a valid bound; docs/theory.md, section 4.1)
@@ -100,7 +119,9 @@ class ContractionRate:
     architecture: Architecture
     prior: PriorSpec
     n: np.ndarray
-    sigma_e: float
+    sigma_e: float | None
+    likelihood: str
+    kl_scale: float
     kappa_log: float
     C_lambda: float
     closed_form: bool
@@ -141,23 +162,68 @@ class ContractionRate:
         with np.errstate(under="ignore"):
             return np.exp(-self.log_inv_inclusion)
 
+    def _settings(self) -> dict[str, object]:
+        """Keyword arguments of :func:`contraction_rate` that reproduce this result's settings."""
+        return {
+            "sigma_e": self.sigma_e,
+            "likelihood": self.likelihood,
+            "kappa_log": self.kappa_log,
+            "C_lambda": self.C_lambda,
+            "closed_form": self.closed_form,
+            "inclusion": self._inclusion_argument(),
+        }
+
     def local_slope(self) -> np.ndarray:
         """``d log eps_n^2 / d log n`` at each ``n`` (:func:`local_slope`, same settings)."""
-        return local_slope(
-            self.architecture,
-            self.prior,
-            self.n,
-            sigma_e=self.sigma_e,
-            kappa_log=self.kappa_log,
-            C_lambda=self.C_lambda,
-            closed_form=self.closed_form,
-            inclusion=self._inclusion_argument(),
-        )
+        return local_slope(self.architecture, self.prior, self.n, **self._settings())
 
     def _inclusion_argument(self) -> str | np.ndarray:
         if self.inclusion in ("theory", "reference"):
             return self.inclusion
-        return self.inclusion_prob
+        if self.log_inv_inclusion.shape[0] > 1 and not np.all(
+            self.log_inv_inclusion == self.log_inv_inclusion[:1]
+        ):
+            return self.inclusion_prob
+        return self.inclusion_prob[0]
+
+    def n_for_eps2(self, target: float) -> float | None:
+        """The ``n`` from which ``eps_n^2 < target`` (:func:`n_for_eps2`, same settings).
+
+        ``None`` when ``eps_n^2 >= target`` still at :data:`N_MAX`, or when the inclusion
+        probabilities were given per ``n`` (they cannot be extended to other ``n``).
+        """
+        settings = self._settings()
+        inclusion = settings["inclusion"]
+        if isinstance(inclusion, np.ndarray) and inclusion.ndim > 1:
+            return None
+        return n_for_eps2(self.architecture, self.prior, target, **settings)
+
+    def failures(self, *, theorem_only: bool = True) -> tuple[tuple[str, ...], ...]:
+        """Per ``n``, the names of the conditions that fail there.
+
+        ``theorem_only`` (default) keeps the conditions of the contraction theorem itself
+        (sieve entropy, sieve remainder, sieve sizes, log exponent): where one fails, ``eps_n``
+        is not a proven contraction rate. The ``lambda_l`` order checks are left out.
+        """
+        rows: list[tuple[str, ...]] = []
+        for i in range(self.n.size):
+            names = [
+                c.name
+                for c in self.conditions
+                if not c.holds[i] and not (theorem_only and c.name.startswith("lambda_"))
+            ]
+            rows.append(tuple(names))
+        return tuple(rows)
+
+    @cached_property
+    def n_informative(self) -> float | None:
+        """Smallest ``n`` (``>= e``) from which ``eps_n^2 < 1``; ``None`` beyond :data:`N_MAX`.
+
+        A squared Hellinger distance never exceeds 1, so the bound is vacuous for smaller
+        ``n`` (docs/theory.md, section 4.1). Computed on first access (a root search over
+        ``log n``, :func:`n_for_eps2`), then cached.
+        """
+        return self.n_for_eps2(1.0)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary (lists, floats; non-finite values become ``None``)."""
@@ -169,8 +235,11 @@ class ContractionRate:
             "prior": self.prior.to_dict(),
             "architecture": self.architecture.to_dict(),
             "n": _jsonable(self.n),
+            "likelihood": self.likelihood,
             "sigma_e": self.sigma_e,
+            "kl_scale": self.kl_scale,
             "kappa_log": self.kappa_log,
+            "n_informative": self.n_informative,
             "C_lambda": self.C_lambda,
             "variant": "closed_form" if self.closed_form else "sharp",
             "r_n": _jsonable(self.r_n),
@@ -369,7 +438,9 @@ def _conditions(
     n_r_n: np.ndarray,
     eps2: np.ndarray,
     selection: np.ndarray,
-    slab_total: np.ndarray,
+    slab: np.ndarray,
+    log_inv: np.ndarray,
+    kappa_log: float,
     sieve: dict[str, np.ndarray],
 ) -> tuple[Condition, ...]:
     """The theorem's conditions at every ``n`` (docs/theory.md, section 4.2)."""
@@ -384,9 +455,9 @@ def _conditions(
             "; at the truth's bounds it would hold: the slab's tails need weight bounds up to "
             f"Bbar = e^{worst:.3g}"
         )
-        if spec.prior is Prior.SS_GHS and spec.c is None:
+        if spec.prior is Prior.SS_GHS and spec.slab_width is None:
             entropy_verdict += (
-                " (Cauchy-like tails; a slab width c, the regularised horseshoe, fixes it)"
+                " (Cauchy-like tails; a slab_width, the regularised horseshoe, fixes it)"
             )
     outside_ok = sieve["log_outside"] <= sieve["log_budget"] * (1.0 - 1e-12)
     out: list[Condition] = [
@@ -423,55 +494,136 @@ def _conditions(
     ]
     a = arch.as_arrays()
     sbar = sieve["sbar"]
+    k, s = a["k"][:-1], a["s"][:-1]
+    active_part = s * log_inv  # s_l log(1/lambda_l)
+    inactive_part = selection - active_part  # (k_l - s_l) log(1/(1 - lambda_l))
     for layer in range(1, arch.depth + 1):
         col = layer - 1
-        small_ok = selection[:, col] <= slab_total
+        layer_slab = slab[:, col]
+        small_ok = active_part[:, col] <= layer_slab
+        verdict = _verdict(n, small_ok) + _ratio_note(n, active_part[:, col], layer_slab)
+        if not np.all(small_ok):
+            verdict += "; the inclusion prior adds more than this layer's slab term"
         out.append(
             Condition(
                 f"lambda_{layer} not too small",
-                f"selection term of layer {layer} (s log 1/lambda + ...) <= slab part of n r_n",
+                f"s_{layer} log(1/lambda_{layer}) <= s_{layer} phi_{layer}, the slab term of "
+                f"layer {layer} (the price of keeping the truth's active nodes)",
                 layer,
                 n,
-                selection[:, col],
-                slab_total,
+                active_part[:, col],
+                layer_slab,
                 small_ok,
-                _verdict(n, small_ok)
-                + ("" if np.all(small_ok) else "; the inclusion prior inflates the rate"),
+                verdict,
+            )
+        )
+        large_ok = inactive_part[:, col] <= layer_slab
+        verdict = _verdict(n, large_ok)
+        if int(k[col]) == int(s[col]):
+            verdict += " (every node of the layer is active: no price for lambda near 1)"
+        else:
+            verdict += _ratio_note(n, inactive_part[:, col], layer_slab)
+            if not np.all(large_ok):
+                verdict += (
+                    "; switching off the inactive nodes costs more than this layer's slab term"
+                )
+        out.append(
+            Condition(
+                f"lambda_{layer} not too large",
+                f"(k_{layer} - s_{layer}) log(1/(1 - lambda_{layer})) <= s_{layer} phi_{layer}, "
+                f"the slab term of layer {layer} (the price of switching off the truth's "
+                "inactive nodes)",
+                layer,
+                n,
+                inactive_part[:, col],
+                layer_slab,
+                large_ok,
+                verdict,
             )
         )
         layer_entropy = sieve["mixed"][:, col]
         budget = n_eps2
-        large_ok = layer_entropy <= budget
-        verdict = _verdict(n, large_ok) + _ratio_note(n, layer_entropy, budget)
-        if not np.all(large_ok):
+        size_ok = layer_entropy <= budget
+        verdict = _verdict(n, size_ok) + _ratio_note(n, layer_entropy, budget)
+        if not np.all(size_ok):
             verdict += (
                 f"; its binomial tail forces a sieve of up to {int(np.max(sbar[:, col]))} of "
                 f"{int(a['k'][col])} nodes"
             )
         out.append(
             Condition(
-                f"lambda_{layer} not too large",
-                f"sieve entropy with sbar_{layer} nodes in layer {layer} (the size its binomial "
-                "tail pays for) and the true s_j elsewhere <= n eps_n^2",
+                f"sieve size, layer {layer}",
+                f"sieve entropy with sbar_{layer} nodes in layer {layer} (the size the binomial "
+                f"tail of lambda_{layer} pays for) and the true s_j elsewhere <= n eps_n^2",
                 layer,
                 n,
                 layer_entropy,
                 budget,
-                large_ok,
+                size_ok,
                 verdict,
             )
         )
+    exponent_ok = np.full(n.size, kappa_log > 1.0)
+    out.append(
+        Condition(
+            "log exponent",
+            "kappa_log > 1 in eps_n = sqrt(r_n) (log n)^kappa_log (the standard argument "
+            "takes an exponent above 1)",
+            None,
+            n,
+            np.full(n.size, kappa_log),
+            np.ones(n.size),
+            exponent_ok,
+            f"holds (kappa_log = {kappa_log:g})"
+            if kappa_log > 1.0
+            else f"fails: kappa_log = {kappa_log:g} <= 1 is outside the argument",
+        )
+    )
     return tuple(out)
 
 
 # -------------------------------------------------------------------- assembly
+def kl_scale(likelihood: Likelihood | str, sigma_e: float | None, outputs: int) -> float:
+    """The ``sigma`` with ``KL(p_f* || p_f) <= ||f - f*||_inf^2 / (2 sigma^2)`` for every ``x``.
+
+    Gaussian: ``sigma_e`` (equality for one output). Bernoulli with logit ``f``:
+    ``KL <= (f - f*)^2 / 8``, so ``sigma = 2``. Categorical with ``K`` logits (softmax):
+    ``KL <= range(f - f*)^2 / 8 <= ||f - f*||_inf^2 / 2``, so ``sigma = 1``. Derived in
+    docs/theory.md, section 4.6; ``sigma_e`` must be ``None`` for the two classification
+    likelihoods (their link fixes the scale).
+    """
+    lik = parse_enum(Likelihood, likelihood, "likelihood")
+    if lik is Likelihood.GAUSSIAN:
+        if sigma_e is None:
+            return 1.0
+        return check_real("sigma_e", sigma_e, lower=1e-8, upper=1e8)
+    if sigma_e is not None:
+        raise InvalidParameterError(
+            "sigma_e",
+            f"not given (None) for a {lik.value} likelihood: its link fixes the KL scale",
+            sigma_e,
+        )
+    if lik is Likelihood.BERNOULLI:
+        if outputs != 1:
+            raise InvalidParameterError(
+                "outputs", "1 (one logit) for a bernoulli likelihood", outputs
+            )
+        return 2.0
+    if outputs < 2:
+        raise InvalidParameterError(
+            "outputs", ">= 2 (one logit per class) for a categorical likelihood", outputs
+        )
+    return 1.0
+
+
 def contraction_rate(
     arch: Architecture,
     prior: Prior | str | PriorSpec,
     n: np.ndarray | float,
-    sigma_e: float = 1.0,
+    sigma_e: float | None = None,
     *,
-    kappa_log: float = 1.0,
+    likelihood: Likelihood | str = Likelihood.GAUSSIAN,
+    kappa_log: float = DEFAULT_KAPPA_LOG,
     xi_n: np.ndarray | float = 0.0,
     inclusion: str | np.ndarray | float = "theory",
     C_lambda: float = 1.0,
@@ -489,9 +641,14 @@ def contraction_rate(
     n
         Sample sizes (``> 1``), a number or an array.
     sigma_e
-        Known noise standard deviation ``> 0``.
+        Known noise standard deviation ``> 0`` of the Gaussian likelihood (``None``: 1);
+        must be ``None`` for ``bernoulli`` and ``categorical``.
+    likelihood
+        ``"gaussian"`` (default), ``"bernoulli"`` (one logit output) or ``"categorical"``
+        (one logit per class, ``outputs >= 2``): sets the KL scale (:func:`kl_scale`).
     kappa_log
-        Exponent of the log factor in ``eps_n = sqrt(r_n) (log n)^kappa_log`` (``>= 0``).
+        Exponent of the log factor in ``eps_n = sqrt(r_n) (log n)^kappa_log`` (``>= 0``;
+        default 1.5; the "log exponent" condition fails at ``<= 1``).
     xi_n
         Approximation error ``||f_theta* - f0||_inf^2`` (``0`` for a teacher in the class),
         a number or one value per ``n``.
@@ -509,14 +666,18 @@ def contraction_rate(
     Returns
     -------
     ContractionRate
-        Frozen result; ``to_dict()`` is JSON-ready.
+        Frozen result; ``to_dict()`` is JSON-ready; ``n_informative`` is the ``n`` from which
+        ``eps_n^2 < 1``.
     """
     spec = as_prior_spec(prior)
     n = _check_n(n)
-    sigma_e = check_real("sigma_e", sigma_e, lower=0.0, lower_open=True)
-    kappa_log = check_real("kappa_log", kappa_log, lower=0.0)
-    C_lambda = check_real("C_lambda", C_lambda, lower=0.0)
-    xi = check_real_array("xi_n", xi_n, lower=0.0)
+    lik = parse_enum(Likelihood, likelihood, "likelihood")
+    sigma = kl_scale(lik, sigma_e, arch.outputs)
+    if lik is Likelihood.GAUSSIAN:
+        sigma_e = sigma
+    kappa_log = check_real("kappa_log", kappa_log, lower=0.0, upper=_KAPPA_LOG_MAX)
+    C_lambda = check_real("C_lambda", C_lambda, lower=0.0, upper=1e6)
+    xi = check_real_array("xi_n", xi_n, lower=0.0, upper=1e100)
     if xi.ndim > 1 or xi.size not in (1, n.size):
         raise InvalidParameterError("xi_n", f"a number or one value per n ({n.size})", xi.tolist())
     xi = np.broadcast_to(xi.reshape(-1) if xi.ndim else xi, n.shape).astype(np.float64)
@@ -528,7 +689,7 @@ def contraction_rate(
     coords = arch.coordinates
     network = arch_network(arch)
     log_lip = float(network.log_lambda)
-    log_eta = np.log(sigma_e) + 0.5 * (np.log(float(coords)) - log_n)
+    log_eta = np.log(sigma) + 0.5 * (np.log(float(coords)) - log_n)
     log_delta = network.solve(log_eta, closed_form)
     with np.errstate(under="ignore"):
         delta = np.exp(log_delta)
@@ -550,7 +711,7 @@ def contraction_rate(
     slab = a["s"] * phi
     resolution = a["s"] * a["r"] * (-log_delta)[:, None]
     magnitude = slab - resolution
-    noise_floor = np.full(n.shape, 0.5 * float(coords))  # n eta_n^2 / (2 sigma_e^2)
+    noise_floor = np.full(n.shape, 0.5 * float(coords))  # n eta_n^2 / (2 sigma^2)
     slab_total = np.sum(slab, axis=1)
     n_r_n = np.maximum(np.sum(selection, axis=1) + slab_total, noise_floor)
     r_n = n_r_n / n
@@ -575,7 +736,9 @@ def contraction_rate(
             "log_outside": outside_mass_kernel(arch, spec, sbar, log_bbar, log_inv),
             "log_budget": log_budget,
         }
-        conds = _conditions(arch, spec, n, n_r_n, eps_n**2, selection, slab_total, sieve)
+        conds = _conditions(
+            arch, spec, n, n_r_n, eps_n**2, selection, slab, log_inv, kappa_log, sieve
+        )
         entropy = np.sum(pattern, axis=1) + np.sum(grid, axis=1)
     else:
         sbar = np.full((n.size, depth), np.nan)
@@ -588,6 +751,8 @@ def contraction_rate(
         prior=spec,
         n=n,
         sigma_e=sigma_e,
+        likelihood=lik.value,
+        kl_scale=sigma,
         kappa_log=kappa_log,
         C_lambda=C_lambda,
         closed_form=closed_form,
@@ -665,6 +830,64 @@ def local_slope(
     up = contraction_rate(arch, prior, n * math.exp(h), **kwargs)
     down = contraction_rate(arch, prior, n * math.exp(-h), **kwargs)
     return (np.log(up.eps2) - np.log(down.eps2)) / (2.0 * h)
+
+
+def n_for_eps2(
+    arch: Architecture,
+    prior: Prior | str | PriorSpec,
+    target: float,
+    *,
+    n_max: float = N_MAX,
+    **kwargs: object,
+) -> float | None:
+    """The smallest ``n >= e`` from which ``eps_n^2 < target`` (``None`` if not by ``n_max``).
+
+    ``eps_n^2`` falls in ``n`` past a point (docs/theory.md, 4.2 (c)) but can rise first, and
+    tends to 0 as ``n -> 1`` only through ``(log n)^kappa_log`` (which is why ``n < e`` is not
+    searched). The search scans ``log n`` from 1 to ``log n_max`` in steps of 0.05, takes the
+    *last* grid point with ``eps_n^2 >= target``, and narrows that bracket by 12-point grids
+    (each evaluated exactly: at most 12 values of ``n`` per call, so the L2 ``t`` is optimised
+    at every point) until it is ``1e-9`` wide in ``log n``. The result is the upper end, where
+    ``eps_n^2 < target`` was verified. ``math.e`` means ``eps_n^2 < target`` on the whole
+    range. Other keyword arguments go to :func:`contraction_rate` (``conditions`` is off).
+    """
+    target = check_real("target", target, lower=0.0, lower_open=True)
+    n_max = check_real("n_max", n_max, lower=10.0, upper=1e300)
+    kwargs = dict(kwargs)
+    kwargs["conditions"] = False
+    kwargs.pop("xi_n", None)
+
+    def eps2(log_n: np.ndarray) -> np.ndarray:
+        return contraction_rate(arch, prior, np.exp(log_n), **kwargs).eps2
+
+    step = 0.05
+    grid = np.arange(1.0, math.log(n_max) + step, step)
+    grid[-1] = min(grid[-1], math.log(n_max))
+    above = eps2(grid) >= target
+    if above[-1]:
+        return None
+    if not np.any(above):
+        return math.e
+    i = int(np.flatnonzero(above)[-1])
+    lo, hi = float(grid[i]), float(grid[i + 1])
+    for _ in range(200):
+        if hi - lo <= 1e-9 * max(1.0, hi):
+            break
+        pts = np.linspace(lo, hi, 12)
+        up = eps2(pts) >= target
+        if not up[0]:  # the coarse scan's t was a little worse here: widen downwards
+            lo, hi = max(1.0, lo - step), lo
+            if lo == hi:
+                return math.e
+            continue
+        if up[-1]:
+            lo, hi = hi, min(hi + step, math.log(n_max))
+            if lo == hi:
+                return None
+            continue
+        j = int(np.flatnonzero(up)[-1])
+        lo, hi = float(pts[j]), float(pts[j + 1])
+    return math.exp(hi)
 
 
 def dense_rate(

@@ -36,15 +36,18 @@ __all__ = [
     "PRIOR_COLORS",
     "PRIOR_MARKERS",
     "RC_PARAMS",
+    "VACUOUS_LABEL",
     "apply",
     "context",
     "dodge",
     "figure",
     "log_n_axis",
+    "mark_informative",
     "prior_color",
     "prior_marker",
     "save",
     "save_png_pdf",
+    "shade_vacuous",
 ]
 
 OKABE_ITO: dict[str, str] = {
@@ -205,3 +208,29 @@ def log_n_axis(ax: Axes, ns: Sequence[float]) -> None:
 def dodge(x: np.ndarray, index: int, count: int, *, factor: float = 0.04) -> np.ndarray:
     """``x * exp(factor (index - (count - 1)/2))``: ``count`` series at one ``n`` side by side."""
     return np.asarray(x, dtype=float) * np.exp(factor * (index - (count - 1) / 2))
+
+
+VACUOUS_LABEL = r"vacuous: $\varepsilon_n^2 \geq 1$"
+"""Legend label of :func:`shade_vacuous`."""
+
+
+def shade_vacuous(ax: Axes, *, threshold: float = 1.0, label: str | None = VACUOUS_LABEL) -> None:
+    """Shade the part of an ``eps_n^2`` axis at or above ``threshold`` (default 1), in grey.
+
+    ``eps_n^2`` bounds a squared Hellinger distance, which never exceeds 1: where a curve lies
+    in the band the bound says nothing. Call after plotting (the axis limits are kept).
+    """
+    lo, hi = ax.get_ylim()
+    if hi > threshold:
+        ax.axhspan(max(lo, threshold), hi, color="0.88", lw=0, zorder=0, label=label)
+        ax.set_ylim(lo, hi)
+
+
+def mark_informative(ax: Axes, n_informative: float | None, color: str) -> None:
+    """A dotted vertical line at ``n_informative`` when it lies inside the ``n`` axis."""
+    if n_informative is None:
+        return
+    lo, hi = ax.get_xlim()
+    if lo <= n_informative <= hi:
+        ax.axvline(n_informative, color=color, ls=":", lw=1.2, zorder=1)
+        ax.set_xlim(lo, hi)

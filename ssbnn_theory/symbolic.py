@@ -21,6 +21,7 @@ from ssbnn_theory._checks import check_real, check_real_array
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Activation, FanIn, Prior
 from ssbnn_theory.priors import PriorSpec, as_prior_spec
+from ssbnn_theory.rates import DEFAULT_KAPPA_LOG
 
 if TYPE_CHECKING:  # pragma: no cover
     import sympy
@@ -155,7 +156,7 @@ def symbolic_rate(
     prior: Prior | str | PriorSpec,
     sigma_e: float = 1.0,
     *,
-    kappa_log: float = 1.0,
+    kappa_log: float = DEFAULT_KAPPA_LOG,
     C_lambda: float = 1.0,
 ) -> SymbolicRate:
     """Build the closed-form rate of ``arch`` under ``prior`` as sympy expressions.
@@ -273,13 +274,13 @@ def _phi_closed(spec: PriorSpec, delta: Any, bound: Any, r: Any, d: Any, num: An
             (alpha - 1) * sympy.log(x) - x + sympy.log(1 - sympy.exp(-x)) - sympy.loggamma(alpha)
         )
     else:
-        g = num(spec.g)
+        g = num(spec.global_scale)
         q = (bound + delta) ** 2 / (2 * s0**2 * g**2)
-        if spec.c is None:
+        if spec.slab_width is None:
             t = 2 * r * q / (r + 1)
             v_lo = s0**2 * g**2 * t
         else:
-            c = num(spec.c)
+            c = num(spec.slab_width)
             bq = c**2 * (1 + r) - 2 * r * q * g**2
             t = (sympy.sqrt(bq**2 + 8 * g**2 * r * q * c**2) - bq) / (2 * g**2)
             v_lo = s0**2 * c**2 * g**2 * t / (c**2 + g**2 * t)

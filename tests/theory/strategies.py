@@ -84,8 +84,8 @@ def prior_specs(draw: st.DrawFn, families: tuple[str, ...] = ("ss-ig", "ss-gl", 
         family,
         sigma_0=draw(st.floats(0.5, 2.0)),
         kappa=draw(st.floats(0.5, 3.0)),
-        g=draw(st.floats(0.3, 3.0)),
-        c=c,
+        global_scale=draw(st.floats(0.3, 3.0)),
+        slab_width=c,
         gaussian_output=draw(st.booleans()),
     )
 

@@ -21,8 +21,14 @@ SYMBOLIC_EXAMPLES = 8
 CASES = [
     (Architecture(5, [4, 3], [2, 1], [1.0, 2.0, 0.5], "relu"), "ss-gl"),
     (Architecture(3, [4], None, 1.0, "sigmoid"), "ss-ig"),
-    (Architecture(4, [3, 2], [1, 2], 0.7, "tanh", 2, "full"), PriorSpec("ss-ghs", g=0.5)),
-    (Architecture(4, [3, 3], [1, 2], 0.7, "silu", fan_in="active"), PriorSpec("ss-ghs", c=0.8)),
+    (
+        Architecture(4, [3, 2], [1, 2], 0.7, "tanh", 2, "full"),
+        PriorSpec("ss-ghs", global_scale=0.5, slab_width=None),
+    ),
+    (
+        Architecture(4, [3, 3], [1, 2], 0.7, "silu", fan_in="active"),
+        PriorSpec("ss-ghs", global_scale=1.0, slab_width=0.8),
+    ),
     (Architecture(2, [3], [2], 2.5, "relu"), PriorSpec("ss-gl", kappa=2.0, gaussian_output=False)),
 ]
 
