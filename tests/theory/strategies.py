@@ -20,6 +20,8 @@ RESULT_KEYS = (
     "conditions",
     "prior",
     "architecture",
+    "n_informative",
+    "likelihood",
 )
 """Keys issue 2 requires of ``contraction_rate(...).to_dict()`` and of ``ssbnn rate --json``."""
 
