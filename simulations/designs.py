@@ -257,9 +257,13 @@ def _positive(field: str, value: object) -> float:
     allowed = "a finite number > 0"
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InvalidParameterError(field, allowed, value)
-    if not (math.isfinite(float(value)) and float(value) > 0):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = math.inf
+    if not (math.isfinite(number) and number > 0):
         raise InvalidParameterError(field, allowed, value)
-    return float(value)
+    return number
 
 
 def _int_tuple(field: str, value: object, low: int, high: int | None = None) -> tuple[int, ...]:

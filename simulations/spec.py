@@ -69,6 +69,8 @@ _MAX_N = 10**9
 _MAX_STEPS = 10**9
 """Upper bound of every step count of ``[train]`` (a guard against typos such as ``1e12``)."""
 _MISSING = object()
+_RHO = (-50, 20)
+"""Range of ``rho_init`` in a spec (the engine takes any finite number)."""
 
 AUTO = "auto"
 """``[train] steps = "auto"``: train until the engine's convergence rule holds (the default)."""
@@ -530,9 +532,11 @@ def _model(raw: object, design: DesignSpec) -> dict[str, Any]:
     elif (
         isinstance(sigma_e, bool)
         or not isinstance(sigma_e, int | float)
-        or not (math.isfinite(sigma_e) and sigma_e > 0)
+        or not (_finite(sigma_e) and sigma_e > 0)
     ):
-        raise InvalidParameterError("model.sigma_e", "'known', 'learned' or a number > 0", sigma_e)
+        raise InvalidParameterError(
+            "model.sigma_e", "'known', 'learned' or a finite number > 0", sigma_e
+        )
     if not gaussian:
         sigma_e = "known"  # not used: the likelihood has no noise sd
     options = {
@@ -821,9 +825,10 @@ def _positive(field: str, value: object) -> Any:
     return value
 
 
-def _real(field: str, value: object) -> Any:
-    if not (_is_number(value) and _finite(value)):
-        raise InvalidParameterError(field, "a finite number", value)
+def _rho(field: str, value: object) -> Any:
+    """An initial ``rho``, ``sd = softplus(rho)``: from about 2e-22 (-50) to 20."""
+    if not (_is_number(value) and _finite(value) and _RHO[0] <= value <= _RHO[1]):
+        raise InvalidParameterError(field, f"a number in [{_RHO[0]}, {_RHO[1]}]", value)
     return value
 
 
@@ -921,7 +926,7 @@ _MODEL_CHECKS: dict[str, _Check] = {
     "straight_through": _boolean,
     "input_inclusion": _probability,
     "inclusion_init": _probability,
-    "rho_init": _real,
+    "rho_init": _rho,
 }
 """Checks of the ``ModelConfig`` options a spec sets (others: :func:`_by_annotation`)."""
 

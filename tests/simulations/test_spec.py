@@ -176,7 +176,10 @@ def test_prior_tables_architecture_lists_and_model_options():
         (_with(model__hidden=[8, 0]), r"^model\.hidden\[1\]: must be an integer in \[1, 100000\]"),
         (_with(model__hidden=[[8], [8]]), r"^model\.hidden\[1\]: must be distinct architectures"),
         (_with(model__activation="relux"), r"^model\.activation: must be one of 'relu'"),
-        (_with(model__sigma_e=0), r"^model\.sigma_e: must be 'known', 'learned' or a number > 0"),
+        (
+            _with(model__sigma_e=0),
+            r"^model\.sigma_e: must be 'known', 'learned' or a finite number > 0",
+        ),
         (_with(model__sigma_0=-1.0), r"^model\.sigma_0: must be"),
         (_with(model__prior_inclusion=1.5), r"^model\.prior_inclusion: must be a probability"),
         (
