@@ -13,6 +13,7 @@ from scipy import stats
 from ssbnn_theory import (
     Architecture,
     InvalidParameterError,
+    contraction_rate,
     edge_log_inv_inclusion,
     reference_inclusion_probs,
     reference_log_inv_inclusion,
@@ -102,6 +103,11 @@ def test_reference_formula_matches_models_md(p, hidden, outputs, n):
     small = 1e-9 * fan_in**3 < 0.01
     assert (ours * np.asarray(hidden))[small] == pytest.approx(1.0, rel=0.05)
     assert reference_log_inv_inclusion(p, hidden, outputs, [n, n]).shape == (2, len(hidden))
+    # the rate's "reference" inclusion is the same transcription (through its own kernel call)
+    arch = Architecture(p, hidden, None, 1.0, outputs=outputs)
+    rate = contraction_rate(arch, "ss-ig", n, inclusion="reference", conditions=False)
+    by_hand = -np.log(_reference_by_hand(p, hidden, outputs, n))
+    assert rate.inclusion_reference[0] == pytest.approx(by_hand, rel=1e-12)
 
 
 def test_theory_prescription_by_hand():
@@ -111,6 +117,14 @@ def test_theory_prescription_by_hand():
     # = 19; d_1 = 3, n = 100, C = 1: log 3 + 3 log(19 * 10) = 16.839684505
     one = Architecture(2, [3], None, 1.0, "relu")
     assert theory_log_inv_inclusion(one, 100.0, 1.0) == pytest.approx([16.839684505], rel=1e-10)
+    # sigmoid (ell = 1/4, a = 1/2, cap 1): H_1 = min(0.5 + 0.75, 1) = 1, Lambda_1 = 0.75,
+    # Lambda_2 = (3 + 1) + 3 * 0.75 = 6.25: log 3 + 3 log 62.5 = 13.504111959
+    sig = Architecture(2, [3], None, 1.0, "sigmoid")
+    assert theory_log_inv_inclusion(sig, 100.0, 1.0) == pytest.approx([13.504111959], rel=1e-10)
+    # silu (ell = 1.09984, a = 0, no cap): H_1 = Lambda_1 = 3 ell = 3.29952,
+    # Lambda_2 = (3 H_1 + 1) + 3 Lambda_1 = 20.79712: log 3 + 3 log 207.9712 = 17.110811114
+    silu = Architecture(2, [3], None, 1.0, "silu")
+    assert theory_log_inv_inclusion(silu, 100.0, 1.0) == pytest.approx([17.110811114], rel=1e-10)
     # p = 2, tanh 3-2, B = (1, 0.5, 2): H_1 = min(3, 1) = 1, Lambda_1 = 3;
     # H_2 = min(0.5 * 4, 1) = 1, Lambda_2 = (3 + 1) + 3 * 0.5 * 3 = 8.5;
     # Lambda_3 = (2 + 1) + 2 * 2 * 8.5 = 37; n = 400, C = 0.5:
