@@ -268,7 +268,7 @@ def _positive(field: str, value: object) -> float:
 
 def _int_tuple(field: str, value: object, low: int, high: int | None = None) -> tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise InvalidParameterError(field, f"a non-empty sequence of integers >= {low}", value)
+        raise InvalidParameterError(field, f"a non-empty list of integers >= {low}", value)
     return tuple(_integer(f"{field}[{i}]", v, low, high) for i, v in enumerate(value))
 
 
@@ -591,7 +591,7 @@ def _relu_teacher(params: dict[str, Any], truth_seed: int) -> _Law:
     )
     if len(hidden) != len(active):
         raise InvalidParameterError(
-            "hidden", f"a sequence of {len(active)} widths, one per entry of active", hidden
+            "hidden", f"a list of {len(active)} widths, one per entry of active", hidden
         )
     for layer, (k, s) in enumerate(zip(hidden, active, strict=True)):
         if s > k:
