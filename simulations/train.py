@@ -36,17 +36,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simulations.convergence import ConvergenceRule, Plateau
 from simulations.enums import Likelihood
 from simulations.layers import replicate_generators
+from simulations.minibatch import Minibatches
 from simulations.model import BayesianMLP
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
+from simulations.structure import ElboEstimate, indicator_pass
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/1"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/2"
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
 # the views are preallocated and accumulated in place, so the note does not apply.
 _LAYOUT_WARNING = ".*gradient layout contract.*"
@@ -89,13 +92,21 @@ class TrainConfig:
     Parameters
     ----------
     steps
-        Optimisation steps with relaxed indicators.
+        Optimisation steps with relaxed indicators, or ``"auto"`` (the default): train
+        in phases until the ``convergence`` rule holds, at most ``max_steps`` steps
+        in all (:func:`fit`).
+    max_steps
+        Cap of an ``"auto"`` run: the relaxed phase takes at most ``max_steps // 2``
+        steps, each of the two fine-tuning rounds at most ``max_steps // 4``.
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
         its ``n`` observations every epoch, ``floor(n / B)`` minibatches per epoch.
     lr
-        Learning rate (default 1e-3).
+        Learning rate.
+    logit_lr
+        Learning rate of the inclusion logits ``theta`` (``None``: ``lr``); applied by
+        scaling their optimiser update by ``logit_lr / lr``.
     optimizer
         :class:`Optimizer` (default Adam).
     betas
@@ -105,8 +116,14 @@ class TrainConfig:
     kl_warmup_steps
         The KL weight rises linearly, ``min(1, (t + 1) / kl_warmup_steps)`` at step ``t``.
     finetune_steps
-        Extra steps after ``steps`` with the indicators frozen at the kept
-        structure (inclusion probability > 1/2): only the slab and scale factors move.
+        With an integer ``steps``: extra steps after ``steps`` with the indicators
+        frozen at the kept structure (inclusion probability > 1/2): only the slab and
+        scale factors move. Must be 0 with ``"auto"``, whose fine-tuning runs until convergence.
+    indicator_pass
+        Run :func:`simulations.structure.indicator_pass` (coordinate ascent on the
+        frozen indicators) when the indicators are frozen.
+    convergence
+        :class:`simulations.convergence.ConvergenceRule` of an ``"auto"`` run.
     temperature
         A :class:`simulations.relaxed.TemperatureSchedule` for the Concrete
         temperature; ``None`` keeps the model's ``temperature``.
@@ -116,25 +133,48 @@ class TrainConfig:
         Record the per-replicate loss every this many steps (and at the last step).
     """
 
-    steps: int = 2000
+    steps: int | str = "auto"
+    max_steps: int = 60_000
     batch_size: int | None = None
-    lr: float = 1e-3
+    lr: float = 3e-3
+    logit_lr: float | None = 3e-2
     optimizer: Optimizer | str = Optimizer.ADAM
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = None
     kl_warmup_steps: int = 0
     finetune_steps: int = 0
+    indicator_pass: bool = True
+    convergence: ConvergenceRule = field(default_factory=ConvergenceRule)
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
     log_every: int = 50
 
     def __post_init__(self) -> None:
+        if isinstance(self.steps, str) and self.steps.strip().lower() == "auto":
+            object.__setattr__(self, "steps", "auto")
+        elif not _is_int(self.steps, 1):
+            raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
-            ("steps", 1), ("kl_warmup_steps", 0), ("finetune_steps", 0),
+            ("max_steps", 2), ("kl_warmup_steps", 0), ("finetune_steps", 0),
             ("checkpoint_every", 1), ("log_every", 1),
         ):  # fmt: skip
             if not _is_int(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
+        if self.steps == "auto" and self.finetune_steps:
+            allowed = "0 with steps = 'auto' (its fine-tuning runs until convergence)"
+            raise InvalidParameterError("finetune_steps", allowed, self.finetune_steps)
+        if not isinstance(self.indicator_pass, bool):
+            raise InvalidParameterError("indicator_pass", "true or false", self.indicator_pass)
+        if not isinstance(self.convergence, ConvergenceRule):
+            allowed = "a ConvergenceRule"
+            raise InvalidParameterError("convergence", allowed, self.convergence)
+        if self.logit_lr is not None and not (
+            isinstance(self.logit_lr, int | float)
+            and not isinstance(self.logit_lr, bool)
+            and math.isfinite(self.logit_lr)
+            and self.logit_lr > 0
+        ):
+            raise InvalidParameterError("logit_lr", "a finite number > 0 or None", self.logit_lr)
         if self.batch_size is not None and not _is_int(self.batch_size, 1):
             raise InvalidParameterError("batch_size", "an integer >= 1 or None", self.batch_size)
         if not isinstance(self.lr, int | float) or not (math.isfinite(self.lr) and self.lr > 0):
@@ -156,7 +196,9 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        """``steps + finetune_steps``."""
+        """``steps + finetune_steps``, or ``max_steps`` (the cap) of an ``"auto"`` run."""
+        if self.steps == "auto":
+            return self.max_steps
         return self.steps + self.finetune_steps
 
     def kl_weight(self, step: int) -> float:
@@ -209,6 +251,25 @@ class FitReport:
         ``KL(q || prior) / n`` after the last step, ``[R]``.
     resumed_from
         The checkpoint step this call started from (0 for a fresh run).
+    device
+        The device trained on.
+    converged
+        Per replicate, ``[R]``: every phase of an ``"auto"`` run ended by the
+        convergence rule (always ``False`` for a fixed number of steps).
+    steps_taken
+        Per replicate, ``[R]``: the steps in which it was updated (a converged
+        replicate stops updating while the others go on).
+    status
+        Per replicate: ``"converged"``, ``"max_steps"`` (an ``"auto"`` run that hit
+        its cap), ``"fixed"`` (a fixed number of steps) or ``"failed"``.
+    failure
+        Per replicate: why it failed (``"non-finite gradient at step 812"``) or ``None``.
+    final_neg_elbo
+        Negative ELBO per observation on fixed rows and noise
+        (:class:`simulations.structure.ElboEstimate`), ``[R]``; ``None`` when no
+        estimate was made (a fixed run without the indicator pass).
+    indicator_switches
+        Per replicate, ``[R]``: nodes the indicator passes switched off.
     """
 
     steps: int
@@ -222,6 +283,12 @@ class FitReport:
     final_kl: np.ndarray
     resumed_from: int = 0
     device: str = field(default="cpu")
+    converged: np.ndarray | None = None
+    steps_taken: np.ndarray | None = None
+    status: tuple[str, ...] = ()
+    failure: tuple[str | None, ...] = ()
+    final_neg_elbo: np.ndarray | None = None
+    indicator_switches: np.ndarray | None = None
 
 
 class _FlatParameters:
@@ -271,52 +338,6 @@ class _FlatParameters:
         """Drop the gradient views (the model keeps its parameter views)."""
         for p in self.params:
             p.grad = None
-
-
-class _Minibatches:
-    """Per-replicate minibatches: a fresh permutation of ``n`` each epoch from replicate ``r``'s
-    own generator (stream ``"minibatch"``); ``floor(n / B)`` minibatches per epoch."""
-
-    def __init__(self, model: BayesianMLP, x: torch.Tensor, y: torch.Tensor, batch: int) -> None:
-        reps, n = x.shape[:2]
-        self.x, self.y, self.n, self.batch = x, y, n, batch
-        self.full = batch == n
-        self.per_epoch = n // batch
-        seeds = [stream_seed(s, "minibatch") for s in model.replicate_seeds]
-        self.generators = replicate_generators(seeds, model.device)
-        self.perm: torch.Tensor | None = None
-        self.offsets = (torch.arange(reps, device=model.device) * n).unsqueeze(1)
-        # Minibatches are gathered into the same buffers every step: a fresh allocation
-        # of R * B * p values would be page-faulted in anew each time once it is large.
-        if not self.full:
-            self.x_batch = x.new_empty((reps, batch, x.shape[2]))
-            self.y_batch = y.new_empty((reps, batch, *y.shape[2:]))
-
-    def gather(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``[R, B, p]`` and targets of step ``step`` (the data themselves when full)."""
-        idx = self.indices(step)
-        if idx is None:
-            return self.x, self.y
-        reps, n = self.x.shape[:2]
-        torch.index_select(self.x.view(reps * n, -1), 0, idx, out=self.x_batch.view(len(idx), -1))
-        flat_y = self.y.view(reps * n, *self.y.shape[2:])
-        torch.index_select(flat_y, 0, idx, out=self.y_batch.view(len(idx), *self.y.shape[2:]))
-        return self.x_batch, self.y_batch
-
-    def indices(self, step: int) -> torch.Tensor | None:
-        """Flat row indices ``[R * B]`` of step ``step`` (``None``: the full batch)."""
-        if self.full:
-            return None
-        k = step % self.per_epoch
-        if k == 0 or self.perm is None:
-            self.perm = torch.stack(
-                [
-                    torch.randperm(self.n, generator=g, device=self.offsets.device)
-                    for g in self.generators
-                ]
-            )
-        rows = self.perm[:, k * self.batch : (k + 1) * self.batch]
-        return (rows + self.offsets).reshape(-1)
 
 
 def _all_finite(t: torch.Tensor) -> bool:
@@ -397,6 +418,23 @@ def fit(
 ) -> FitReport:
     """Fit the ``R`` replicates of ``model`` to their data by minimising the negative ELBO.
 
+    With ``config.steps = "auto"`` the fit runs in phases, each until the
+    :class:`~simulations.convergence.ConvergenceRule` holds for every replicate
+    (a converged replicate stops updating while the others go on):
+
+    1. relaxed indicators (Concrete, straight-through);
+    2. the indicators frozen at the kept structure, the coordinate-ascent
+       :func:`~simulations.structure.indicator_pass` over them, then fine-tuning
+       of the slab and scale factors; repeated once when the pass at its end
+       switches a node.
+
+    Each phase after the first starts a fresh optimiser and draws its noise and
+    minibatches from streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``),
+    so a replicate's numbers do not depend on when the other replicates converged.
+    With an integer ``steps`` the fit runs ``steps`` relaxed steps, then
+    ``finetune_steps`` with frozen indicators (after the indicator pass when
+    ``indicator_pass`` is set).
+
     Parameters
     ----------
     model
@@ -411,9 +449,10 @@ def fit(
     checkpoint
         A file path. If it exists, training resumes from it (the model, data and
         options must match those that wrote it); a checkpoint is written every
-        ``config.checkpoint_every`` steps and at the end, atomically.
+        ``config.checkpoint_every`` steps, at each phase change and at the end, atomically.
     progress
-        Called as ``progress(step, total)`` after every step.
+        Called as ``progress(step, total)`` after every step (``total`` is the step
+        cap, ``max_steps``, of an ``"auto"`` run).
 
     Returns
     -------
@@ -425,144 +464,366 @@ def fit(
         Bad data (shape, NaN or inf, targets outside the likelihood's support),
         bad options, or a checkpoint that does not match.
     NonFiniteError
-        A non-finite loss, gradient or parameter; names the replicate and the step.
+        When every replicate has failed (a non-finite loss, gradient or parameter);
+        a single failing replicate is reported in ``FitReport.status`` instead.
     """
     if not isinstance(model, BayesianMLP):
         raise InvalidParameterError("model", "a BayesianMLP", type(model).__name__)
     if not isinstance(config, TrainConfig):
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
-    x, y, n = _validate_data(model, x, y)
-    batch = n if config.batch_size is None else config.batch_size
-    if batch > n:
-        raise InvalidParameterError("batch_size", f"an integer in [1, n] = [1, {n}]", batch)
-    reps, device = model.replicates, model.device
-    flat = _FlatParameters(model, reps)
-    if config.optimizer is Optimizer.ADAM:
-        opt = torch.optim.Adam([flat.parameter], lr=config.lr, betas=config.betas, fused=True)
-    else:
-        opt = torch.optim.SGD([flat.parameter], lr=config.lr)
-    batches = _Minibatches(model, x, y, batch)
-    spike_cols = flat.columns(("theta",))
-    path = None if checkpoint is None else Path(checkpoint)
-    history: list[torch.Tensor] = []
-    logged: list[int] = []
-    start, wall_before, last_nll = 0, 0.0, None
-    fingerprint = _fingerprint(x, y) if path is not None else None
-    if path is not None and path.exists():
-        state = _load_checkpoint(path, model, config, fingerprint)
-        start, wall_before = state["step"], state["wall_s"]
-        flat.data.copy_(state["flat"].to(device))
-        opt.load_state_dict(state["optimizer"])
-        for g, s in zip(model.generators, state["noise_generators"], strict=True):
-            g.set_state(s)
-        for g, s in zip(batches.generators, state["batch_generators"], strict=True):
-            g.set_state(s)
-        batches.perm = None if state["perm"] is None else state["perm"].to(device)
-        model.temperature = state["temperature"]
-        history = [h.to(device) for h in state["loss_history"]]
-        logged = list(state["logged_steps"])
-        last_nll = state["last_nll"]
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+    return _Fit(model, x, y, config, checkpoint, progress).run()
 
-    frozen_values = None
-    if start > config.steps:  # resumed inside the fine-tuning phase (the loop freezes at steps)
-        model.freeze_masks()
-        frozen_values = flat.data[:, spike_cols].clone()
-    else:  # a model fine-tuned by an earlier fit starts with relaxed indicators again
-        model.unfreeze_masks()
-    total = config.total_steps
-    nll = kl = None
-    t0 = time.perf_counter()
-    saved_filters = list(warnings.filters)
 
-    def save(step_done: int) -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+class _Fit:
+    """The state of one :func:`fit` call: phases, per-replicate stops, checkpoints."""
+
+    def __init__(self, model, x, y, config, checkpoint, progress) -> None:
+        x, y, n = _validate_data(model, x, y)
+        batch = n if config.batch_size is None else config.batch_size
+        if batch > n:
+            raise InvalidParameterError("batch_size", f"an integer in [1, n] = [1, {n}]", batch)
+        self.model, self.config, self.progress = model, config, progress
+        self.x, self.y, self.n, self.batch = x, y, n, batch
+        self.auto = config.steps == "auto"
+        reps, device = model.replicates, model.device
+        self.reps, self.device = reps, device
+        self.flat = _FlatParameters(model, reps)
+        self.spike_cols = self.flat.columns(("theta",))
+        self.batches = Minibatches(x, y, batch, model.replicate_seeds)
+        self.elbo = None
+        if self.auto or config.indicator_pass:
+            rule = config.convergence
+            self.elbo = ElboEstimate(model, x, y, rows=rule.rows, draws=rule.draws)
+        self.path = None if checkpoint is None else Path(checkpoint)
+        self.fingerprint = _fingerprint(x, y) if self.path is not None else None
+        # Run state (all of it goes into a checkpoint).
+        self.step = 0
+        self.phase = 0  # 0: relaxed; 1, 2: fine-tuning rounds
+        self.phase_start = 0  # the step at which the phase started ("auto" runs)
+        self.wall_before = 0.0
+        self.history: list[torch.Tensor] = []
+        self.logged: list[int] = []
+        self.last_nll = None
+        self.stopped = torch.zeros(reps, dtype=torch.bool)
+        self.failed = torch.zeros(reps, dtype=torch.bool)
+        self.failure: list[str | None] = [None] * reps
+        self.phase_converged = torch.ones(reps, dtype=torch.bool)
+        self.converged_now = torch.zeros(reps, dtype=torch.bool)
+        self.steps_taken = torch.zeros(reps, dtype=torch.long)
+        self.held = self.flat.data.detach().clone()
+        self.plateau = Plateau(config.convergence, reps)
+        self.switches = torch.zeros(reps, dtype=torch.long)
+        self.frozen_values = None
+        self.opt = self._optimizer()
+        self.finished = False
+
+    # ------------------------------------------------------------------ pieces
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        config = self.config
+        if config.optimizer is Optimizer.ADAM:
+            return torch.optim.Adam(
+                [self.flat.parameter], lr=config.lr, betas=config.betas, fused=True
+            )
+        return torch.optim.SGD([self.flat.parameter], lr=config.lr)
+
+    @property
+    def cap(self) -> int:
+        """The last step of the current phase."""
+        config = self.config
+        if not self.auto:
+            return config.steps if self.phase == 0 else config.total_steps
+        return self.phase_start + config.max_steps // (2 if self.phase == 0 else 4)
+
+    def _kept(self) -> torch.Tensor:
+        """The kept indicators of every spiked block, ``[R, K]`` (the relaxed phase's structure)."""
+        probs = [t for t in self.model.inclusion_probs()]
+        inputs = self.model.input_inclusion_probs()
+        if inputs is not None:
+            probs.append(inputs)
+        return torch.cat([p.reshape(self.reps, -1) > 0.5 for p in probs], dim=1)
+
+    def _stop(self, which: torch.Tensor) -> None:
+        """Stop updating the replicates ``which`` (``[R]`` bool) at their current values."""
+        which = which & ~self.stopped
+        if bool(which.any()):
+            rows = which.to(self.device)
+            self.held[rows] = self.flat.data[rows]
+            self.stopped |= which
+
+    def _fail(self, what: str, replicates: torch.Tensor, step: int) -> None:
+        for r in replicates.nonzero().flatten().tolist():
+            if not self.failed[r]:
+                self.failure[r] = f"non-finite {what} at step {step}"
+        self.failed |= replicates
+        self.phase_converged &= ~replicates
+        self._stop(replicates)
+        if bool(self.failed.all()):
+            first = int(self.failed.nonzero()[0, 0])
+            raise NonFiniteError(what, first, step)
+
+    def _start_phase(self, phase: int) -> None:
+        """Freeze (and pass over) the indicators, then fresh optimiser, noise and minibatches."""
+        model, config = self.model, self.config
+        if not model.masks_frozen:
+            model.freeze_masks()
+        if config.indicator_pass and (phase == 1 or self.auto):
+            self.flat.data.copy_(
+                torch.where(self.stopped.to(self.device)[:, None], self.held, self.flat.data)
+            )
+            self.switches += indicator_pass(model, self.elbo).cpu()
+        self.frozen_values = self.flat.data[:, self.spike_cols].clone()
+        self.phase = phase
+        if self.auto:
+            self.phase_start = self.step
+            seeds = model.replicate_seeds
+            model.generators = replicate_generators(
+                [stream_seed(s, f"noise/phase{phase}") for s in seeds], self.device
+            )
+            self.batches.generators = replicate_generators(
+                [stream_seed(s, f"minibatch/phase{phase}") for s in seeds], self.device
+            )
+            self.batches.perm = None
+            self.opt = self._optimizer()
+            self.plateau = Plateau(config.convergence, self.reps)
+            self.stopped = self.failed.clone()
+            self.held = self.flat.data.detach().clone()
+
+    def _check(self) -> None:
+        """One convergence check: stop the replicates that converged."""
+        value = self.elbo()
+        kept = self._kept() if self.phase == 0 else None
+        self._stop(self.plateau.update(value, kept) & ~self.stopped)
+
+    def _end_phase(self) -> bool:
+        """Close the current phase; ``True`` when the fit is finished."""
+        if not self.auto:
+            if self.phase == 0 and self.config.finetune_steps > 0:
+                self._start_phase(1)
+                return False
+            return True
+        converged = self.stopped & ~self.failed
+        self.phase_converged &= converged | self.failed
+        if self.phase == 2:
+            return True
+        before = self.switches.clone()
+        self._start_phase(self.phase + 1)
+        if self.phase == 2:
+            # A second fine-tuning round only for the replicates whose pass switched a node.
+            again = (self.switches != before) & ~self.failed
+            self._stop(~again)
+            return not bool(again.any())
+        return False
+
+    # ------------------------------------------------------------------ loop
+
+    def run(self) -> FitReport:
+        model, config, flat = self.model, self.config, self.flat
+        if self.path is not None and self.path.exists():
+            self._resume()
+        elif model.masks_frozen:  # a model fine-tuned by an earlier fit starts relaxed again
+            model.unfreeze_masks()
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        logit_factor = 1.0 if config.logit_lr is None else config.logit_lr / config.lr
+        rule = config.convergence
+        total = config.max_steps if self.auto else config.total_steps
+        t0 = time.perf_counter()
+        self.t0 = t0
+        saved_filters = list(warnings.filters)
+        nll = None
+        try:
+            warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
+            while not self.finished:
+                if self.step >= self.cap or bool(self.stopped.all()):
+                    self.finished = self._end_phase()
+                    if self.path is not None:
+                        self._save()
+                    continue
+                step = self.step
+                local = step - self.phase_start  # the phase's own step count
+                relaxed = self.phase == 0
+                if config.temperature is not None and relaxed:
+                    model.temperature = config.temperature(step)
+                xb, yb = self.batches.gather(local)
+                f, kl = model.forward_kl(xb)
+                nll = model.likelihood.nll(f, yb)
+                weight = config.kl_weight(step) if relaxed else 1.0
+                loss = (nll * (self.n / self.batch) + weight * kl) / self.n
+                loss.sum().backward()
+                gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
+                bad = (~(torch.isfinite(loss) & torch.isfinite(gnorm))).cpu() & ~self.stopped
+                if bool(bad.any()):
+                    what = "loss" if not bool(torch.isfinite(loss[bad]).all()) else "gradient"
+                    self._fail(what, bad, step + 1)
+                stopped = self.stopped.to(self.device)
+                if bool(stopped.any()):
+                    flat.grad[stopped] = 0.0
+                if config.grad_clip is not None:
+                    coef = (config.grad_clip / (gnorm + 1e-12)).clamp_(max=1.0)
+                    coef = torch.where(torch.isfinite(coef), coef, 0.0)
+                    flat.grad.mul_(coef.unsqueeze(1))
+                scale = self.plateau.lr_scale.to(flat.data)
+                scaled = logit_factor != 1.0 or bool((scale != 1.0).any())
+                before = flat.data.clone() if scaled else None
+                self.opt.step()
+                flat.grad.zero_()
+                if scaled:
+                    delta = flat.data - before
+                    if logit_factor != 1.0 and len(self.spike_cols):
+                        delta[:, self.spike_cols] *= logit_factor
+                    flat.data.copy_(torch.addcmul(before, delta, scale.unsqueeze(1)))
+                if self.frozen_values is not None:
+                    flat.data[:, self.spike_cols] = self.frozen_values
+                if bool(stopped.any()):
+                    flat.data.copy_(torch.where(stopped[:, None], self.held, flat.data))
+                self.steps_taken += (~self.stopped).long()
+                self.step = done = step + 1
+                self.last_nll = nll.detach()
+                if done % config.log_every == 0 or done == total:
+                    self.history.append(loss.detach())
+                    self.logged.append(done)
+                    finite = torch.isfinite(flat.data).all(dim=1).cpu()
+                    if not bool(finite.all()):
+                        self._fail("parameters", ~finite & ~self.stopped, done)
+                if self.auto and (local + 1) % rule.check_every == 0:
+                    self._check()
+                if self.path is not None and done % config.checkpoint_every == 0:
+                    self._save()
+                if progress := self.progress:
+                    progress(done, total)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            elapsed = time.perf_counter() - t0
+        finally:
+            warnings.filters[:] = saved_filters
+            flat.release_grads()
+        return self._report(elapsed)
+
+    def _report(self, elapsed: float) -> FitReport:
+        model, reps = self.model, self.reps
+        with torch.no_grad():
+            final_kl = (model.kl() / self.n).cpu().numpy()
+            neg_elbo = None if self.elbo is None else self.elbo().cpu().numpy()
+        wall = self.wall_before + elapsed
+        taken = self.steps_taken.numpy().copy()
+        if self.auto:
+            converged = (self.phase_converged & ~self.failed).numpy()
+            status = tuple(
+                "failed" if self.failed[r] else ("converged" if converged[r] else "max_steps")
+                for r in range(reps)
+            )
+        else:
+            converged = np.zeros(reps, dtype=bool)
+            status = tuple("failed" if self.failed[r] else "fixed" for r in range(reps))
+        nll = self.last_nll
+        return FitReport(
+            steps=self.step,
+            replicates=reps,
+            wall_s=wall,
+            replicate_steps_per_s=float(taken.sum()) / wall if wall > 0 else float("nan"),
+            peak_memory_bytes=_peak_memory(self.device),
+            loss_history=torch.stack(self.history).cpu().numpy()
+            if self.history
+            else np.zeros((0, reps)),
+            logged_steps=np.asarray(self.logged, dtype=np.int64),
+            final_nll=(nll / self.batch).cpu().numpy()
+            if nll is not None
+            else np.full(reps, np.nan),
+            final_kl=final_kl,
+            resumed_from=self.resumed_from,
+            device=str(self.device),
+            converged=converged,
+            steps_taken=taken,
+            status=status,
+            failure=tuple(self.failure),
+            final_neg_elbo=neg_elbo,
+            indicator_switches=self.switches.numpy().copy(),
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+
+    resumed_from = 0
+
+    def _save(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        model = self.model
+        masks = [ind.frozen_mask for ind in model._indicators()]
         _write_atomic(
-            path,
+            self.path,
             {
                 "format": _CHECKPOINT_FORMAT,
-                "train_config": config.record(),
+                "train_config": self.config.record(),
                 "replicate_seeds": list(model.replicate_seeds),
-                "fingerprint": fingerprint,
-                "step": step_done,
-                "wall_s": wall_before + time.perf_counter() - t0,
-                "flat": flat.data.detach().cpu(),
-                "optimizer": opt.state_dict(),
+                "fingerprint": self.fingerprint,
+                "step": self.step,
+                "phase": self.phase,
+                "phase_start": self.phase_start,
+                "finished": self.finished,
+                "wall_s": self.wall_before + time.perf_counter() - self.t0,
+                "flat": self.flat.data.detach().cpu(),
+                "held": self.held.detach().cpu(),
+                "optimizer": self.opt.state_dict(),
                 "noise_generators": [g.get_state() for g in model.generators],
-                "batch_generators": [g.get_state() for g in batches.generators],
-                "perm": None if batches.perm is None else batches.perm.cpu(),
+                "batch_generators": [g.get_state() for g in self.batches.generators],
+                "perm": None if self.batches.perm is None else self.batches.perm.cpu(),
                 "model_config": _plain(asdict(model.config)),
                 "temperature": model.temperature,
-                "last_nll": None if nll is None else nll.detach().cpu(),
-                "loss_history": [h.cpu() for h in history],
-                "logged_steps": list(logged),
+                "masks": [None if m is None else m.cpu() for m in masks],
+                "frozen_values": None if self.frozen_values is None else self.frozen_values.cpu(),
+                "last_nll": None if self.last_nll is None else self.last_nll.cpu(),
+                "loss_history": [h.cpu() for h in self.history],
+                "logged_steps": list(self.logged),
+                "plateau": self.plateau.state_dict(),
+                "stopped": self.stopped.clone(),
+                "failed": self.failed.clone(),
+                "failure": list(self.failure),
+                "phase_converged": self.phase_converged.clone(),
+                "steps_taken": self.steps_taken.clone(),
+                "switches": self.switches.clone(),
             },
         )
 
-    try:
-        warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
-        for step in range(start, total):
-            if step == config.steps:
-                model.freeze_masks()
-                frozen_values = flat.data[:, spike_cols].clone()
-            if config.temperature is not None:
-                model.temperature = config.temperature(step)
-            xb, yb = batches.gather(step)
-            f, kl = model.forward_kl(xb)
-            nll = model.likelihood.nll(f, yb)
-            weight = config.kl_weight(step) if step < config.steps else 1.0
-            loss = (nll * (n / batch) + weight * kl) / n
-            loss.sum().backward()
-            gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
-            bad = ~(torch.isfinite(loss) & torch.isfinite(gnorm))
-            if bool(bad.any()):
-                what = "loss" if not bool(torch.isfinite(loss).all()) else "gradient"
-                raise NonFiniteError(what, int(bad.nonzero()[0, 0]), step + 1)
-            if config.grad_clip is not None:
-                coef = (config.grad_clip / (gnorm + 1e-12)).clamp_(max=1.0)
-                flat.grad.mul_(coef.unsqueeze(1))
-            opt.step()
-            flat.grad.zero_()
-            if frozen_values is not None:
-                flat.data[:, spike_cols] = frozen_values
-            done = step + 1
-            if done % config.log_every == 0 or done == total:
-                history.append(loss.detach())
-                logged.append(done)
-                finite = torch.isfinite(flat.data).all(dim=1)
-                if not bool(finite.all()):
-                    raise NonFiniteError("parameters", int((~finite).nonzero()[0, 0]), done)
-            if path is not None and (done % config.checkpoint_every == 0 or done == total):
-                save(done)
-            if progress is not None:
-                progress(done, total)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        elapsed = time.perf_counter() - t0
-    finally:
-        warnings.filters[:] = saved_filters
-        flat.release_grads()
-    if nll is None:  # resumed from a finished run: its last minibatch
-        nll = last_nll
-    with torch.no_grad():
-        final_kl = (model.kl() / n).cpu().numpy()
-    wall = wall_before + elapsed
-    rate = reps * total / wall if wall > 0 else float("nan")
-    return FitReport(
-        steps=total,
-        replicates=reps,
-        wall_s=wall,
-        replicate_steps_per_s=rate,
-        peak_memory_bytes=_peak_memory(device),
-        loss_history=torch.stack(history).cpu().numpy() if history else np.zeros((0, reps)),
-        logged_steps=np.asarray(logged, dtype=np.int64),
-        final_nll=(nll.detach() / batch).cpu().numpy(),
-        final_kl=final_kl,
-        resumed_from=start,
-        device=str(device),
-    )
+    def _resume(self) -> None:
+        state = _load_checkpoint(self.path, self.model, self.config, self.fingerprint)
+        model, device = self.model, self.device
+        self.step = self.resumed_from = state["step"]
+        self.phase, self.finished = state["phase"], state["finished"]
+        self.phase_start = state["phase_start"]
+        self.wall_before = state["wall_s"]
+        self.flat.data.copy_(state["flat"].to(device))
+        self.held = state["held"].to(device)
+        if self.auto and self.phase > 0:
+            self.opt = self._optimizer()  # the phase's optimiser, as _start_phase made it
+        self.opt.load_state_dict(state["optimizer"])
+        if self.auto and self.phase > 0:
+            seeds = model.replicate_seeds
+            model.generators = replicate_generators(
+                [stream_seed(s, f"noise/phase{self.phase}") for s in seeds], device
+            )
+            self.batches.generators = replicate_generators(
+                [stream_seed(s, f"minibatch/phase{self.phase}") for s in seeds], device
+            )
+        for g, s in zip(model.generators, state["noise_generators"], strict=True):
+            g.set_state(s)
+        for g, s in zip(self.batches.generators, state["batch_generators"], strict=True):
+            g.set_state(s)
+        self.batches.perm = None if state["perm"] is None else state["perm"].to(device)
+        model.temperature = state["temperature"]
+        for ind, mask in zip(model._indicators(), state["masks"], strict=True):
+            ind.frozen_mask = None if mask is None else mask.to(device)
+        values = state["frozen_values"]
+        self.frozen_values = None if values is None else values.to(device)
+        self.last_nll = None if state["last_nll"] is None else state["last_nll"].to(device)
+        self.history = [h.to(device) for h in state["loss_history"]]
+        self.logged = list(state["logged_steps"])
+        self.plateau.load_state_dict(state["plateau"])
+        self.stopped, self.failed = state["stopped"].clone(), state["failed"].clone()
+        self.failure = list(state["failure"])
+        self.phase_converged = state["phase_converged"].clone()
+        self.steps_taken = state["steps_taken"].clone()
+        self.switches = state["switches"].clone()
 
 
 def _load_checkpoint(path: Path, model: BayesianMLP, config: TrainConfig, fingerprint) -> dict:

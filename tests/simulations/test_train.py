@@ -2,11 +2,13 @@
 
 import math
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from simulations.convergence import ConvergenceRule
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.relaxed import TemperatureSchedule
 from simulations.train import FitReport, NonFiniteError, TrainConfig, fit
@@ -41,6 +43,22 @@ FULL = TrainConfig(
     finetune_steps=6,
     temperature=TemperatureSchedule(1.0, 0.3, 12, "exponential"),
     checkpoint_every=5,
+    log_every=4,
+)
+
+
+# An "auto" run with a rule small enough that replicates converge at different steps,
+# through the relaxed phase, the indicator passes and the fine-tuning rounds.
+AUTO = TrainConfig(
+    steps="auto",
+    max_steps=400,
+    batch_size=16,
+    lr=2e-2,
+    logit_lr=0.2,
+    convergence=ConvergenceRule(
+        check_every=4, patience=2, decays=1, tolerance=1e-2, rows=40, draws=2
+    ),
+    checkpoint_every=7,
     log_every=4,
 )
 
@@ -95,6 +113,75 @@ def test_batched_run_equals_separate_runs(prior):
         np.testing.assert_allclose(
             report.loss_history[:, r], single_report.loss_history[:, 0], rtol=1e-9
         )
+
+
+def test_auto_batched_run_equals_separate_runs():
+    """Training until convergence keeps the guarantee: the replicates converge at different
+    steps, a converged one stops updating, and each ends as its own R = 1 run (float64,
+    tolerance as in the fixed-steps test)."""
+    x, y = data(3, n=80)
+    seeds = [11, 22, 33]
+    cfg = config("ss-gl", input_spike=True)
+    batched = BayesianMLP(cfg, seeds, dtype=D)
+    report = fit(batched, x, y, AUTO)
+    assert len(set(report.steps_taken.tolist())) > 1, report.steps_taken
+    for r, seed in enumerate(seeds):
+        single = BayesianMLP(cfg, [seed], dtype=D)
+        alone = fit(single, x[r : r + 1], y[r : r + 1], AUTO)
+        assert alone.steps_taken[0] == report.steps_taken[r]
+        assert alone.status[0] == report.status[r]
+        assert alone.indicator_switches[0] == report.indicator_switches[r]
+        for name, value in parameters(single).items():
+            torch.testing.assert_close(
+                dict(batched.named_parameters())[name][r : r + 1].detach(),
+                value,
+                rtol=1e-9,
+                atol=1e-12,
+                msg=f"replicate {r}, {name}",
+            )
+        np.testing.assert_allclose(alone.final_neg_elbo, report.final_neg_elbo[r : r + 1])
+
+
+def test_auto_run_converges_and_reports_it():
+    x, y = data(2, n=80)
+    report = fit(BayesianMLP(config("ss-gl"), [1, 2], dtype=D), x, y, AUTO)
+    assert report.status == ("converged", "converged") and report.converged.all()
+    assert (report.steps_taken <= report.steps).all() and (report.steps_taken > 8).all()
+    assert report.final_neg_elbo.shape == (2,) and np.isfinite(report.final_neg_elbo).all()
+    capped = replace(AUTO, max_steps=10)
+    short = fit(BayesianMLP(config("ss-gl"), [1, 2], dtype=D), x, y, capped)
+    assert short.status == ("max_steps", "max_steps") and not short.converged.any()
+    assert short.steps == 10
+
+
+@pytest.mark.parametrize("stop_at", [13, 60])
+def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
+    """Interrupted in the relaxed phase (step 13) or later (step 60) and resumed, an "auto"
+    run ends bitwise equal to the uninterrupted one."""
+    x, y = data(2, n=80)
+    cfg = config("ss-ghs", input_spike=True)
+    straight = BayesianMLP(cfg, [3, 4], dtype=D)
+    reference = fit(straight, x, y, AUTO, checkpoint=tmp_path / "a.pt")
+    assert reference.steps > stop_at
+
+    def interrupt(step, total):
+        if step == stop_at:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "b.pt"
+    with pytest.raises(KeyboardInterrupt):
+        fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, AUTO, checkpoint=path, progress=interrupt)
+    resumed_model = BayesianMLP(cfg, [3, 4], dtype=D)
+    resumed = fit(resumed_model, x, y, AUTO, checkpoint=path)
+    assert 0 < resumed.resumed_from <= stop_at
+    for (name, a), (_, b) in zip(
+        straight.named_parameters(), resumed_model.named_parameters(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    assert np.array_equal(reference.loss_history, resumed.loss_history)
+    assert np.array_equal(reference.steps_taken, resumed.steps_taken)
+    assert reference.status == resumed.status
+    assert np.array_equal(reference.final_neg_elbo, resumed.final_neg_elbo)
 
 
 @pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss"])
@@ -205,14 +292,31 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     assert err.value.field == "checkpoint"
 
 
-def test_non_finite_parameters_stop_training_naming_replicate_and_step():
+def test_a_failing_replicate_is_marked_and_the_others_go_on():
+    """Replicate 2 starts with a NaN weight: it is marked failed at step 1, and replicates
+    0 and 1 end exactly where a run without it ends."""
     x, y = data(3)
     model = BayesianMLP(config(), [1, 2, 3], dtype=D)
     with torch.no_grad():
         model.layers[1].mu[2, 0, 0] = math.nan
-    with pytest.raises(NonFiniteError, match="replicate 2 at step 1") as err:
+    report = fit(model, x, y, TrainConfig(steps=5, lr=1e-2))
+    assert report.status == ("fixed", "fixed", "failed")
+    assert report.failure == (None, None, "non-finite loss at step 1")
+    assert report.steps_taken.tolist() == [5, 5, 0]
+    pair = BayesianMLP(config(), [1, 2], dtype=D)
+    fit(pair, x[:2], y[:2], TrainConfig(steps=5, lr=1e-2))
+    for (name, a), b in zip(model.named_parameters(), pair.parameters(), strict=True):
+        torch.testing.assert_close(a[:2], b, msg=name)
+
+
+def test_non_finite_everywhere_raises_naming_replicate_and_step():
+    x, y = data(1)
+    model = BayesianMLP(config(), [1], dtype=D)
+    with torch.no_grad():
+        model.layers[1].mu[0, 0, 0] = math.nan
+    with pytest.raises(NonFiniteError, match="replicate 0 at step 1") as err:
         fit(model, x, y, TrainConfig(steps=5))
-    assert (err.value.replicate, err.value.step) == (2, 1)
+    assert (err.value.replicate, err.value.step) == (0, 1)
 
 
 def test_diverging_gradients_stop_training():
@@ -307,6 +411,11 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"grad_clip": 0.0}, "grad_clip"),
         ({"kl_warmup_steps": -1}, "kl_warmup_steps"),
         ({"finetune_steps": 1.5}, "finetune_steps"),
+        ({"steps": "auto", "finetune_steps": 10}, "finetune_steps"),
+        ({"steps": "forever"}, "steps"),
+        ({"max_steps": 1}, "max_steps"),
+        ({"logit_lr": 0.0}, "logit_lr"),
+        ({"indicator_pass": "yes"}, "indicator_pass"),
         ({"temperature": 0.5}, "temperature"),
         ({"checkpoint_every": 0}, "checkpoint_every"),
         ({"log_every": 0}, "log_every"),

@@ -1,0 +1,252 @@
+"""The ELBO on fixed noise, and the coordinate-ascent pass over the node indicators.
+
+**ELBO on fixed noise.** For replicate ``r`` with ``n`` training observations,
+:class:`ElboEstimate` estimates the negative ELBO per observation
+
+    L(q) = ( -(n / m) (1/S) sum_s sum_{i in E} log p(y_i | f_{theta_s}(x_i)) + KL(q || prior) ) / n
+
+on ``m`` fixed evaluation rows ``E`` of the training data and ``S`` fixed noise
+draws ``theta_s ~ q`` (hard indicators, exact Bernoulli draws or the frozen
+mask). Rows and noise come from replicate ``r``'s own streams and are the same
+at every call (common random numbers), so two estimates differ only through
+the parameters: the convergence rule of ``simulations.train`` compares them over
+time and the indicator pass compares structures with them.
+
+**Indicator pass** (:func:`indicator_pass`). With the indicators frozen (``q(z)``
+a point mass on a structure), the coordinate-ascent step for ``q(z_j)`` of one
+node compares the ELBO with ``z_j = 1`` and ``z_j = 0``, everything else fixed.
+Switching a node off saves its KL ``log(lambda / (1 - lambda))^{-1}`` and its
+slab KL; where the activation has ``psi(0) = 0`` the node then outputs exactly
+0, so its outgoing weights do not reach the likelihood and their ``q`` is set
+to the prior (their KL becomes 0). The pass visits the kept nodes of every
+hidden layer (and, with an input spike, the kept inputs), weakest first, and
+keeps every switch that lowers ``L(q)`` (``docs/engine.md``, "Training until
+convergence").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from simulations.layers import replicate_generators
+from simulations.model import BayesianMLP
+from simulations.rng import stream_seed
+from ssbnn_theory.enums import Activation
+
+__all__ = ["ElboEstimate", "indicator_pass"]
+
+# Rows of one evaluation chunk times the widest layer, per replicate: bounds the memory.
+_CHUNK_ELEMENTS = 2**24
+
+
+class ElboEstimate:
+    """Negative ELBO per observation of every replicate on fixed rows and fixed noise.
+
+    Parameters
+    ----------
+    model
+        The :class:`BayesianMLP` (its parameters are read at every call).
+    x, y
+        The training data ``[R, n, p]`` and targets, as passed to ``fit``.
+    rows
+        ``m``: evaluation rows per replicate (all ``n`` when ``n <= rows``).
+    draws
+        ``S``: noise draws.
+    stream
+        Name of the seed streams (rows: ``stream + "/rows"``, noise: ``stream + "/noise"``).
+    """
+
+    def __init__(
+        self,
+        model: BayesianMLP,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        rows: int = 2048,
+        draws: int = 4,
+        stream: str = "elbo",
+    ) -> None:
+        self.model = model
+        reps, n = x.shape[:2]
+        self.n = n
+        self.draws = draws
+        seeds = model.replicate_seeds
+        if rows >= n:
+            self.x, self.y = x, y
+        else:
+            gens = replicate_generators([stream_seed(s, stream + "/rows") for s in seeds])
+            idx = torch.stack([torch.randperm(n, generator=g)[:rows] for g in gens])
+            idx = idx.sort(dim=1).values.to(x.device)
+            self.x = torch.stack([x[r, idx[r]] for r in range(reps)])
+            self.y = torch.stack([y[r, idx[r]] for r in range(reps)])
+        self.noise_seeds = [stream_seed(s, stream + "/noise") for s in seeds]
+
+    @property
+    def rows(self) -> int:
+        """``m``."""
+        return self.x.shape[1]
+
+    @torch.no_grad()
+    def __call__(self) -> torch.Tensor:
+        """``L(q)`` per replicate, ``[R]`` (float64)."""
+        model = self.model
+        saved = model.generators
+        model.generators = replicate_generators(self.noise_seeds, model.device)
+        try:
+            nll = torch.zeros(model.replicates, dtype=torch.float64, device=model.device)
+            widest = max(model.config.p, *model.config.hidden)
+            chunk = max(1, _CHUNK_ELEMENTS // (model.replicates * widest))
+            for _ in range(self.draws):
+                # One weight draw per pass: the chunks of a draw share it.
+                state = [g.get_state() for g in model.generators]
+                for start in range(0, self.rows, chunk):
+                    for g, s in zip(model.generators, state, strict=True):
+                        g.set_state(s)
+                    xb = self.x[:, start : start + chunk]
+                    f, kl = model.forward_kl(xb)
+                    nll += model.likelihood.nll(f, self.y[:, start : start + chunk]).double()
+            kl = kl.double()
+        finally:
+            model.generators = saved
+        return (nll * (self.n / (self.rows * self.draws)) + kl) / self.n
+
+
+def _prior_rho(sigma_0: float) -> float:
+    """``rho`` with ``softplus(rho) = sigma_0``."""
+    return sigma_0 + math.log(-math.expm1(-sigma_0))
+
+
+@torch.no_grad()
+def indicator_pass(model: BayesianMLP, elbo: ElboEstimate, *, sweeps: int = 2) -> torch.Tensor:
+    """Coordinate ascent over the frozen node (and input) indicators.
+
+    The model's indicators must be frozen (``model.freeze_masks()``). Each replicate
+    visits its kept nodes layer by layer, weakest first (smallest outgoing mean
+    weights ``sum_k |E_q w_kj|``). A visit proposes the structure without the node:
+    its outgoing weights' ``q`` set to the prior and the next layer's mean weights
+    refitted by least squares to what they received before (:func:`_compensated_means`),
+    so that a node whose output the others can carry costs nothing to remove. The
+    proposal is kept when ``L(q)`` falls and reverted otherwise. Replicates take their
+    steps together but each decides on its own values. A sweep visits every layer;
+    sweeps repeat until one makes no switch (at most ``sweeps``). Returns the switches
+    per replicate, ``[R]``.
+    """
+    if not model.masks_frozen:
+        raise RuntimeError("indicator_pass needs frozen indicators (model.freeze_masks())")
+    zero_output = model.config.activation is not Activation.SIGMOID
+    reps = model.replicates
+    every = torch.arange(reps, device=model.device)
+    switched = torch.zeros(reps, dtype=torch.long, device=model.device)
+    current = elbo()
+    for _ in range(sweeps):
+        before = int(switched.sum())
+        for block, index in _spiked_blocks(model):
+            outgoing = model.layers[index]
+            mask = block.indicators.frozen_mask
+            order = _weakest_first(outgoing)
+            for t in range(order.shape[1]):
+                j = order[:, t]
+                on = mask[every, j] > 0.5
+                if not bool(on.any()):
+                    continue
+                saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho[every, :, j].clone()
+                if zero_output:
+                    if _compensable(outgoing):
+                        mu = _compensated_means(model, index, j, elbo.x)
+                        outgoing.mu.copy_(torch.where(on[:, None, None], mu, outgoing.mu))
+                    prior = torch.full_like(saved_rho, _prior_rho(outgoing.sigma_0))
+                    outgoing.mu[every, :, j] = torch.where(
+                        on[:, None], 0.0, outgoing.mu[every, :, j]
+                    )
+                    outgoing.rho[every, :, j] = torch.where(on[:, None], prior, saved_rho)
+                mask[every, j] = torch.where(on, 0.0, mask[every, j])
+                trial = elbo()
+                better = on & (trial < current)
+                revert = on & ~better
+                mask[every, j] = torch.where(revert, 1.0, mask[every, j])
+                outgoing.mu.copy_(torch.where(revert[:, None, None], saved_mu, outgoing.mu))
+                outgoing.rho[every, :, j] = torch.where(
+                    revert[:, None], saved_rho, outgoing.rho[every, :, j]
+                )
+                current = torch.where(better, trial, current)
+                switched += better.long()
+        if int(switched.sum()) == before:
+            break
+    _sync_logits(model)
+    return switched
+
+
+# Rows used for the least-squares refit of a removal, and its ridge (relative to the mean
+# diagonal of the Gram matrix): enough to determine k_l + 1 coefficients per next-layer node.
+_REFIT_ROWS = 2048
+_REFIT_RIDGE = 1e-6
+
+
+def _compensable(layer) -> bool:
+    """Layers whose mean weights the refit can set: dense and node layers (not edge layers)."""
+    indicators = getattr(layer, "indicators", None)
+    return indicators is None or indicators.theta.dim() == 2
+
+
+def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor):
+    """``mu`` of layer ``index`` refitted after its input ``j[r]`` is removed, ``[R, out, in + 1]``.
+
+    With ``h`` the layer's inputs under the variational-mean network (``[R, m, in]``, on
+    evaluation rows) and ``(W, b)`` its effective mean weights, the refit solves the ridge
+    least-squares problem ``min_A || [h_{-j}, 1] A - (h W^T + b) ||^2`` per replicate
+    (``h_{-j}``: column ``j`` set to 0), and divides the new effective weights by the
+    layer's gates ``kept_k E_q[scale_k]`` to get the slab means (rows of nodes that are
+    not kept keep their means).
+    """
+    weights = model.mean_weights()
+    h = x[:, :_REFIT_ROWS].to(model.dtype)
+    for w, b in weights[:index]:
+        h = model._act(torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2)))
+    w, b = weights[index]
+    target = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
+    reps, rows, width = h.shape
+    every = torch.arange(reps, device=h.device)
+    h = h.clone()
+    h[every, :, j] = 0.0
+    design = torch.cat([h, torch.ones(reps, rows, 1, dtype=h.dtype, device=h.device)], dim=-1)
+    gram = design.transpose(-1, -2) @ design
+    ridge = _REFIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
+    gram = gram + ridge[:, None, None] * torch.eye(width + 1, dtype=h.dtype, device=h.device)
+    coef = torch.linalg.solve(gram, design.transpose(-1, -2) @ target)  # [R, in + 1, out]
+    effective = coef.transpose(-1, -2)  # [R, out, in + 1]: weights, then the bias
+    layer = model.layers[index]
+    if getattr(layer, "indicators", None) is None:
+        return effective
+    gate = layer.kept().to(h.dtype) * layer.expected_scale()
+    usable = gate > 0
+    mu = torch.where(usable[..., None], effective / gate.clamp_min(1e-30)[..., None], layer.mu)
+    return mu
+
+
+def _spiked_blocks(model: BayesianMLP):
+    """``(block, index of the layer its outputs feed)`` for the input spike and the node layers."""
+    blocks = []
+    if model.input_spike is not None:
+        blocks.append((model.input_spike, 0))
+    for i, layer in enumerate(model.hidden_layers):
+        indicators = getattr(layer, "indicators", None)
+        if indicators is not None and indicators.frozen_mask.dim() == 2:  # node layers
+            blocks.append((layer, i + 1))
+    return blocks
+
+
+def _weakest_first(outgoing) -> torch.Tensor:
+    """Per replicate, the nodes by increasing ``sum_k |E_q w_kj|`` of the next layer, ``[R, k]``."""
+    return torch.argsort(outgoing.mu[..., :-1].abs().sum(-2), dim=-1)
+
+
+def _sync_logits(model: BayesianMLP) -> None:
+    """Set each frozen indicator's logit to the side of 0 of its mask, so ``kept()`` and a later
+    unfreeze agree with the pass: ``theta = +-logit(0.99)`` (the reference initial value)."""
+    logit = math.log(99.0)
+    for block, _ in _spiked_blocks(model):
+        ind = block.indicators
+        agree = (ind.theta > 0) == (ind.frozen_mask > 0.5)
+        ind.theta.data.copy_(torch.where(agree, ind.theta.data, (2 * ind.frozen_mask - 1) * logit))
