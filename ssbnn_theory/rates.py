@@ -55,6 +55,7 @@ __all__ = [
     "contraction_rate",
     "dense_rate",
     "edge_sparse_rate",
+    "hellinger_factor",
     "kl_scale",
     "local_slope",
     "n_for_eps2",
@@ -616,6 +617,19 @@ def kl_scale(likelihood: Likelihood | str, sigma_e: float | None, outputs: int) 
     return 1.0
 
 
+def hellinger_factor(likelihood: Likelihood | str, sigma: float) -> float:
+    """``c`` with ``h(p_f, p_g) <= c ||f - g||_inf`` (``h^2 = 1 - int sqrt(p_f p_g)``).
+
+    Gaussian ``N(f, sigma^2)``: ``h^2 = 1 - exp(-(f - g)^2 / (8 sigma^2))``, so
+    ``c = 1 / (2 sqrt(2) sigma)``; Bernoulli: ``h^2 <= KL / 2 <= (f - g)^2 / 16``, ``c = 1/4``;
+    categorical: ``h^2 <= KL / 2 <= ||f - g||_inf^2 / 4``, ``c = 1/2`` (docs/theory.md, 4.6).
+    """
+    lik = parse_enum(Likelihood, likelihood, "likelihood")
+    if lik is Likelihood.GAUSSIAN:
+        return 1.0 / (2.0 * math.sqrt(2.0) * sigma)
+    return 0.25 if lik is Likelihood.BERNOULLI else 0.5
+
+
 def contraction_rate(
     arch: Architecture,
     prior: Prior | str | PriorSpec,
@@ -723,7 +737,10 @@ def contraction_rate(
     if conditions:
         log_budget = -(n_r_n + 4.0 * n * eps_n**2)
         sbar, log_bbar = choose_sieve(arch, spec, log_inv, log_budget)
-        log_eps = np.log(eps_n)
+        # the theorem's entropy is in Hellinger distance; h <= c ||f - g||_inf with c =
+        # hellinger_factor, so a sup-norm cover at eps_n / max(1, c) is a Hellinger cover at
+        # eps_n (docs/theory.md, section 4.6)
+        log_eps = np.log(eps_n) - math.log(max(1.0, hellinger_factor(lik, sigma)))
         pattern, grid, _ = covering_terms(arch, sbar, log_bbar, log_eps, closed_form)
         _, grid_at_bounds, log_delta_bounds = covering_terms(arch, sbar, None, log_eps, closed_form)
         sieve = {

@@ -132,7 +132,9 @@ def test_theory_rate_matches_ssbnn_theory_and_is_nan_where_theory_does_not_apply
     eps_n, r_n, slope = theory_rate(gl, truth)
     arch = Architecture(8, (6, 4), truth.active_nodes, truth.bounds, "relu")
     lam = spec.model_config(gl.prior, gl.student).inclusion_probs(80)
-    direct = contraction_rate(arch, PriorSpec("ss-gl"), 80.0, 1.0, inclusion=np.array(lam))
+    engine = PriorSpec("ss-gl", gaussian_output=True)  # the engine's output layer is Gaussian
+    kappa_log = spec.metrics.kappa_log
+    direct = contraction_rate(arch, engine, 80.0, 1.0, inclusion=np.array(lam), kappa_log=kappa_log)
     assert eps_n == pytest.approx(float(direct.eps_n[0]), rel=1e-12)
     assert r_n == pytest.approx(float(direct.r_n[0]), rel=1e-12)
     assert -2.0 < slope < 0.0
