@@ -18,22 +18,53 @@ step <= 1.5x the plain step.
 ``--case W2:ss-ghs:1 --steps 400`` runs one configuration for a fixed number of
 steps and exits (``plain`` as the prior runs the plain MLP), for timing whole
 processes with an external tool.
+
+Sections (``--section``, default ``speed``; ``all`` runs every one):
+
+* ``tables``: the tables above (batched against the loop and the plain MLP).
+* ``speed``: the targets in one run: W1 at R = 64 (replicate-steps/s) and W2's
+  R = 1 step against the plain MLP step, eager and compiled (``TrainConfig.compile``),
+  with the compile time apart from the step time; with ``--baseline DIR`` the same cases
+  of an older checkout in ``DIR`` run in subprocesses interleaved with this one
+  (``--rounds`` times each), so ratios are against the same conditions.
+* ``datapath``: the minibatch data path alone: ``index_select`` of the R * B rows of a
+  step against ``copy_`` of as many bytes and a plain read (``sum``), and
+  :class:`simulations.minibatch.Minibatches` per step in its two layouts.
+* ``scaling``: replicate-steps/s against R (1 to 256) on W1 and W2 and against the
+  hidden width at R = 16, eager and compiled, with the machine's ceilings measured in the
+  same run (read bandwidth and GEMM rate) drawn as lines in ``--plot``
+  (default ``benchmarks/engine_scaling.png``).
+* ``gpu``: W1 and W2 at R = 64, 256, 1024 on ``--device cuda`` and the fraction of the
+  device's measured GEMM rate reached.
+
+``--device cuda`` runs any section on the GPU (steps timed with a synchronisation in
+``fit``'s progress callback). Output: the tables on stdout, one JSON object per section
+with ``--json FILE`` (``docs/engine.md``, "Performance", describes the format).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
+from simulations.minibatch import Minibatches
+
+DEVICE = torch.device("cpu")
+HAS_COMPILE = "compile" in {f.name for f in dataclasses.fields(TrainConfig)}
 
 WORKLOADS = {
     "W1": {"p": 2000, "hidden": (6, 4, 3), "activation": "tanh", "batch": 500, "n": 2000},
@@ -57,19 +88,25 @@ def workload(name: str) -> Workload:
 
 
 def make_data(w: Workload, replicates: int, seed: int = 0):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.rand(replicates, w.n, w.p, generator=gen) * 2 - 1
-    y = torch.randn(replicates, w.n, 1, generator=gen)
+    gen = torch.Generator(device=DEVICE).manual_seed(seed)
+    x = torch.rand(replicates, w.n, w.p, generator=gen, device=DEVICE).mul_(2).sub_(1)
+    y = torch.randn(replicates, w.n, 1, generator=gen, device=DEVICE)
     return x, y
 
 
 def engine_model(w: Workload, prior: str, seeds) -> BayesianMLP:
     config = ModelConfig(p=w.p, hidden=w.hidden, activation=w.activation, prior=prior, sigma_e=1.0)
-    return BayesianMLP(config, list(seeds), n=w.n)
+    return BayesianMLP(config, list(seeds), n=w.n, device=DEVICE)
 
 
-def train_config(w: Workload, steps: int) -> TrainConfig:
-    return TrainConfig(steps=steps, batch_size=w.batch, log_every=steps)
+def train_config(w: Workload, steps: int, compile: bool = False) -> TrainConfig:
+    extra = {"compile": compile} if HAS_COMPILE else {}
+    return TrainConfig(steps=steps, batch_size=w.batch, log_every=steps, **extra)
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def summary(intervals) -> dict:
@@ -78,11 +115,33 @@ def summary(intervals) -> dict:
     return {"median": statistics.median(kept), "min": kept[0]}
 
 
-def engine_steps(model: BayesianMLP, x, y, w: Workload, steps: int) -> list[float]:
+def engine_steps(
+    model: BayesianMLP, x, y, w: Workload, steps: int, compile: bool = False
+) -> list[float]:
     """Wall time of each step of one ``fit`` call (from its progress callback)."""
+    sync()
     marks = [time.perf_counter()]
-    fit(model, x, y, train_config(w, steps), progress=lambda *_: marks.append(time.perf_counter()))
+
+    def mark(*_):
+        sync()
+        marks.append(time.perf_counter())
+
+    fit(model, x, y, train_config(w, steps, compile), progress=mark)
     return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def timed_fit(w: Workload, prior: str, reps: int, x, y, steps: int, compile=False) -> dict:
+    """Median step (s) of a fresh R-replicate model, replicate-steps/s, and the compile
+    time (the first step's excess over the median: compilation happens in it)."""
+    model = engine_model(w, prior, range(reps))
+    intervals = engine_steps(model, x[:reps], y[:reps], w, steps, compile)
+    step = statistics.median(intervals[2:])
+    return {
+        "step_s": step,
+        "rate": reps / step,
+        "min_s": min(intervals[2:]),
+        "compile_s": max(0.0, intervals[0] - step) if compile else 0.0,
+    }
 
 
 def batched(w: Workload, prior: str, replicates: int, x, y, steps: int) -> dict:
@@ -108,17 +167,20 @@ def plain(w: Workload, x, y, steps: int) -> dict:
         act = nn.Tanh() if w.activation == "tanh" else nn.ReLU()
         layers += [nn.Linear(widths[i], widths[i + 1]), act]
     net = nn.Sequential(*layers, nn.Linear(widths[-1], 1))
+    net = net.to(DEVICE)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     x0, y0 = x[0], y[0]
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
     intervals = []
     for _ in range(steps):
+        sync()
         start = time.perf_counter()
-        idx = torch.randint(w.n, (w.batch,), generator=gen)
+        idx = torch.randint(w.n, (w.batch,), generator=gen, device=DEVICE)
         loss = (net(x0.index_select(0, idx)) - y0.index_select(0, idx)).square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         intervals.append(time.perf_counter() - start)
     return summary(intervals)
 
@@ -133,8 +195,13 @@ def machine() -> dict:
                     break
     except OSError:
         pass
+    if DEVICE.type == "cuda":
+        cpu = f"{torch.cuda.get_device_name(DEVICE)} (host: {cpu})"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {
         "cpu": cpu,
+        "device": str(DEVICE),
+        "load_average_1min": round(load, 2),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -186,40 +253,432 @@ def table(results: dict, key: str = "median") -> str:
     return "\n".join(lines)
 
 
-def single_case(case: str, steps: int) -> None:
+# --------------------------------------------------------------------------- ceilings
+
+
+def _median_time(fn, repeat: int = 7) -> float:
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def ceilings(mbytes: int = 256) -> dict:
+    """The machine's memory bandwidth (GB/s: a plain read with ``sum``, and ``copy_``, counted
+    as the bytes copied) and GEMM rate (GFLOP/s, a square float32 product), measured now."""
+    n = mbytes * 2**20 // 4
+    src = torch.rand(n, device=DEVICE)
+    dst = torch.empty_like(src)
+    read = n * 4 / _median_time(lambda: src.sum()) / 1e9
+    copy = n * 4 / _median_time(lambda: dst.copy_(src)) / 1e9
+    size = 4096 if DEVICE.type == "cuda" else 1536
+    a = torch.rand(size, size, device=DEVICE)
+    b = torch.rand(size, size, device=DEVICE)
+    out = torch.empty_like(a)
+    gemm = 2 * size**3 / _median_time(lambda: torch.mm(a, b, out=out)) / 1e9
+    return {"read_GBps": read, "copy_GBps": copy, "gemm_GFLOPs": gemm, "gemm_size": size}
+
+
+def step_cost(w: Workload) -> dict:
+    """Per replicate-step: the matmul FLOPs (forward, weight and input gradients) and the
+    minibatch bytes the first layer must read (forward and weight gradient)."""
+    widths = (w.p, *w.hidden, 1)
+    pairs = list(itertools.pairwise(widths))
+    flops = 2 * w.batch * (2 * sum(a * b for a, b in pairs) + sum(a * b for a, b in pairs[1:]))
+    return {"flops": flops, "bytes": 2 * w.batch * w.p * 4}
+
+
+def ceiling_rates(w: Workload, c: dict) -> dict:
+    """Replicate-steps/s that the measured bandwidth and GEMM rate allow for ``w``."""
+    cost = step_cost(w)
+    return {
+        "bandwidth": c["read_GBps"] * 1e9 / cost["bytes"],
+        "gemm": c["gemm_GFLOPs"] * 1e9 / cost["flops"],
+    }
+
+
+# --------------------------------------------------------------------------- data path
+
+
+def datapath(reps: int = 64, repeat: int = 7) -> dict:
+    """W1's minibatch of one step (R x B rows of p floats): gather against copy and read."""
+    w = workload("W1")
+    x, y = make_data(w, reps)
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    perm = torch.stack([torch.randperm(w.n, generator=gen, device=DEVICE) for _ in range(reps)])
+    offsets = (torch.arange(reps, device=DEVICE) * w.n).unsqueeze(1)
+    idx = (perm[:, : w.batch] + offsets).reshape(-1)
+    buf = x.new_empty((reps, w.batch, w.p))
+    nbytes = buf.numel() * 4
+    flat = x.view(reps * w.n, w.p)
+    out = {
+        "bytes_per_step": nbytes,
+        "gather_s": _median_time(
+            lambda: torch.index_select(flat, 0, idx, out=buf.view(-1, w.p)), repeat
+        ),
+        "copy_s": _median_time(lambda: buf.copy_(x[:, : w.batch]), repeat),
+        "read_s": _median_time(lambda: x[:, w.batch : 2 * w.batch].sum(), repeat),
+    }
+    per_epoch = w.n // w.batch
+    for layout in ("gather", "epoch"):
+        batches = Minibatches(x, y, w.batch, list(range(reps)), layout=layout)
+        # a whole epoch per timing, so that the epoch layout's copy is included
+        out[f"minibatches_{layout}_s"] = (
+            _median_time(lambda b=batches: [b.gather(k) for k in range(per_epoch)], repeat)
+            / per_epoch
+        )
+    for key in list(out):
+        if key.endswith("_s"):
+            out[key.replace("_s", "_GBps")] = nbytes / out[key] / 1e9
+    return out
+
+
+def datapath_table(d: dict) -> str:
+    rows = [
+        ("`index_select` of the step's rows into a reused buffer", "gather"),
+        ("`copy_` of as many bytes (contiguous)", "copy"),
+        ("plain read (`sum`) of as many bytes", "read"),
+        ("`Minibatches`, gather layout (per step)", "minibatches_gather"),
+        ("`Minibatches`, epoch layout (per step, its epoch copy included)", "minibatches_epoch"),
+    ]
+    lines = [
+        "| operation (W1, R = 64: 64 x 500 rows of 2000 floats) | ms | GB/s |",
+        "|---|---|---|",
+    ]
+    for label, key in rows:
+        lines.append(f"| {label} | {d[key + '_s'] * 1e3:.1f} | {d[key + '_GBps']:.1f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- speed targets
+
+
+def _subprocess_case(root: str, case: str, steps: int, compile: bool) -> dict:
+    """One case measured by the checkout in ``root`` (a fresh process)."""
+    cmd = [sys.executable, __file__, "--case", case, "--steps", str(steps), "--case-json"]
+    if compile:
+        cmd.append("--compile")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    script = Path(root) / "benchmarks" / "bench_engine.py"
+    if script.exists():
+        cmd[1] = str(script)
+    res = subprocess.run(cmd, env=env, cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def case_result(case: str, steps: int, compile: bool = False) -> dict:
+    """``WORKLOAD:PRIOR:R`` timed in this process (``plain``: the plain MLP)."""
+    name, prior, reps = case.split(":")
+    w = workload(name)
+    x, y = make_data(w, int(reps))
+    if prior == "plain":
+        step = plain(w, x, y, steps)["median"]
+        return {"step_s": step, "rate": 1 / step, "compile_s": 0.0}
+    return timed_fit(w, prior, int(reps), x, y, steps, compile)
+
+
+SPEED_CASES = ("W1:ss-gl:64", "W1:ss-ghs:64", "W2:ss-gl:1", "W2:ss-ghs:1", "W2:plain:1")
+
+
+def speed(rounds: int, baseline: str | None, compile: bool, quick: bool) -> dict:
+    """The target cases, ``rounds`` times, interleaved: this checkout (eager, compiled) and
+    the ``baseline`` checkout in turn; medians over the rounds."""
+    steps = {"W1": 8 if quick else 16, "W2": 30 if quick else 120}
+    variants = ["eager"] + (["compiled"] if compile and HAS_COMPILE else [])
+    variants += ["baseline"] if baseline else []
+    raw: dict = {v: {c: [] for c in SPEED_CASES} for v in variants}
+    compile_s: dict = {}
+    here = str(Path(__file__).resolve().parents[1])
+    for r in range(rounds):
+        for case in SPEED_CASES:
+            n = steps[case[:2]] * (2 if "plain" in case else 1)
+            for v in variants:
+                if v == "compiled" and "plain" in case:
+                    continue
+                if v == "baseline":
+                    res = _subprocess_case(baseline, case, n, False)
+                else:
+                    res = _subprocess_case(here, case, n, v == "compiled")
+                raw[v][case].append(res)
+                if v == "compiled":
+                    compile_s.setdefault(case, []).append(res["compile_s"])
+                print(f"round {r} {v} {case}: {res['step_s'] * 1e3:.2f} ms", flush=True)
+    med = {
+        v: {
+            c: statistics.median(x["step_s"] for x in runs) if runs else None
+            for c, runs in cases.items()
+        }
+        for v, cases in raw.items()
+    }
+    return {"rounds": rounds, "step_s": med, "compile_s": compile_s, "raw": raw}
+
+
+def speed_table(sp: dict) -> str:
+    med = sp["step_s"]
+    variants = list(med)
+    head = "| case | " + " | ".join(f"{v} step (ms) | {v} replicate-steps/s" for v in variants)
+    lines = [head + " |", "|---" * (1 + 2 * len(variants)) + "|"]
+    for case in SPEED_CASES:
+        reps = int(case.split(":")[2])
+        cells = []
+        for v in variants:
+            t = med[v].get(case)
+            cells += ["", ""] if t is None else [f"{t * 1e3:.2f}", f"{reps / t:.0f}"]
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for v in variants:
+        plain_step = med[v].get("W2:plain:1") or med["eager"]["W2:plain:1"]
+        for prior in PRIORS:
+            t = med[v].get(f"W2:{prior}:1")
+            if t is not None:
+                lines.append(f"* {v}: W2 {prior} R = 1 step / plain step = {t / plain_step:.2f}")
+    if "baseline" in med:
+        for v in [v for v in variants if v != "baseline"]:
+            for prior in PRIORS:
+                case = f"W1:{prior}:64"
+                ratio = med["baseline"][case] / med[v][case]
+                lines.append(f"* {v} / baseline, {case} replicate-steps/s: {ratio:.2f}x")
+    for case, times in sp["compile_s"].items():
+        lines.append(f"* compile time {case}: median {statistics.median(times):.1f} s")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- scaling
+
+
+SCALING_R = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+SCALING_WIDTHS = (16, 32, 64, 128, 256, 512)
+COMPILED_R = (1, 16, 64, 256)
+COMPILED_WIDTHS = (32, 128, 512)
+
+
+def scaling(compile: bool, quick: bool, prior: str = "ss-gl") -> dict:
+    """Replicate-steps/s against R (W1 with n = 1000 to bound memory, W2) and against the
+    hidden width (W2's shape, R = 16); eager, and compiled on a subset."""
+    c = ceilings()
+    out: dict = {"ceilings": c, "vs_R": {}, "vs_width": {}, "prior": prior}
+    r_values = SCALING_R[:7] if quick else SCALING_R
+    steps = 6 if quick else 12
+    for name in ("W1", "W2"):
+        w = workload(name)
+        if name == "W1":
+            w = dataclasses.replace(w, n=1000)
+        x, y = make_data(w, max(r_values))
+        rows = {}
+        for reps in r_values:
+            rows[reps] = {"eager": timed_fit(w, prior, reps, x, y, steps)}
+            if compile and HAS_COMPILE and reps in COMPILED_R:
+                rows[reps]["compiled"] = timed_fit(w, prior, reps, x, y, steps, True)
+            print(f"scaling {name} R={reps}: {rows[reps]}", flush=True)
+        out["vs_R"][name] = {"rows": rows, "ceiling": ceiling_rates(w, c), **step_cost(w)}
+        del x, y
+    reps = 16
+    for width in SCALING_WIDTHS[:4] if quick else SCALING_WIDTHS:
+        w = dataclasses.replace(workload("W2"), hidden=(width, width))
+        x, y = make_data(w, reps)
+        row = {"eager": timed_fit(w, prior, reps, x, y, steps)}
+        if compile and HAS_COMPILE and width in COMPILED_WIDTHS:
+            row["compiled"] = timed_fit(w, prior, reps, x, y, steps, True)
+        row["ceiling"] = ceiling_rates(w, c)
+        out["vs_width"][width] = row
+        print(f"scaling width {width}: {row}", flush=True)
+    return out
+
+
+def scaling_table(sc: dict) -> str:
+    c = sc["ceilings"]
+    lines = [
+        f"Ceilings measured in the run: read {c['read_GBps']:.1f} GB/s, copy "
+        f"{c['copy_GBps']:.1f} GB/s, GEMM {c['gemm_GFLOPs']:.0f} GFLOP/s "
+        f"({c['gemm_size']}^2 float32 product).",
+        "",
+        "| workload | R | eager replicate-steps/s | compiled | bandwidth ceiling | GEMM ceiling |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, block in sc["vs_R"].items():
+        for reps, row in block["rows"].items():
+            comp = row.get("compiled", {}).get("rate")
+            lines.append(
+                f"| {name} | {reps} | {row['eager']['rate']:.0f} | "
+                f"{'' if comp is None else f'{comp:.0f}'} | "
+                f"{block['ceiling']['bandwidth']:.0f} | {block['ceiling']['gemm']:.0f} |"
+            )
+    lines += ["", "| width (R = 16) | eager | compiled | bandwidth ceiling | GEMM ceiling |"]
+    lines.append("|---|---|---|---|---|")
+    for width, row in sc["vs_width"].items():
+        comp = row.get("compiled", {}).get("rate")
+        lines.append(
+            f"| {width} | {row['eager']['rate']:.0f} | {'' if comp is None else f'{comp:.0f}'} | "
+            f"{row['ceiling']['bandwidth']:.0f} | {row['ceiling']['gemm']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_scaling(sc: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for ax, (name, block) in zip(axes[:2], sc["vs_R"].items(), strict=False):
+        reps = [int(r) for r in block["rows"]]
+        eager = [row["eager"]["rate"] for row in block["rows"].values()]
+        ax.plot(reps, eager, "o-", label="eager")
+        comp = [(int(r), row["compiled"]["rate"]) for r, row in block["rows"].items()
+                if "compiled" in row]  # fmt: skip
+        if comp:
+            ax.plot(*zip(*comp, strict=True), "s--", label="compiled")
+        ax.axhline(block["ceiling"]["bandwidth"], color="C3", ls=":", label="bandwidth ceiling")
+        ax.axhline(block["ceiling"]["gemm"], color="C2", ls="-.", label="GEMM ceiling")
+        ax.set(xscale="log", yscale="log", xlabel="replicates R", ylabel="replicate-steps/s")
+        ax.set_title(f"{name} ({sc['prior']})")
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    widths = [int(k) for k in sc["vs_width"]]
+    rows = list(sc["vs_width"].values())
+    ax.plot(widths, [r["eager"]["rate"] for r in rows], "o-", label="eager")
+    comp = [(wd, r["compiled"]["rate"]) for wd, r in zip(widths, rows, strict=True)
+            if "compiled" in r]  # fmt: skip
+    if comp:
+        ax.plot(*zip(*comp, strict=True), "s--", label="compiled")
+    ax.plot(widths, [r["ceiling"]["bandwidth"] for r in rows], "C3:", label="bandwidth ceiling")
+    ax.plot(widths, [r["ceiling"]["gemm"] for r in rows], "C2-.", label="GEMM ceiling")
+    ax.set(xscale="log", yscale="log", xlabel="hidden width (2 layers, p = 100, R = 16)")
+    ax.set_title("W2 shape against width")
+    ax.legend(fontsize=8)
+    c = sc["ceilings"]
+    fig.suptitle(
+        f"{machine()['cpu']}, {torch.get_num_threads()} threads; read {c['read_GBps']:.1f} GB/s,"
+        f" GEMM {c['gemm_GFLOPs']:.0f} GFLOP/s (measured in the same run)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- GPU
+
+
+def gpu(compile: bool, quick: bool) -> dict:
+    """W1 and W2 at R = 64, 256, 1024 and the fraction of the measured GEMM rate reached."""
+    c = ceilings(1024)
+    out: dict = {"ceilings": c, "rows": {}}
+    for name in ("W1", "W2"):
+        w = workload(name)
+        cost = step_cost(w)
+        for reps in (64, 256) if quick else (64, 256, 1024):
+            x, y = make_data(w, reps)
+            for prior in PRIORS:
+                row = {"eager": timed_fit(w, prior, reps, x, y, 8 if quick else 20)}
+                if compile and HAS_COMPILE:
+                    row["compiled"] = timed_fit(w, prior, reps, x, y, 8 if quick else 20, True)
+                for v in list(row):
+                    row[v]["gemm_fraction"] = (
+                        row[v]["rate"] * cost["flops"] / 1e9 / c["gemm_GFLOPs"]
+                    )
+                out["rows"][f"{name}:{prior}:{reps}"] = row
+                print(f"gpu {name} {prior} R={reps}: {row}", flush=True)
+            del x, y
+            torch.cuda.empty_cache() if DEVICE.type == "cuda" else None
+    return out
+
+
+def gpu_table(g: dict) -> str:
+    c = g["ceilings"]
+    lines = [
+        f"Device ceilings: read {c['read_GBps']:.0f} GB/s, copy {c['copy_GBps']:.0f} GB/s, "
+        f"GEMM {c['gemm_GFLOPs']:.0f} GFLOP/s ({c['gemm_size']}^2 float32).",
+        "",
+        "| case | variant | step (ms) | replicate-steps/s | fraction of GEMM rate | compile (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case, row in g["rows"].items():
+        for v, r in row.items():
+            lines.append(
+                f"| {case} | {v} | {r['step_s'] * 1e3:.2f} | {r['rate']:.0f} | "
+                f"{r['gemm_fraction']:.3f} | {r['compile_s']:.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def single_case(case: str, steps: int, compile: bool = False, as_json: bool = False) -> None:
+    if as_json:
+        print(json.dumps(case_result(case, steps, compile)))
+        return
     name, prior, reps = case.split(":")
     w = workload(name)
     x, y = make_data(w, int(reps))
     if prior == "plain":
         plain(w, x, y, steps)
     else:
-        engine_steps(engine_model(w, prior, range(int(reps))), x, y, w, steps)
+        engine_steps(engine_model(w, prior, range(int(reps))), x, y, w, steps, compile)
 
 
 def main() -> None:
+    global DEVICE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--case", help="WORKLOAD:PRIOR:R, run it --steps steps and exit")
+    parser.add_argument("--case-json", action="store_true", help="--case: print its timing")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="only this workload")
+    parser.add_argument(
+        "--section", default="speed",
+        choices=("tables", "speed", "datapath", "scaling", "gpu", "all"),
+    )  # fmt: skip
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--compile", action="store_true", help="also time the compiled step")
+    parser.add_argument("--baseline", help="speed: a checkout to compare with, interleaved")
+    parser.add_argument("--rounds", type=int, default=3, help="speed: interleaved rounds")
+    parser.add_argument("--plot", default=str(Path(__file__).with_name("engine_scaling.png")))
     args = parser.parse_args()
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.case:
-        single_case(args.case, args.steps)
+        single_case(args.case, args.steps, args.compile, args.case_json)
         return
-    steps = {"W1": 6, "W2": 6} if args.quick else {"W1": 30, "W2": 60}
-    names = (args.workload,) if args.workload else ("W1", "W2")
-    results = run_all(steps, 4 if args.quick else 12, names)
-    print(json.dumps(results["machine"]))
-    print(table(results, "median"))
-    print()
-    print(table(results, "min"))
+    results: dict = {"machine": machine()}
+    print(json.dumps(results["machine"]), flush=True)
+    sections = ("speed", "datapath", "scaling") if args.section == "all" else (args.section,)
+    for section in sections:
+        if section == "tables":
+            steps = {"W1": 6, "W2": 6} if args.quick else {"W1": 30, "W2": 60}
+            names = (args.workload,) if args.workload else ("W1", "W2")
+            results["tables"] = run_all(steps, 4 if args.quick else 12, names)
+            print(table(results["tables"], "median"))
+            print()
+            print(table(results["tables"], "min"))
+        elif section == "speed":
+            results["speed"] = speed(args.rounds, args.baseline, args.compile, args.quick)
+            print(speed_table(results["speed"]))
+        elif section == "datapath":
+            results["datapath"] = datapath(16 if args.quick else 64)
+            print(datapath_table(results["datapath"]))
+        elif section == "scaling":
+            results["scaling"] = scaling(args.compile, args.quick)
+            print(scaling_table(results["scaling"]))
+            plot_scaling(results["scaling"], args.plot)
+            print(f"figure: {args.plot}")
+        elif section == "gpu":
+            results["gpu"] = gpu(args.compile, args.quick)
+            print(gpu_table(results["gpu"]))
+        print(flush=True)
+    results["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=2)
+            json.dump(results, fh, indent=2, default=str)
 
 
 if __name__ == "__main__":

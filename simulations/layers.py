@@ -158,8 +158,10 @@ class _Indicators(nn.Module):
         """
         if self.frozen_mask is not None:
             return self.frozen_mask, self.kl(), self.frozen_mask
+        if not isinstance(temperature, torch.Tensor):
+            temperature = float(temperature)
         return _ConcreteGate.apply(
-            self.theta, uniform, float(temperature), self.straight_through, self.prior_inclusion
+            self.theta, uniform, temperature, self.straight_through, self.prior_inclusion
         )
 
     def exact(self, uniform: torch.Tensor) -> torch.Tensor:

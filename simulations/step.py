@@ -1,0 +1,146 @@
+"""The training step's loss, eager or compiled with ``torch.compile``.
+
+:class:`LossStep` computes what :func:`simulations.train.fit` differentiates at each step,
+
+    loss_r = ( (n / B) nll_r + w kl_r ) / n ,
+
+from a minibatch: it draws the pass's noise from the model's per-replicate generators
+(always eagerly: ``torch.Generator`` objects do not enter a compiled graph, and replicate
+``r``'s numbers must come from its own generator), then runs the network and the
+likelihood, either eagerly (:meth:`simulations.model.BayesianMLP.forward_kl`'s
+operations) or as one graph compiled by ``torch.compile`` (forward and, through
+AOTAutograd, backward). The two give equal results up to float rounding
+(``tests/simulations/test_compile.py``).
+
+Compilation happens on the first call (reported in :attr:`LossStep.compile_s`, apart from
+the step times). When it fails (no C++ compiler, an unsupported backend or device), the
+step falls back to the eager path, records why in :attr:`LossStep.fallback` and warns once.
+``docs/engine.md`` ("Performance") has the measured speeds that set the default
+(``TrainConfig.compile = False``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+
+import torch
+
+from simulations.layers import draw_noise
+from simulations.model import BayesianMLP
+
+__all__ = ["LossStep", "network_loss"]
+
+
+def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weight, scale):
+    """Per-replicate ``(loss, nll, kl)`` of one pass from given noise.
+
+    The same operations as ``model.forward_kl(x)`` after its noise draw, then the
+    likelihood: ``loss = (scale * nll + kl_weight * kl) / n`` with ``scale = n / B``
+    folded in by the caller (``scale = (n / B, 1 / n)``).
+    """
+    normals = list(torch.split(normal, model._normal_counts, dim=-1))
+    uniforms = list(torch.split(uniform, model._uniform_counts, dim=-1))
+    gate, kl = None, 0.0
+    if model.input_spike is not None:
+        gate = model.input_spike.gate(uniforms.pop(0), temperature)
+        kl = model.input_spike.kl()
+        normals.pop(0)
+    h = x
+    last = len(model.layers) - 1
+    for i, layer in enumerate(model.layers):
+        h, layer_kl = layer.step(h, normals[i], uniforms[i], temperature, gate if i == 0 else None)
+        kl = kl + layer_kl
+        if i < last:
+            h = model._act(h)
+    nll = model.likelihood.nll(h, y)
+    per_batch, per_obs = scale
+    loss = (nll * per_batch + kl_weight * kl) * per_obs
+    return loss, nll, kl
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence torch's own deprecation notices while it compiles (they are not the caller's)."""
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+            warnings.filterwarnings("ignore", category=category)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
+        yield
+
+
+class LossStep:
+    """``step(x, y, kl_weight) -> (loss [R], nll [R], kl [R])`` for ``model``.
+
+    Parameters
+    ----------
+    model
+        The :class:`~simulations.model.BayesianMLP` being trained.
+    n, batch
+        Training-set size and minibatch size (``loss = ((n / B) nll + w kl) / n``).
+    compile
+        Compile the network and likelihood with ``torch.compile`` (falls back to eager
+        when compilation fails).
+
+    Attributes
+    ----------
+    compiled
+        Whether the compiled path is in use.
+    compile_s
+        Wall seconds of the first (compiling) call; 0 for the eager path.
+    fallback
+        Why compilation was given up (``None`` when it was not).
+    """
+
+    def __init__(self, model: BayesianMLP, n: int, batch: int, *, compile: bool = False) -> None:
+        self.model = model
+        self.scale = (n / batch, 1.0 / n)
+        self.compiled = bool(compile)
+        self.compile_s = 0.0
+        self.fallback: str | None = None
+        self._calls = 0
+        self._fn = network_loss
+        if self.compiled:
+            try:
+                with _quiet():
+                    self._fn = torch.compile(network_loss, dynamic=False)
+            except Exception as exc:  # torch.compile itself unavailable
+                self._give_up(exc)
+
+    def _give_up(self, exc: BaseException) -> None:
+        self.compiled, self._fn = False, network_loss
+        self.fallback = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        warnings.warn(
+            f"torch.compile failed, training with the eager step ({self.fallback})",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, kl_weight: float):
+        model = self.model
+        normal, uniform = draw_noise(
+            model.generators, sum(model._normal_counts), sum(model._uniform_counts),
+            dtype=model.dtype, device=model.device,
+        )  # fmt: skip
+        temperature, weight = float(model.temperature), float(kl_weight)
+        if not self.compiled:
+            return network_loss(model, x, y, normal, uniform, temperature, weight, self.scale)
+        # Values that change from step to step enter the graph as tensors (a Python float
+        # would be baked in, and each new value would recompile).
+        values = torch.tensor([temperature, weight], dtype=model.dtype, device=model.device)
+        args = (model, x, y, normal, uniform, values[0], values[1], self.scale)
+        self._calls += 1
+        if self._calls > 1:
+            return self._fn(*args)
+        start = time.perf_counter()
+        try:
+            with _quiet():
+                out = self._fn(*args)
+        except Exception as exc:  # compilation failed: no compiler, unsupported device, ...
+            self._give_up(exc)
+            return network_loss(model, x, y, normal, uniform, temperature, weight, self.scale)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        self.compile_s = time.perf_counter() - start
+        return out

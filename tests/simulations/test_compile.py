@@ -1,0 +1,85 @@
+"""The training step's loss: eager equals forward_kl, compiled equals eager, and the fallback."""
+
+import shutil
+
+import pytest
+import torch
+
+from simulations import step as step_module
+from simulations.model import BayesianMLP, ModelConfig
+from simulations.step import LossStep
+
+D = torch.float64
+N, B = 40, 10
+
+
+def setup(prior="ss-gl", seeds=(3, 4), **kw):
+    cfg = ModelConfig(p=5, hidden=(4, 3), prior=prior, prior_inclusion=0.3, **kw)
+    model = BayesianMLP(cfg, list(seeds), dtype=D)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(len(seeds), B, 5, dtype=D, generator=gen)
+    y = torch.randn(len(seeds), B, 1, dtype=D, generator=gen)
+    return model, x, y
+
+
+@pytest.mark.parametrize(
+    ("prior", "kw"), [("ss-gl", {"input_spike": True}), ("ss-ghs", {}), ("edge-ss", {})]
+)
+def test_eager_step_is_forward_kl(prior, kw):
+    """The eager step's loss is fit's loss from ``forward_kl`` bitwise, and draws the same
+    noise (the generators end in the same state)."""
+    model, x, y = setup(prior, **kw)
+    twin, _, _ = setup(prior, **kw)
+    loss, nll, kl = LossStep(model, N, B)(x, y, 0.4)
+    f, kl_ref = twin.forward_kl(x)
+    nll_ref = twin.likelihood.nll(f, y)
+    loss_ref = (nll_ref * (N / B) + 0.4 * kl_ref) / N
+    assert torch.equal(nll, nll_ref) and torch.equal(kl, kl_ref)
+    torch.testing.assert_close(loss, loss_ref, rtol=1e-15, atol=0)
+    for a, b in zip(model.generators, twin.generators, strict=True):
+        assert torch.equal(a.get_state(), b.get_state())
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None, reason="no C++")
+def test_compiled_step_equals_eager():
+    """Three steps with the compiled loss (forward and backward) give the eager losses and
+    gradients to float64 rounding; the compile time is recorded apart."""
+    torch._dynamo.reset()
+    results = []
+    for compiled in (False, True):
+        model, x, y = setup()
+        step = LossStep(model, N, B, compile=compiled)
+        out = []
+        for t in range(3):
+            model.temperature = 0.5 + 0.1 * t  # a schedule must not recompile or break
+            loss, _, _ = step(x, y, 0.5)
+            loss.sum().backward()
+            out.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+            model.zero_grad()
+        results.append(out)
+        assert step.compiled == compiled and step.fallback is None
+        assert (step.compile_s > 0) == compiled
+    for (l1, g1), (l2, g2) in zip(*results, strict=True):
+        torch.testing.assert_close(l1, l2, rtol=1e-12, atol=1e-12)
+        for a, b in zip(g1, g2, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_a_failed_compilation_falls_back_to_eager(monkeypatch):
+    def broken(fn, **kw):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    monkeypatch.setattr(step_module.torch, "compile", broken)
+    model, x, y = setup()
+    twin, _, _ = setup()
+    step = LossStep(model, N, B, compile=True)
+    with pytest.warns(RuntimeWarning, match="eager step"):
+        loss, _, _ = step(x, y, 1.0)
+    assert not step.compiled and "no compiler here" in step.fallback
+    ref, _, _ = LossStep(twin, N, B)(x, y, 1.0)
+    assert torch.equal(loss, ref)
+    loss2, _, _ = step(x, y, 1.0)  # later steps eager, without a second warning
+    assert torch.isfinite(loss2).all()
