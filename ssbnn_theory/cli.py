@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from ssbnn_theory._checks import check_integer_sequence, check_real
-from ssbnn_theory.architecture import Architecture
+from ssbnn_theory.architecture import MAX_WIDTH, Architecture
 from ssbnn_theory.enums import Activation, FanIn, Likelihood, Prior
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.priors import ENGINE_GLOBAL_SCALE, ENGINE_SLAB_WIDTH, PriorSpec
@@ -317,7 +317,7 @@ def _architecture(args: argparse.Namespace) -> Architecture:
     base = Architecture.from_toml(args.arch) if args.arch is not None else DEFAULT_ARCHITECTURE
     fields = base.to_dict()
     if args.hidden is not None:
-        check_integer_sequence("hidden", args.hidden)
+        check_integer_sequence("hidden", args.hidden, upper=MAX_WIDTH)
     source = f"--arch {args.arch}" if args.arch is not None else "the default architecture"
     if args.hidden is not None and len(args.hidden) != base.depth:
         if args.active is None:
@@ -325,7 +325,7 @@ def _architecture(args: argparse.Namespace) -> Architecture:
                 "active",
                 f"given (--active, {len(args.hidden)} values) when --hidden changes the depth "
                 f"of {source} ({base.depth} hidden layers)",
-                None,
+                "no --active",
             )
         if args.bound is None:
             if len(set(base.bounds)) != 1:
@@ -333,7 +333,7 @@ def _architecture(args: argparse.Namespace) -> Architecture:
                     "bound",
                     f"given (one value or {len(args.hidden) + 1}) when --hidden changes the "
                     f"depth of {source}, whose bounds differ between layers",
-                    None,
+                    "no --bound",
                 )
             fields["bounds"] = base.bounds[0]
     for name, value in (
@@ -390,7 +390,7 @@ def _n_grid(args: argparse.Namespace) -> np.ndarray:
 
 
 def _fmt_n(x: float) -> str:
-    return f"{int(x)}" if float(x).is_integer() and x < 1e9 else f"{x:.4g}"
+    return f"{int(x)}" if float(x).is_integer() and x < 1e9 else f"{x:.8g}"
 
 
 def _informative_line(rate: ContractionRate) -> str:
@@ -562,6 +562,10 @@ def run_rate(args: argparse.Namespace) -> int:
         for i, (rate, slope) in enumerate(zip(rates, slopes, strict=True)):
             obj = rate.to_dict()
             obj["local_slope"] = _jsonable_list(slope)
+            if not np.all(np.isfinite(slope)):
+                obj["local_slope_note"] = (
+                    "null where n <= 1.02: the central difference in log n needs n e^-0.01 > 1"
+                )
             if targets:
                 obj["target_eps2"] = {"value": targets[i][0], "n": targets[i][1]}
             if compare is not None:
