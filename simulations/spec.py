@@ -36,6 +36,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from simulations.convergence import ConvergenceRule
 from simulations.designs import DESIGNS, available_rows, generate
 from simulations.enums import Likelihood, Prior
 from simulations.model import ModelConfig
@@ -268,6 +269,8 @@ class StudySpec:
         options = dict(self.train)
         if isinstance(options.get("temperature"), Mapping):
             options["temperature"] = TemperatureSchedule(**options["temperature"])
+        if isinstance(options.get("convergence"), Mapping):
+            options["convergence"] = ConvergenceRule(**options["convergence"])
         if isinstance(options.get("betas"), list):
             options["betas"] = tuple(options["betas"])
         return TrainConfig(**options)
@@ -601,14 +604,15 @@ def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:
         raise InvalidParameterError(
             "train.steps", "an integer >= 1 (this engine has no convergence rule yet)", steps
         )
-    if "max_steps" in options and steps != AUTO:
-        fixed = _train_default("steps") if steps is None else steps
-        raise InvalidParameterError(
-            "train.max_steps",
-            f'given only with steps = "{AUTO}" (it caps a run until convergence; '
-            f"steps = {fixed} trains exactly {fixed} steps)",
-            options["max_steps"],
-        )
+    for key, what in (("max_steps", "caps"), ("convergence", "decides")):
+        if key in options and steps != AUTO:
+            fixed = _train_default("steps") if steps is None else steps
+            raise InvalidParameterError(
+                f"train.{key}",
+                f'given only with steps = "{AUTO}" (it {what} a run until convergence; '
+                f"steps = {fixed} trains exactly {fixed} steps)",
+                options[key],
+            )
     if steps is not None:
         options = {"steps": steps, **options}
     return n, options
@@ -907,6 +911,22 @@ def _temperature(field: str, value: object) -> dict[str, Any]:
     return out
 
 
+def _convergence(field: str, value: object) -> dict[str, Any]:
+    """A table of ``ConvergenceRule`` options (``check_every``, ``patience``, ...)."""
+    fields = dataclasses.fields(ConvergenceRule)
+    table = _Table(value, field, tuple(f.name for f in fields))
+    out = {
+        f.name: _by_annotation(f.type)(table.field(f.name), table.data[f.name])
+        for f in fields
+        if f.name in table.data
+    }
+    try:
+        ConvergenceRule(**out)
+    except InvalidParameterError as exc:  # fields "convergence.<name>"
+        raise _renamed(exc, f"{field}.{exc.field.rsplit('.', 1)[-1]}") from None
+    return out
+
+
 _MODEL_CHECKS: dict[str, _Check] = {
     "prior_inclusion": _inclusion,
     **dict.fromkeys(
@@ -932,15 +952,18 @@ _MODEL_CHECKS: dict[str, _Check] = {
 
 _TRAIN_CHECKS: dict[str, _Check] = {
     "steps": _steps,
-    "max_steps": _count(1),
+    "max_steps": _count(2),
     "batch_size": _count(1),
     "lr": _positive,
+    "logit_lr": _positive,
     "optimizer": _word(Optimizer),
     "betas": _betas,
     "grad_clip": _positive,
     "kl_warmup_steps": _count(0),
     "finetune_steps": _count(0),
     "temperature": _temperature,
+    "convergence": _convergence,
+    "indicator_pass": _boolean,
     "checkpoint_every": _count(1),
     "log_every": _count(1),
 }

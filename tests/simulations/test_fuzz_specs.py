@@ -299,6 +299,12 @@ WRONG: dict[tuple[str, ...], st.SearchStrategy] = {
     ),  # annealing = constant
     ("train", "temperature", "steps"): _not_an_int(0, 10**9),
     ("train", "temperature", "annealing"): _not_a_word(["constant", "linear", "exponential"]),
+    ("train", "logit_lr"): _POSITIVE,
+    ("train", "indicator_pass"): _NOT_A_BOOL,
+    ("train", "convergence"): st.one_of(st.integers(), st.booleans(), _text(max_size=3)),
+    ("train", "convergence", "patience"): _not_an_int(1, 10**9),
+    ("train", "convergence", "tolerance"): _not_a_number(0.0, math.inf),
+    ("train", "convergence", "check_every"): st.one_of(_QUOTED_NUMBER, st.floats(), _TABLE),
     ("metrics", "draws"): _not_an_int(1, 100_000),
     ("metrics", "kappa_log"): _not_a_number(0.0, 10.0),
 }
@@ -357,6 +363,10 @@ def malformed_specs(draw) -> tuple[dict, str]:
     if kind == "value":
         path = draw(st.sampled_from(sorted(WRONG)))
         value = draw(WRONG[path])
+        if path[:2] == ("train", "convergence"):  # a rule only goes with steps = "auto"
+            spec["train"]["steps"] = "auto"
+            if len(path) == 3:
+                spec["train"]["convergence"] = {"patience": 5}
         if path[0] == "model" and path[1] == "priors[1]":
             _table_at(spec, path[:2])[path[2]] = value
         else:
@@ -375,6 +385,128 @@ def malformed_specs(draw) -> tuple[dict, str]:
     path = draw(st.sampled_from(REQUIRED))
     del _table_at(spec, path[:-1])[path[-1]]
     return spec, ".".join(path)
+
+
+# Designs with parameters of their own: (base [design] table, changes to the rest of the spec,
+# {parameter: wrong values}). The wrong values fail the parameter's own check, before any
+# teacher is drawn.
+_NUMBERS = st.lists(st.floats(-2, 2), min_size=2, max_size=2)
+_BAD_ROW = st.one_of(
+    st.lists(_QUOTED_NUMBER, min_size=2, max_size=2),
+    st.just([1.0, "2"]),
+    st.just([1.0]),  # ragged
+    st.just([1.0, math.nan]),
+    st.just([math.inf, 1.0]),
+    st.just([10**400, 1.0]),
+    st.just([{"a": 1}, 1.0]),
+    st.just([[1.0], [2.0]]),
+)
+DESIGNS = {
+    "relu_teacher": (
+        {"name": "relu_teacher", "p": 20, "noise_sd": 1.0},
+        {},
+        {
+            "p": _not_an_int(5, 100_000),
+            "relevant": _not_an_int(1, 100),
+            "active": st.one_of(
+                st.lists(
+                    _not_an_int(1, 100).filter(lambda v: not isinstance(v, list)),
+                    min_size=1,
+                    max_size=2,
+                ).map(lambda bad: [*bad, 3][-2:] if len(bad) == 1 else bad),
+                st.just([]),
+                st.integers(1, 4),
+                _TABLE,
+            ),
+            "hidden": st.one_of(
+                st.lists(
+                    _not_an_int(1, 1000).filter(lambda v: not isinstance(v, list)),
+                    min_size=2,
+                    max_size=2,
+                ),
+                st.just([8]),
+                st.just([8, 8, 8]),
+                st.integers(4, 8),
+            ),
+        },
+    ),
+    "teacher": (
+        {
+            "name": "teacher",
+            "weights": {
+                "W1": [[1.0, -1.0], [0.5, 2.0]],
+                "b1": [0.1, 0.0],
+                "W2": [[1.0, 1.0]],
+                "b2": [0.0],
+            },
+        },
+        {},
+        {
+            "weights.W1": st.one_of(
+                _BAD_ROW.map(lambda row: [row, [0.5, 2.0]]),
+                st.just([]),
+                st.just([[]]),
+                st.just(1.0),
+                _TABLE,
+            ),
+            "weights.b1": st.one_of(
+                _BAD_ROW.filter(lambda row: not isinstance(row[0], list)),
+                st.just([0.0]),
+                st.just([[0.0, 0.0]]),
+            ),
+            "weights.W2": st.one_of(
+                _BAD_ROW.map(lambda row: [row]), st.just([[1.0]]), st.just([[0.0, 0.0]])
+            ),
+        },
+    ),
+    "dataset": (
+        {
+            "name": "dataset",
+            "x": [[float(i), float(i % 3)] for i in range(8)],
+            "y": [float(i) for i in range(8)],
+        },
+        {"model": {"sigma_e": "learned"}, "train": {"n": [2, 4], "batch_size": 2}},
+        {
+            "x": st.tuples(st.integers(0, 7), _BAD_ROW).map(
+                lambda c: [[float(i), 1.0] if i != c[0] else c[1] for i in range(8)]
+            ),
+            "y": st.one_of(
+                st.tuples(
+                    st.integers(0, 7),
+                    st.sampled_from(["1", math.nan, -math.inf, {"a": 1}, 10**400]),
+                ).map(lambda c: [float(i) if i != c[0] else c[1] for i in range(8)]),
+                st.just([1.0, 2.0]),  # fewer rows than x
+            ),
+        },
+    ),
+}
+
+
+def design_spec(name: str) -> dict:
+    """VALID with the design ``name`` (and the changes it needs)."""
+    table, changes, _ = DESIGNS[name]
+    spec = copy.deepcopy(VALID)
+    spec["design"] = copy.deepcopy(table)
+    for section, values in changes.items():
+        spec[section].update(values)
+    return spec
+
+
+@st.composite
+def malformed_designs(draw) -> tuple[dict, str]:
+    """A spec whose design has one wrong parameter, and the key path the error must name."""
+    name = draw(st.sampled_from(sorted(DESIGNS)))
+    spec = design_spec(name)
+    key = draw(st.sampled_from(sorted(DESIGNS[name][2])))
+    value = draw(DESIGNS[name][2][key])
+    table = spec["design"]
+    *parents, last = key.split(".")
+    for part in parents:
+        table = table[part]
+    table[last] = value
+    if value == [[0.0, 0.0]] and key == "weights.W2":  # no active node: the teacher as a whole
+        return spec, "design.weights"
+    return spec, f"design.{key}"
 
 
 # --------------------------------------------------------------------------- running ssbnn
@@ -422,7 +554,7 @@ def test_malformed_specs_exit_2_with_one_line_naming_the_key(capsys):
         spec_file, out = root / "spec.toml", root / "out"
 
         @_FUZZ
-        @given(case=malformed_specs())
+        @given(case=st.one_of(malformed_specs(), malformed_specs(), malformed_designs()))
         def check(case):
             nonlocal tried
             spec, key = case
@@ -450,6 +582,9 @@ def test_the_valid_fuzz_base_spec_is_valid(tmp_path):
     (tmp_path / "spec.toml").write_text(to_toml(VALID))
     spec = load_spec(tmp_path / "spec.toml")
     assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs(slab_width=2)"]
+    for name in DESIGNS:
+        (tmp_path / f"{name}.toml").write_text(to_toml(design_spec(name)))
+        assert load_spec(tmp_path / f"{name}.toml").design.name == name
 
 
 # --------------------------------------------------------------------------- argument lists

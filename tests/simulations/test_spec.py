@@ -471,7 +471,7 @@ def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
         ({"train__max_steps": 5000}, r'^train\.max_steps: must be given only with steps = "auto"'),
         (
             {"train__steps": ..., "train__max_steps": 0},
-            r"^train\.max_steps: must be an integer in \[1, 1000000000\] \(got 0\)",
+            r"^train\.max_steps: must be an integer in \[2, 1000000000\] \(got 0\)",
         ),
         ({"train__steps": "auto", "train__max_steps": "5000"}, r"^train\.max_steps: must be"),
         ({"train__steps": "auto", "train__max_steps": 5e3}, r"^train\.max_steps: must be"),
@@ -480,6 +480,10 @@ def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
         ({"train__steps": True}, r'^train\.steps: must be "auto" or an integer'),
         ({"train__window": "500"}, r"^train\.window: must be an integer \(got '500'\)"),
         ({"train__window": 0}, r"^train\.window: must be an integer >= 1"),  # engine's check
+        (
+            {"train__convergence": {"patience": 3}},
+            r'^train\.convergence: must be given only with steps = "auto"',
+        ),
     ],
 )
 def test_auto_steps_errors(monkeypatch, changes, expected):
@@ -658,3 +662,48 @@ def _message_at(data, base):
     message = str(info.value)
     assert "\n" not in message
     return message
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        (
+            {"convergence": {"patience": 0}},
+            r"^train\.convergence\.patience: must be an integer >= 1",
+        ),
+        ({"convergence": {"patience": "3"}}, r"^train\.convergence\.patience: must be an integer"),
+        ({"convergence": {"tolerance": -1}}, r"^train\.convergence\.tolerance: must be a finite"),
+        ({"convergence": {"patiense": 3}}, r"^train\.convergence\.patiense: .*'patience'\?"),
+        ({"convergence": 3}, r"^train\.convergence: must be a table \(got 3\)"),
+        ({"logit_lr": "0.1"}, r"^train\.logit_lr: must be a finite number > 0 \(got '0\.1'\)"),
+        ({"indicator_pass": "false"}, r"^train\.indicator_pass: must be true or false"),
+        ({"max_steps": 1}, r"^train\.max_steps: must be an integer in \[2, "),
+        ({"finetune_steps": 10}, r"^train\.finetune_steps: must be 0 with steps = 'auto'"),
+    ],
+)
+def test_the_engines_convergence_options(train, expected):
+    import dataclasses
+    import re
+
+    from simulations.train import TrainConfig
+
+    if "max_steps" not in {f.name for f in dataclasses.fields(TrainConfig)}:
+        pytest.skip("this engine has no convergence rule")
+    data = _with(train__steps=...)
+    data["train"].update(train)
+    message = _message(data)
+    assert re.search(expected, message), message
+    assert "None" not in message and "ConvergenceRule" not in message, message
+
+
+def test_a_convergence_table_reaches_the_engine():
+    import dataclasses
+
+    from simulations.train import TrainConfig
+
+    if "convergence" not in {f.name for f in dataclasses.fields(TrainConfig)}:
+        pytest.skip("this engine has no convergence rule")
+    spec = parse_spec(_with(train__steps="auto", train__convergence={"patience": 3}))
+    config = spec.train_config()
+    assert config.steps == "auto" and config.convergence.patience == 3
+    assert config.convergence.check_every == type(config.convergence)().check_every
