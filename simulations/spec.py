@@ -17,9 +17,16 @@ names the key as written in the file (``design.noise_sd``, ``train.n[2]``,
 with the nearest valid one. Paths in a spec (``design.weights``,
 ``design.path``, ``study.output``) are relative to the spec file's folder.
 
-Validation is complete before anything runs: the design is drawn once at a
-tiny size (which checks its parameters and files), and the model and training
-configurations of every cell are built.
+Validation is complete before anything runs: every value is type-checked in
+the spec's own terms (a quoted ``"false"`` is not a boolean, a quoted number is
+not a number, NaN and infinities are refused), the design is drawn once at a
+tiny size (which checks its parameters and files), a ``dataset`` design's rows
+are counted against every ``n``, and the model and training configurations of
+every cell are built. Messages never mention what a spec cannot write
+(``None``, Python classes).
+
+``[train] steps`` is ``"auto"`` (train until the engine's convergence rule holds,
+at most ``max_steps``) unless the spec gives a number of steps.
 """
 
 from __future__ import annotations
