@@ -454,9 +454,13 @@ def _design_field(field: str, written: Mapping[str, str], params: Mapping[str, A
     suffix = field[len(root) :]
     if root in written:
         return f"design.{written[root]}{suffix}"
-    if re.fullmatch(r"[Wb][0-9]+", root) and "weights" in written:
+    layer = re.fullmatch(r"([Wb])([0-9]+)", root)
+    if layer and "weights" in written:
         if isinstance(params["weights"], str):
             return f"design.{written['weights']} ({field})"
+        if isinstance(params["weights"], list):  # [[W1, b1], [W2, b2], ...]
+            pair = f"[{int(layer[2]) - 1}][{'Wb'.index(layer[1])}]"
+            return f"design.{written['weights']}{pair}{suffix}"
         return f"design.{written['weights']}.{field}"
     if "path" in written and isinstance(params.get("path"), str):
         return f"design.{written['path']} ({field})"

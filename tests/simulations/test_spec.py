@@ -707,3 +707,13 @@ def test_a_convergence_table_reaches_the_engine():
     config = spec.train_config()
     assert config.steps == "auto" and config.convergence.patience == 3
     assert config.convergence.check_every == type(config.convergence)().check_every
+
+
+def test_teacher_layer_errors_name_the_layer_as_written():
+    data = copy.deepcopy(BASE)
+    good = {"W1": [[1.0, -1.0]], "b1": [0.5], "W2": [[1.0]], "b2": [0.0]}
+    data["design"] = {"name": "teacher", "weights": {**good, "b1": [0.5, 1.0]}}
+    assert _message(data).startswith("design.weights.b1: must be a 1-D array of shape (1,)")
+    pairs = [[good["W1"], good["b1"]], [good["W2"], ["0"]]]
+    data["design"] = {"name": "teacher", "weights": pairs}
+    assert _message(data).startswith("design.weights[1][1]: must be an array of real numbers")
