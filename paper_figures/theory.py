@@ -158,7 +158,8 @@ def rate_figure(
     """``eps_n^2`` against ``n``, ``s_l``, ``k_l`` and ``B_l`` for each prior (2 x 2 panels).
 
     (a) ``eps_n^2(n)`` with the local slope at ``n_ref`` in the legend and ``n_informative``
-    (the ``n`` from which ``eps_n^2 < 1``) as a dotted line where it is inside the axis; (b)
+    (the ``n`` from which ``eps_n^2 < 1``) as a dotted line; the ``n`` axis is extended to
+    three times the largest ``n_informative`` when that is below ``1e12``; (b)
     against ``s_1 = s_2 = s`` (every width ``k_l`` at least ``s``); (c) against
     ``k_1 = k_2 = k`` with ``s`` fixed; (d) against a common bound ``B_l = B`` of every layer
     (the output layer has the hidden layers' slab family by default). Panels (b)-(d) at
@@ -174,6 +175,16 @@ def rate_figure(
         fig, axes = style.figure(ncols=2, nrows=2)
         (ax_n, ax_s), (ax_k, ax_b) = axes
         informative_at: list[tuple[float | None, str]] = []
+        # panel (a) reaches past the n from which the bound says something (eps_n^2 < 1),
+        # when that is below 1e12, so that the crossing of the vacuous band is visible
+        crossings = [
+            contraction_rate(arch, spec, n[:1], sigma_e, conditions=False).n_informative
+            for spec in priors
+        ]
+        finite = [c for c in crossings if c is not None and c <= 1e12]
+        if finite and 3.0 * max(finite) > n[-1]:
+            decades = np.log10(3.0 * max(finite) / n[0])
+            n = np.geomspace(n[0], 3.0 * max(finite), max(len(n), int(8 * decades) + 1))
         for spec in priors:
             look = style_of(spec.prior.value)
             full = contraction_rate(arch, spec, n, sigma_e, conditions=False)
