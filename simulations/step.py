@@ -37,8 +37,8 @@ def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weig
     """Per-replicate ``(loss, nll, kl)`` of one pass from given noise.
 
     The same operations as ``model.forward_kl(x)`` after its noise draw, then the
-    likelihood: ``loss = (scale * nll + kl_weight * kl) / n`` with ``scale = n / B``
-    folded in by the caller (``scale = (n / B, 1 / n)``).
+    likelihood: ``loss = ((n / B) nll + kl_weight kl) / n`` with ``scale = (n / B, n)``,
+    the operations of ``fit``'s loss in its order.
     """
     normals = list(torch.split(normal, model._normal_counts, dim=-1))
     uniforms = list(torch.split(uniform, model._uniform_counts, dim=-1))
@@ -55,8 +55,8 @@ def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weig
         if i < last:
             h = model._act(h)
     nll = model.likelihood.nll(h, y)
-    per_batch, per_obs = scale
-    loss = (nll * per_batch + kl_weight * kl) * per_obs
+    per_batch, n = scale
+    loss = (nll * per_batch + kl_weight * kl) / n
     return loss, nll, kl
 
 
@@ -95,7 +95,7 @@ class LossStep:
 
     def __init__(self, model: BayesianMLP, n: int, batch: int, *, compile: bool = False) -> None:
         self.model = model
-        self.scale = (n / batch, 1.0 / n)
+        self.scale = (n / batch, n)
         self.compiled = bool(compile)
         self.compile_s = 0.0
         self.fallback: str | None = None

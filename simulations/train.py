@@ -43,6 +43,7 @@ from simulations.minibatch import Minibatches
 from simulations.model import BayesianMLP
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
+from simulations.step import LossStep
 from simulations.structure import ElboEstimate, indicator_pass
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
@@ -131,6 +132,11 @@ class TrainConfig:
         With a checkpoint path, write a checkpoint every this many steps (and at the end).
     log_every
         Record the per-replicate loss every this many steps (and at the last step).
+    compile
+        Compile the step's network and loss with ``torch.compile``
+        (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
+        compilation fails). Results equal the eager step's up to float rounding. Off by
+        default: on the measured CPUs the compiled step was slower (``docs/engine.md``).
     """
 
     steps: int | str = "auto"
@@ -148,6 +154,7 @@ class TrainConfig:
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
     log_every: int = 50
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, str) and self.steps.strip().lower() == "auto":
@@ -165,6 +172,8 @@ class TrainConfig:
             raise InvalidParameterError("finetune_steps", allowed, self.finetune_steps)
         if not isinstance(self.indicator_pass, bool):
             raise InvalidParameterError("indicator_pass", "true or false", self.indicator_pass)
+        if not isinstance(self.compile, bool):
+            raise InvalidParameterError("compile", "true or false", self.compile)
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
@@ -208,8 +217,11 @@ class TrainConfig:
         return (step + 1) / self.kl_warmup_steps
 
     def record(self) -> dict:
-        """The options as plain values (checkpoints compare them on resume)."""
-        return _plain(asdict(self))
+        """The options as plain values (checkpoints compare them on resume); ``compile`` is
+        left out: it changes the speed, not the run (a run may resume either way)."""
+        record = _plain(asdict(self))
+        del record["compile"]
+        return record
 
 
 def _plain(value):
@@ -270,6 +282,9 @@ class FitReport:
         estimate was made (a fixed run without the indicator pass).
     indicator_switches
         Per replicate, ``[R]``: nodes the indicator passes switched off.
+    compile_s
+        With ``TrainConfig.compile``: seconds of the first step, which compiles (they
+        are part of ``wall_s``); 0 otherwise.
     """
 
     steps: int
@@ -289,6 +304,7 @@ class FitReport:
     failure: tuple[str | None, ...] = ()
     final_neg_elbo: np.ndarray | None = None
     indicator_switches: np.ndarray | None = None
+    compile_s: float = 0.0
 
 
 class _FlatParameters:
@@ -490,6 +506,7 @@ class _Fit:
         self.flat = _FlatParameters(model, reps)
         self.spike_cols = self.flat.columns(("theta",))
         self.batches = Minibatches(x, y, batch, model.replicate_seeds)
+        self.loss_step = LossStep(model, n, batch, compile=config.compile)
         self.elbo = None
         if self.auto or config.indicator_pass:
             rule = config.convergence
@@ -646,10 +663,8 @@ class _Fit:
                 if config.temperature is not None and relaxed:
                     model.temperature = config.temperature(step)
                 xb, yb = self.batches.gather(local)
-                f, kl = model.forward_kl(xb)
-                nll = model.likelihood.nll(f, yb)
                 weight = config.kl_weight(step) if relaxed else 1.0
-                loss = (nll * (self.n / self.batch) + weight * kl) / self.n
+                loss, nll, _ = self.loss_step(xb, yb, weight)
                 loss.sum().backward()
                 gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
                 bad = (~(torch.isfinite(loss) & torch.isfinite(gnorm))).cpu() & ~self.stopped
@@ -739,6 +754,7 @@ class _Fit:
             failure=tuple(self.failure),
             final_neg_elbo=neg_elbo,
             indicator_switches=self.switches.numpy().copy(),
+            compile_s=self.loss_step.compile_s,
         )
 
     # ------------------------------------------------------------------ checkpoints
