@@ -717,3 +717,36 @@ def test_teacher_layer_errors_name_the_layer_as_written():
     pairs = [[good["W1"], good["b1"]], [good["W2"], ["0"]]]
     data["design"] = {"name": "teacher", "weights": pairs}
     assert _message(data).startswith("design.weights[1][1]: must be an array of real numbers")
+
+
+def test_an_empty_dataset_csv_through_the_cli(tmp_path, capsys):
+    from simulations.cli import main
+
+    (tmp_path / "data.csv").write_bytes(b"")
+    (tmp_path / "s.toml").write_text(
+        textwrap.dedent(
+            """
+            [study]
+            name = "empty"
+            [design]
+            name = "dataset"
+            path = "data.csv"
+            target = "y"
+            [model]
+            priors = "ss-gl"
+            hidden = [4]
+            sigma_e = "learned"
+            [train]
+            n = 30
+            steps = 5
+            """
+        )
+    )
+    code = main(["simulate", str(tmp_path / "s.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(
+        "ssbnn simulate: error: design.path: must be a readable CSV file with a header row "
+        "(got 'data.csv: No columns to parse from file')"
+    ), err
+    assert not (tmp_path / "out").exists()
