@@ -440,6 +440,11 @@ def _table(
         f"  * risk = eps_n^2 + r_n + xi_n, {RISK_LABEL.split(':')[0]} (C1 = C2 = 1); "
         "slope = d log eps_n^2 / d log n; vacuous: eps_n^2 >= 1"
     )
+    if compare is not None:
+        lines.append(
+            "  edge eps^2: Bai et al. (2020)'s edge-sparse rate is an order without constants, "
+            "not a bound (docs/theory.md, section 4.3): compare its shape in n, not its level"
+        )
     last = len(rate.n) - 1
     arch = rate.architecture
     lines.append(f"  per layer at n = {_fmt_n(rate.n[last])} (terms of n r_n in nats):")

@@ -51,6 +51,8 @@ def test_json_one_and_several_priors(capsys):
     assert [o["prior"]["prior"] for o in objs] == ["ss-ig", "ss-gl", "ss-ghs"]
     assert objs[0]["n"] == [1000.0, 10000.0, 100000.0]
     assert "edge_sparse" in objs[0]["comparison"]
+    code, out, _ = run(capsys, "--prior", "ss-gl", "--n", "1e3", "--compare")
+    assert code == 0 and "an order without constants, not a bound" in out
 
 
 def test_flags_override_default_and_toml(capsys, tmp_path):

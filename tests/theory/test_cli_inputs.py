@@ -1,6 +1,6 @@
 """``ssbnn rate`` robustness: --arch beside other flags, hostile numbers, grid limits, fuzzing.
 
-The rule for architecture flags (docs/theory.md, section 4.1, and ``ssbnn rate --help``):
+The rule for architecture flags (README.md, "``ssbnn rate``", and ``ssbnn rate --help``):
 the base is ``--arch FILE`` or the built-in default; each flag replaces exactly the field it
 names; when ``--hidden`` changes the depth, ``--active`` is required, and ``--bound`` too
 unless the base's bounds are all equal. Every bad input is one line on stderr and exit 2;
