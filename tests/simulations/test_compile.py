@@ -119,3 +119,22 @@ def test_fit_option_and_its_fallback(monkeypatch):
     assert (r1.loss_history == r2.loss_history).all()
     for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_compiled_step_equals_eager_on_cuda():
+    """On the GPU: the compiled loss and gradients equal the eager ones (float64)."""
+    results = []
+    for compiled in (False, True):
+        model, x, y = setup()
+        model = BayesianMLP(model.config, [3, 4], dtype=D, device="cuda")
+        step = LossStep(model, N, B, compile=compiled)
+        loss, _, _ = step(x.cuda(), y.cuda(), 0.5)
+        loss.sum().backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+        assert step.compiled == compiled and step.fallback is None
+    (l1, g1), (l2, g2) = results
+    torch.testing.assert_close(l1, l2, rtol=1e-12, atol=1e-12)
+    for a, b in zip(g1, g2, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

@@ -469,3 +469,23 @@ def test_concrete_gate_passes_gradcheck(straight_through):
         assert torch.autograd.gradcheck(
             lambda t: _ConcreteGate.apply(t, u, 0.7, False, 0.2)[0], (theta,)
         )
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("slab", ["ss-gl", "ss-ghs"])
+def test_fused_gate_on_cuda_matches_cpu(slab):
+    """The fused slab, indicator and scale functions on the GPU give the CPU's values and
+    gradients (float64, same parameters and noise)."""
+    x = torch.randn(R, B, IN, dtype=D)
+    results = []
+    for device in ("cpu", "cuda"):
+        layer = NodeSpikeSlabLinear(IN, OUT, generators(R), slab=slab, dtype=D)
+        randomise(layer, 5)
+        layer = layer.to(device)
+        normal, uniform = noise(layer)
+        h, kl = layer.step(x.to(device), normal.to(device), uniform.to(device), 0.6)
+        (h.square().sum() + kl.sum()).backward()
+        results.append([t.detach().cpu() for t in (h, kl, *(p.grad for p in layer.parameters()))])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

@@ -118,3 +118,20 @@ def test_bad_options_name_the_field(kwargs, field):
     args = {"batch": 5, "seeds": [1, 2, 3]} | kwargs
     with pytest.raises(InvalidParameterError, match=field):
         Minibatches(x, y, args.pop("batch"), args.pop("seeds"), **args)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("layout", ["epoch", "gather"])
+def test_minibatches_on_cuda(layout):
+    """On the GPU (its own generators): both layouts give the same minibatches, and each
+    is a set of distinct rows of the replicate's data."""
+    x, y = data()
+    x, y = x.cuda(), y.cuda()
+    a = Minibatches(x, y, 5, [1, 2, 3], layout=layout)
+    b = Minibatches(x, y, 5, [1, 2, 3], layout="gather")
+    for step in range(9):
+        xa, ya = a.gather(step)
+        xb, yb = b.gather(step)
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+        assert xa.device.type == "cuda" and xa[..., 0].unique().numel() == R * 5
