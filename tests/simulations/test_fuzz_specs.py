@@ -301,6 +301,7 @@ WRONG: dict[tuple[str, ...], st.SearchStrategy] = {
     ("train", "temperature", "annealing"): _not_a_word(["constant", "linear", "exponential"]),
     ("train", "logit_lr"): _POSITIVE,
     ("train", "indicator_pass"): _NOT_A_BOOL,
+    ("train", "compile"): _NOT_A_BOOL,
     ("train", "convergence"): st.one_of(st.integers(), st.booleans(), _text(max_size=3)),
     ("train", "convergence", "patience"): _not_an_int(1, 10**9),
     ("train", "convergence", "tolerance"): _not_a_number(0.0, math.inf),
