@@ -122,12 +122,12 @@ def test_growth_in_weight_bound(r):
         1.5 * np.sqrt(r) / 0.8, rel=0.02
     )  # ~ kappa sqrt(r) B / sigma_0
     huge = np.geomspace(1e2, 1e12, 11)
-    hs = slab_small_ball("ss-ghs", delta, huge, r)
+    hs = slab_small_ball(PriorSpec("ss-ghs", global_scale=1.0, slab_width=None), delta, huge, r)
     per_log = np.polyfit(np.log(huge), hs, 1)[0]
     assert per_log == pytest.approx(r + 1, rel=0.02)  # logarithmic: (r + 1) log B
     assert _slope(huge, hs) < 0.5
     c = 0.5
-    reg = slab_small_ball(PriorSpec("ss-ghs", c=c), delta, big, r)
+    reg = slab_small_ball(PriorSpec("ss-ghs", global_scale=1.0, slab_width=c), delta, big, r)
     assert _slope(big, reg) == pytest.approx(2.0, abs=0.02)  # quadratic again beyond c
     assert reg[-1] == pytest.approx(r * big[-1] ** 2 / (2 * c**2), rel=0.02)
 
@@ -190,8 +190,8 @@ def test_group_lasso_density_is_the_gamma_mixture(d):
     [
         PriorSpec("ss-ig", sigma_0=0.7),
         PriorSpec("ss-gl"),
-        PriorSpec("ss-ghs", g=0.8),
-        PriorSpec("ss-ghs", c=0.5),
+        PriorSpec("ss-ghs", global_scale=0.8, slab_width=None),
+        PriorSpec("ss-ghs", global_scale=1.0, slab_width=0.5),
     ],
 )
 def test_one_dimensional_densities_integrate_to_one(spec):
@@ -212,13 +212,13 @@ def test_sampler_moments():
     gl = sample_slab(PriorSpec("ss-gl", kappa=2.0, sigma_0=1.5), 3, 200_000, rng)
     radius = np.linalg.norm(gl, axis=1)  # Gamma(d, kappa/sigma_0): mean d sigma_0 / kappa
     assert radius.mean() == pytest.approx(3 * 1.5 / 2.0, abs=4 * radius.std() / np.sqrt(2e5))
-    reg = sample_slab(PriorSpec("ss-ghs", c=0.5, g=10.0), 2, 100_000, rng)
+    reg = sample_slab(PriorSpec("ss-ghs", slab_width=0.5, global_scale=10.0), 2, 100_000, rng)
     assert np.var(reg) <= 0.25 * (1 + 0.05)  # the regularised scale never exceeds sigma_0 c
 
 
 @settings(max_examples=60)
 @given(
-    field=st.sampled_from(["sigma_0", "kappa", "g", "c"]),
+    field=st.sampled_from(["sigma_0", "kappa", "global_scale", "slab_width"]),
     value=st.one_of(
         st.floats(max_value=0.0), st.just(np.nan), st.just(np.inf), st.text(max_size=3)
     ),
@@ -231,8 +231,8 @@ def test_invalid_hyperparameters_name_the_field(field, value):
 
 
 def test_prior_spec_validation():
-    with pytest.raises(InvalidParameterError, match=r"^c: "):
-        PriorSpec("ss-gl", c=1.0)
+    with pytest.raises(InvalidParameterError, match=r"^slab_width: "):
+        PriorSpec("ss-gl", slab_width=1.0)
     with pytest.raises(InvalidParameterError, match=r"^prior: "):
         PriorSpec("horseshoe")
     with pytest.raises(InvalidParameterError, match=r"^r: "):
@@ -251,7 +251,13 @@ def test_tiny_boxes_stay_finite():
 
 
 @pytest.mark.parametrize("w", [[0.7], [0.3, -0.5], [2.0, 0.1, -4.0]])
-@pytest.mark.parametrize("spec", [PriorSpec("ss-ghs", g=0.8), PriorSpec("ss-ghs", c=0.5)])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PriorSpec("ss-ghs", global_scale=0.8, slab_width=None),
+        PriorSpec("ss-ghs", global_scale=1.0, slab_width=0.5),
+    ],
+)
 def test_horseshoe_density_against_adaptive_quadrature(w, spec):
     w = np.asarray(w)
 
