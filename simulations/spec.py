@@ -998,7 +998,7 @@ def _by_annotation(annotation: object) -> _Check:
         if part == "bool":
             kinds.append(("true or false", lambda v: isinstance(v, bool)))
         elif part == "int":
-            kinds.append(("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)))
+            kinds.append((f"an integer in [-{_MAX_STEPS}, {_MAX_STEPS}]", _bounded_int))
         elif part == "float":
             kinds.append(("a finite number", lambda v: _is_number(v) and _finite(v)))
         elif part.startswith(("tuple", "list", "Sequence")):
@@ -1013,6 +1013,11 @@ def _by_annotation(annotation: object) -> _Check:
         return value
 
     return check
+
+
+def _bounded_int(value: object) -> bool:
+    """An integer of at most 10^9 in size (counts, sizes and steps of the engine's options)."""
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_STEPS
 
 
 def _scalar(value: object) -> bool:
