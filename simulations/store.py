@@ -26,8 +26,10 @@ and the rows (one per replicate, none twice) and only then decodes the table.
 The Parquet files are the source of truth: a cell is *done* when its file
 verifies, whatever the manifest says (a run killed between writing the cell
 file and the manifest loses nothing). The manifest is an index: which cells the
-study has, their configuration summary, and the failures of the last run; a
-manifest that cannot be read is moved aside and rebuilt from the verified cells.
+study has, their configuration summary, and the failures of the last run. It
+carries the SHA-256 of its own content (``sha256``); a manifest that cannot be
+read or does not match it is moved aside and rebuilt from the cell files by
+``simulate``, and readers use such a rebuilt index without writing it.
 """
 
 from __future__ import annotations
@@ -444,6 +446,7 @@ class ResultStore:
             "replicates": list(range(rows)),
             "rows": rows,
             "study": manifest.get("study"),
+            "study_cells": list(manifest["cells"]),
             "label": entry["label"],
             "summary": {
                 k: v
@@ -543,7 +546,8 @@ class ResultStore:
         manifest = self.index() if manifest is None else manifest
         frames, bad = [], []
         for cell_id, entry in manifest["cells"].items():
-            table, reason = self.verify_cell(cell_id, int(entry["rows"]))
+            rows = entry.get("rows")
+            table, reason = self.verify_cell(cell_id, None if rows is None else int(rows))
             if table is not None:
                 frames.append(table)
             elif reason is not None:
@@ -576,32 +580,56 @@ class ResultStore:
             ) from None
 
     def _rebuild(self) -> dict[str, Any]:
-        """An index of the verified cell files (those of the study most of them belong to)."""
-        infos = []
+        """An index rebuilt from the cell files, for a manifest that cannot be read.
+
+        Verified files give their cell's entry (label, summary, rows) and the
+        study's other cells, which are listed as pending when they have no
+        file; a file that does not verify stays in the index under its name,
+        so that readers refuse it rather than silently drop its rows.
+        """
+        infos, unverified = [], []
         for path in sorted(self.cells_dir.glob("[!.]*.parquet")):
             try:
                 table, info = decode_cell(path.read_bytes(), path.stem, None)
             except OSError:
-                continue
+                table, info = None, None
             if table is not None:
                 infos.append(info)
+            else:
+                unverified.append(path.stem)
         studies = [i.get("study") for i in infos]
         study = max(set(studies), key=studies.count) if studies else None
+        infos = [i for i in infos if i.get("study") == study]
         infos.sort(key=lambda i: (str(i.get("label")), i["cell_id"]))
-        cells = {
-            i["cell_id"]: {
-                "label": i.get("label", i["cell_id"]),
-                **dict(i.get("summary") or {}),
-                "rows": i["rows"],
-                "file": f"cells/{i['cell_id']}.parquet",
-                "status": "done",
-                "attempts": 1,
+
+        def entry(cell_id: str, label: str, rows: int | None, status: str, **summary: Any):
+            return {
+                "label": label,
+                **summary,
+                "rows": rows,
+                "file": f"cells/{cell_id}.parquet",
+                "status": status,
+                "attempts": 1 if status == "done" else 0,
                 "error": None,
                 "details": None,
             }
+
+        cells = {
+            i["cell_id"]: entry(
+                i["cell_id"],
+                i.get("label", i["cell_id"]),
+                i["rows"],
+                "done",
+                **(i.get("summary") or {}),
+            )
             for i in infos
-            if i.get("study") == study
         }
+        rows = infos[0]["rows"] if infos else None
+        for cell_id in unverified:
+            cells.setdefault(cell_id, entry(cell_id, cell_id, rows, "done"))
+        for info in infos:
+            for cell_id in info.get("study_cells") or ():
+                cells.setdefault(cell_id, entry(cell_id, cell_id, rows, "pending"))
         return {"schema": _SCHEMA, "study": study, "rebuilt": _now(), "cells": cells}
 
     def _set_aside_manifest(self) -> dict[str, Any] | None:
@@ -636,6 +664,10 @@ class ResultStore:
             raise InvalidParameterError(
                 str(self.manifest_path), f"a manifest of schema {_SCHEMA}", schema
             )
+        if manifest.pop("sha256", None) != _manifest_digest(manifest):
+            raise InvalidParameterError(
+                str(self.manifest_path), "a manifest whose checksum matches", "changed"
+            )
         cells = manifest.get("cells")
         if not isinstance(cells, dict) or not all(
             isinstance(e, dict) and isinstance(e.get("rows"), int) and "label" in e
@@ -647,7 +679,10 @@ class ResultStore:
         return manifest
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
-        text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
+        manifest = json.loads(json.dumps(manifest, default=str))
+        manifest.pop("sha256", None)
+        manifest["sha256"] = _manifest_digest(manifest)
+        text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
         try:
             atomic_write(self.manifest_path, lambda handle: handle.write(text.encode("utf-8")))
         except OSError as exc:
@@ -660,6 +695,12 @@ def _unwritable(key: str, root: Path, exc: OSError) -> InvalidParameterError:
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return InvalidParameterError(key, f"a writable folder ({reason})", str(root))
     return InvalidParameterError(key, f"a folder that can be written ({reason})", str(root))
+
+
+def _manifest_digest(manifest: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's content (without its ``sha256``), as canonical JSON."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _now() -> str:

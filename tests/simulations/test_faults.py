@@ -6,7 +6,6 @@ Each test names the fault it covers; every one fails on the code before verified
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -34,6 +33,7 @@ from simulations.store import (
     encode_cell,
 )
 from simulations.study import RUN_COLUMNS, expand, run_cell, run_study
+from tests.simulations.damage import footer_start, make_read_only, make_writable
 
 SPEC = """
 [study]
@@ -92,10 +92,6 @@ def _cells(folder: Path) -> list[Path]:
     return sorted((folder / "cells").glob("[!.]*.parquet"))
 
 
-def _footer_start(data: bytes) -> int:
-    return len(data) - 8 - int.from_bytes(data[-8:-4], "little")
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     """A finished four-cell study: (spec file, output folder); copy it before damaging it."""
@@ -147,7 +143,7 @@ def test_case2_every_byte_flip_in_the_data_pages_is_detected(study):
     assert decode_cell(data, path.stem, 2)[0] is not None
     # every byte of the data pages (the column chunks before the footer), and a stride of
     # the footer: each flip is caught by the file's checksum
-    offsets = [*range(4, _footer_start(data)), *range(_footer_start(data), len(data), 7)]
+    offsets = [*range(4, footer_start(data)), *range(footer_start(data), len(data), 7)]
     missed = []
     for offset in offsets:
         flipped = bytearray(data)
@@ -162,7 +158,7 @@ def test_case2_a_flipped_byte_is_recomputed_by_simulate_and_refused_by_results(c
     reference = _results(out)
     path = _cells(out)[1]
     data = bytearray(path.read_bytes())
-    data[_footer_start(data) // 2] ^= 0xFF  # the middle of the data pages
+    data[footer_start(data) // 2] ^= 0xFF  # the middle of the data pages
     path.write_bytes(bytes(data))
     code, _, err = _run(capsys, "results", out)
     assert code == 1 and "checksum mismatch" in _one_line(err) and path.name in err
@@ -361,44 +357,8 @@ def test_case7_unconverged_replicates_are_marked(tmp_path, capsys, monkeypatch):
 
 @pytest.fixture
 def read_only(monkeypatch):
-    """Make a folder read-only: mode bits, and (as root, who ignores them) failing writes."""
-
-    def make(folder: Path) -> None:
-        for path in [folder, *folder.rglob("*")]:
-            mode = path.stat().st_mode
-            path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-        if os.geteuid() != 0:
-            return
-        root = str(folder.resolve())
-
-        def inside(path) -> bool:
-            return str(Path(os.fsdecode(path)).resolve()).startswith(root)
-
-        def refuse(path):
-            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
-
-        real_open, real_mkstemp, real_mkdir = os.open, __import__("tempfile").mkstemp, Path.mkdir
-
-        def fake_open(path, flags, *args, **kwargs):
-            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
-                refuse(path)
-            return real_open(path, flags, *args, **kwargs)
-
-        def fake_mkstemp(*args, dir=None, **kwargs):
-            if dir is not None and inside(dir):
-                refuse(dir)
-            return real_mkstemp(*args, dir=dir, **kwargs)
-
-        def fake_mkdir(self, *args, **kwargs):
-            if inside(self) and not self.is_dir():
-                refuse(self)
-            return real_mkdir(self, *args, **kwargs)
-
-        monkeypatch.setattr(os, "open", fake_open)
-        monkeypatch.setattr("tempfile.mkstemp", fake_mkstemp)
-        monkeypatch.setattr(Path, "mkdir", fake_mkdir)
-
-    yield make
+    """``read_only(folder)`` makes the folder read-only for the rest of the test."""
+    return lambda folder: make_read_only(folder, monkeypatch)
 
 
 def test_case8_read_only_study(copy, capsys, read_only):
@@ -415,8 +375,7 @@ def test_case8_read_only_study(copy, capsys, read_only):
         code, stdout, _ = _run(capsys, "results", out)  # reading works
         assert code == 0 and len(stdout.strip().splitlines()) == 1 + 8
     finally:
-        for path in [out, *out.rglob("*")]:
-            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+        make_writable(out)
 
 
 def test_case8_report_folder_is_a_file_and_unreachable_scheduler(copy, capsys, tmp_path):
