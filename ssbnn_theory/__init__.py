@@ -15,7 +15,7 @@ from ssbnn_theory.entropy import (
     log_mass_outside_sieve,
     sieve_entropy,
 )
-from ssbnn_theory.enums import Activation, FanIn, Prior, parse_enum
+from ssbnn_theory.enums import Activation, FanIn, Likelihood, Prior, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.kl import kl_bernoulli, kl_lognormal_gamma, kl_lognormal_invgamma, kl_normal
 from ssbnn_theory.lipschitz import (
@@ -43,7 +43,10 @@ from ssbnn_theory.rates import (
     contraction_rate,
     dense_rate,
     edge_sparse_rate,
+    hellinger_factor,
+    kl_scale,
     local_slope,
+    n_for_eps2,
 )
 from ssbnn_theory.selection import (
     edge_log_inv_inclusion,
@@ -79,6 +82,7 @@ __all__ = [
     "FanIn",
     "HoelderRate",
     "InvalidParameterError",
+    "Likelihood",
     "Prior",
     "PriorSpec",
     "SymbolicRate",
@@ -91,12 +95,14 @@ __all__ = [
     "edge_log_inv_inclusion",
     "edge_sparse_rate",
     "envelope",
+    "hellinger_factor",
     "hoelder_architecture",
     "hoelder_rate",
     "kl_bernoulli",
     "kl_lognormal_gamma",
     "kl_lognormal_invgamma",
     "kl_normal",
+    "kl_scale",
     "local_slope",
     "log_binomial_tail",
     "log_delta_star",
@@ -105,6 +111,7 @@ __all__ = [
     "log_mass_outside_sieve",
     "log_perturbation_bound",
     "log_scale_mass",
+    "n_for_eps2",
     "parse_enum",
     "perturbation_bound",
     "reference_inclusion_probs",

@@ -91,7 +91,9 @@ def test_error_message_names_layer_and_range():
     with pytest.raises(InvalidParameterError) as info:
         Architecture(100, [16, 16], [4, 17])
     assert str(info.value) == "active[2]: must be an integer in [1, hidden[2]] = [1, 16] (got 17)"
-    with pytest.raises(InvalidParameterError, match=r"^bounds\[2\]: must be a finite number >= 0"):
+    with pytest.raises(
+        InvalidParameterError, match=r"^bounds\[2\]: must be a finite number in \[0, 1e\+100\]"
+    ):
         Architecture(100, [16, 16], None, [1.0, -2.0, 1.0])
 
 
