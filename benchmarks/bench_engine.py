@@ -63,6 +63,7 @@ from torch import nn
 from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
 
 DEVICE = torch.device("cpu")
+CLOCK = "wall"  # the clock of the headline figures: "wall" or "cpu" (process CPU time)
 HAS_COMPILE = "compile" in {f.name for f in dataclasses.fields(TrainConfig)}
 
 WORKLOADS = {
@@ -115,32 +116,50 @@ def summary(intervals) -> dict:
 
 
 def engine_steps(
-    model: BayesianMLP, x, y, w: Workload, steps: int, compile: bool = False
+    model: BayesianMLP, x, y, w: Workload, steps: int, compile: bool = False, clock=None
 ) -> list[float]:
-    """Wall time of each step of one ``fit`` call (from its progress callback)."""
+    """Time of each step of one ``fit`` call (from its progress callback): wall time, or
+    with ``clock="cpu"`` the process's CPU time."""
+    timer = time.process_time if (clock or CLOCK) == "cpu" else time.perf_counter
     sync()
-    marks = [time.perf_counter()]
+    marks = [timer()]
 
     def mark(*_):
         sync()
-        marks.append(time.perf_counter())
+        marks.append(timer())
 
     fit(model, x, y, train_config(w, steps, compile), progress=mark)
     return [b - a for a, b in itertools.pairwise(marks)]
 
 
 def timed_fit(w: Workload, prior: str, reps: int, x, y, steps: int, compile=False) -> dict:
-    """Median step (s) of a fresh R-replicate model, replicate-steps/s, and the compile
-    time (the first step's excess over the median: compilation happens in it)."""
+    """Step time (s) of a fresh R-replicate model and replicate-steps/s: the mean over whole
+    epochs after two warm-up steps (an epoch's steps differ in cost when the minibatch
+    layout copies once per epoch), in wall and in process CPU time; and the compile time
+    (the first step's excess over the mean: compilation happens in it)."""
+    per_epoch = w.n // w.batch
+    steps = 2 + per_epoch * max(1, -(-(steps - 2) // per_epoch))
+    timer = {"wall": time.perf_counter, "cpu": time.process_time}
+    marks: dict = {k: [] for k in timer}
+
+    def mark(*_):
+        sync()
+        for k, t in timer.items():
+            marks[k].append(t())
+
     model = engine_model(w, prior, range(reps))
-    intervals = engine_steps(model, x[:reps], y[:reps], w, steps, compile)
-    step = statistics.median(intervals[2:])
-    return {
-        "step_s": step,
-        "rate": reps / step,
-        "min_s": min(intervals[2:]),
-        "compile_s": max(0.0, intervals[0] - step) if compile else 0.0,
-    }
+    mark()
+    fit(model, x[:reps], y[:reps], train_config(w, steps, compile), progress=mark)
+    out: dict = {"steps": steps}
+    for k, m in marks.items():
+        intervals = [b - a for a, b in itertools.pairwise(m)]
+        mean = statistics.fmean(intervals[2:])
+        out[f"{k}_step_s"] = mean
+        out[f"{k}_compile_s"] = max(0.0, intervals[0] - mean) if compile else 0.0
+    out["step_s"] = out[f"{CLOCK}_step_s"]
+    out["rate"] = reps / out["step_s"]
+    out["compile_s"] = out["wall_compile_s"]
+    return out
 
 
 def batched(w: Workload, prior: str, replicates: int, x, y, steps: int) -> dict:
@@ -159,6 +178,11 @@ def loop(w: Workload, prior: str, replicates: int, x, y, steps: int) -> dict:
 
 def plain(w: Workload, x, y, steps: int) -> dict:
     """Step times of a deterministic ``nn.Linear`` MLP of the same widths, Adam, same batches."""
+    return summary(plain_intervals(w, x, y, steps))
+
+
+def plain_intervals(w: Workload, x, y, steps: int) -> list[float]:
+    """Each step's time (``CLOCK``) of the plain MLP."""
     torch.manual_seed(0)
     widths = (w.p, *w.hidden)
     layers: list[nn.Module] = []
@@ -171,17 +195,18 @@ def plain(w: Workload, x, y, steps: int) -> dict:
     x0, y0 = x[0], y[0]
     gen = torch.Generator(device=DEVICE).manual_seed(1)
     intervals = []
+    timer = time.process_time if CLOCK == "cpu" else time.perf_counter
     for _ in range(steps):
         sync()
-        start = time.perf_counter()
+        start = timer()
         idx = torch.randint(w.n, (w.batch,), generator=gen, device=DEVICE)
         loss = (net(x0.index_select(0, idx)) - y0.index_select(0, idx)).square().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sync()
-        intervals.append(time.perf_counter() - start)
-    return summary(intervals)
+        intervals.append(timer() - start)
+    return intervals
 
 
 def machine() -> dict:
@@ -362,6 +387,7 @@ def datapath_table(d: dict) -> str:
 def _subprocess_case(root: str, case: str, steps: int, compile: bool) -> dict:
     """One case measured by the checkout in ``root`` (a fresh process)."""
     cmd = [sys.executable, __file__, "--case", case, "--steps", str(steps), "--case-json"]
+    cmd += ["--clock", CLOCK]
     if compile:
         cmd.append("--compile")
     # This script, with the ``simulations`` package of ``root`` first on the path.
@@ -376,7 +402,7 @@ def case_result(case: str, steps: int, compile: bool = False) -> dict:
     w = workload(name)
     x, y = make_data(w, int(reps))
     if prior == "plain":
-        step = plain(w, x, y, steps)["median"]
+        step = statistics.fmean(plain_intervals(w, x, y, steps)[2:])
         return {"step_s": step, "rate": 1 / step, "compile_s": 0.0}
     return timed_fit(w, prior, int(reps), x, y, steps, compile)
 
@@ -622,7 +648,7 @@ def single_case(case: str, steps: int, compile: bool = False, as_json: bool = Fa
 
 
 def main() -> None:
-    global DEVICE
+    global DEVICE, CLOCK
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -636,12 +662,16 @@ def main() -> None:
         choices=("tables", "speed", "datapath", "scaling", "gpu", "all"),
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--clock", default="wall", choices=("wall", "cpu"),
+        help="time steps by wall clock or by process CPU time (on a loaded machine)",
+    )  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also time the compiled step")
     parser.add_argument("--baseline", help="speed: a checkout to compare with, interleaved")
     parser.add_argument("--rounds", type=int, default=3, help="speed: interleaved rounds")
     parser.add_argument("--plot", default=str(Path(__file__).with_name("engine_scaling.png")))
     args = parser.parse_args()
-    DEVICE = torch.device(args.device)
+    DEVICE, CLOCK = torch.device(args.device), args.clock
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     if args.threads:

@@ -35,7 +35,7 @@ def reference_rows(seed, n, batch, steps):
     return rows
 
 
-@pytest.mark.parametrize("layout", ["epoch", "gather", "auto"])
+@pytest.mark.parametrize("layout", ["epoch", "gather"])
 @pytest.mark.parametrize("categorical", [False, True])
 def test_minibatches_follow_the_documented_scheme(layout, categorical):
     x, y = data(categorical=categorical)
@@ -54,7 +54,7 @@ def test_minibatches_follow_the_documented_scheme(layout, categorical):
 def test_an_epoch_uses_distinct_rows():
     x, y = data()
     batches = Minibatches(x, y, 5, [1, 2, 3])
-    seen = torch.cat([batches.gather(step)[0][..., 0] for step in range(4)], dim=1)
+    seen = torch.cat([batches.gather(step)[0][..., 0].clone() for step in range(4)], dim=1)
     for r in range(R):
         assert seen[r].unique().numel() == 20  # floor(23 / 5) * 5 rows, none twice
 
