@@ -1,0 +1,177 @@
+"""Benchmark: node recovery and fit quality of the training protocol on a fixed panel of truths.
+
+Run ``python benchmarks/bench_recovery.py`` (``--markdown`` prints the ``RESULTS.md``
+table; ``--csv FILE`` keeps one row per cell). The panel:
+
+* ``relu_p20``: ``relu_teacher``, p = 20 (5 relevant), active (4, 3), noise sd 0.5, 16-16 student;
+* ``relu_p100``: ``relu_teacher``, p = 100 (5 relevant), active (4, 3), noise sd 1, 16-16 student;
+* ``relu_deep``: ``relu_teacher``, p = 20 (5 relevant), active (5, 4, 2), noise sd 0.5,
+  16-16-16 student;
+* ``tanh_p200``: a tanh teacher with biases on 8 of p = 200 inputs, active (6, 3),
+  noise sd 0.5, 12-8 student (weights ``+-U[0.5, 1.5]``, biases ``U(-0.5, 0.5)``, output
+  scaled to ``Var f0 = 1``; drawn with a fixed seed here);
+
+at n = 2048, 8192, 32768, R = 8 replicates trained as one batch, for each prior with the
+default options of ``ModelConfig`` and ``TrainConfig`` (``steps = "auto"``: until the
+convergence rule holds). Per cell: the share of replicates with exactly the true number
+of kept nodes in every hidden layer, the mean over- and under-pruning per layer
+(``max(kept - true, 0)``, ``max(true - kept, 0)``), the RMSE of the variational-mean
+network against ``f0`` on 5,000 test points, the final negative ELBO per observation
+(fixed-noise estimate), the median steps taken, the share of replicates whose rule
+fired, and the wall time. Statistical quality is measured here, never asserted in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+
+PANEL = {
+    "relu_p20": {"p": 20, "active": (4, 3), "hidden": (16, 16), "noise": 0.5},
+    "relu_p100": {"p": 100, "active": (4, 3), "hidden": (16, 16), "noise": 1.0},
+    "relu_deep": {"p": 20, "active": (5, 4, 2), "hidden": (16, 16, 16), "noise": 0.5},
+    "tanh_p200": {"p": 200, "active": (6, 3), "hidden": (12, 8), "noise": 0.5},
+}
+N_GRID = (2048, 8192, 32768)
+PRIORS = ("ss-gl", "ss-ghs", "ss-ig", "edge-ss")
+SEED = 7
+N_TEST = 5000
+
+
+def tanh_teacher(seed: int = SEED, relevant: int = 8, active: tuple[int, ...] = (6, 3)):
+    """The ``tanh_p200`` teacher: ``{"W1": ..., "b1": ..., ...}`` with ``Var f0 = 1``."""
+    rng = np.random.default_rng(seed)
+    sizes = (relevant, *active, 1)
+    layers = {}
+    for i, (fan_in, out) in enumerate(itertools.pairwise(sizes), start=1):
+        sign = rng.choice([-1.0, 1.0], size=(out, fan_in))
+        layers[f"W{i}"] = sign * rng.uniform(0.5, 1.5, size=(out, fan_in))
+        layers[f"b{i}"] = rng.uniform(-0.5, 0.5, size=out)
+    x = rng.uniform(-1.0, 1.0, size=(100_000, relevant))
+    h = x
+    for i in range(1, len(sizes) - 1):
+        h = np.tanh(h @ layers[f"W{i}"].T + layers[f"b{i}"])
+    last = len(sizes) - 1
+    sd = float((h @ layers[f"W{last}"].T + layers[f"b{last}"]).std())
+    layers[f"W{last}"] /= sd
+    layers[f"b{last}"] /= sd
+    return layers
+
+
+def generate_truth(truth: str, n: int, replicates: int, seed: int):
+    """The data of one panel entry."""
+    from simulations import generate
+
+    spec = PANEL[truth]
+    if truth == "tanh_p200":
+        return generate(
+            "teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
+            weights=tanh_teacher(), activation="tanh", p=spec["p"], sigma_e=spec["noise"],
+        )  # fmt: skip
+    return generate(
+        "relu_teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
+        p=spec["p"], sigma_e=spec["noise"], active=spec["active"], hidden=spec["hidden"],
+    )  # fmt: skip
+
+
+def run_cell(truth: str, prior: str, n: int, replicates: int, max_steps: int | None) -> dict:
+    """Train one cell with the default options and measure it."""
+    import torch
+
+    from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
+    from simulations.rng import replicate_seeds
+
+    torch.set_num_threads(1)
+    spec = PANEL[truth]
+    data = generate_truth(truth, n, replicates, SEED)
+    activation = "tanh" if truth == "tanh_p200" else "relu"
+    config = ModelConfig(
+        p=data.p, hidden=spec["hidden"], prior=prior, activation=activation, sigma_e=spec["noise"]
+    )
+    model = BayesianMLP(config, replicate_seeds(SEED, replicates, "model"), n=n)
+    options = TrainConfig() if max_steps is None else TrainConfig(max_steps=max_steps)
+    started = time.perf_counter()
+    report = fit(model, data.x_train, data.y_train, options)
+    wall = time.perf_counter() - started
+    kept = np.stack([k.sum(1).numpy() for k in model.kept().nodes], axis=1)
+    true = np.asarray(data.truth.active_nodes)
+    f = model.mean_function(data.x_test)
+    rmse = (f - data.f_test.to(f.dtype)).square().mean((1, 2)).sqrt().numpy()
+    return {
+        "truth": truth,
+        "prior": prior,
+        "n": n,
+        "replicates": replicates,
+        "true": tuple(int(t) for t in true),
+        "exact": float((kept == true).all(axis=1).mean()),
+        "over": tuple(np.clip(kept - true, 0, None).mean(axis=0).round(2).tolist()),
+        "under": tuple(np.clip(true - kept, 0, None).mean(axis=0).round(2).tolist()),
+        "collapsed": int((kept == 0).any(axis=1).sum()),
+        "rmse": float(np.mean(rmse)),
+        "neg_elbo": float(np.nanmean(report.final_neg_elbo)),
+        "steps": int(np.median(report.steps_taken)),
+        "converged": float(np.mean(report.converged)),
+        "wall_s": wall,
+    }
+
+
+def markdown(rows: list[dict]) -> str:
+    """The ``RESULTS.md`` table."""
+    lines = [
+        "| truth | prior | n | exact | over per layer | under per layer | collapsed | "
+        "RMSE vs f0 | -ELBO/n | steps (median) | converged | wall s |",
+        "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        over = ", ".join(f"{v:g}" for v in r["over"])
+        under = ", ".join(f"{v:g}" for v in r["under"])
+        lines.append(
+            f"| {r['truth']} {r['true']} | {r['prior']} | {r['n']} | "
+            f"{r['exact'] * r['replicates']:.0f}/{r['replicates']} | {over} | {under} | "
+            f"{r['collapsed']} | {r['rmse']:.3f} | {r['neg_elbo']:.4f} | {r['steps']} | "
+            f"{r['converged']:.0%} | {r['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--truth", action="append", choices=sorted(PANEL))
+    parser.add_argument("--prior", action="append", choices=PRIORS)
+    parser.add_argument("--n", type=int, nargs="+", default=list(N_GRID))
+    parser.add_argument("--replicates", type=int, default=8)
+    parser.add_argument("--max-steps", type=int, default=None, help="TrainConfig.max_steps")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--csv", default=None)
+    args = parser.parse_args()
+    truths = args.truth or list(PANEL)
+    priors = args.prior or list(PRIORS)
+    cells = [(t, p, n) for t in truths for p in priors for n in args.n]
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}", flush=True)
+    rows = []
+    with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        futures = [
+            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps) for t, p, n in cells
+        ]
+        for future in futures:
+            row = future.result()
+            rows.append(row)
+            print(markdown([row]).splitlines()[-1], flush=True)
+            if args.csv:
+                import pandas as pd
+
+                pd.DataFrame(rows).to_csv(args.csv, index=False)
+    if args.markdown:
+        print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()
