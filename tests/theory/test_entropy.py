@@ -159,6 +159,14 @@ def test_binomial_tail_bound(k, lam, m):
         assert bound == pytest.approx(k * math.log(lam), rel=1e-12)
 
 
+def test_binomial_tail_chernoff_by_hand():
+    # k = 60, lambda = 0.1, m = 30: Chernoff -k KL(1/2 || 0.1) = -30 log 5 - 30 log(5/9)
+    # = -30.649537426, below the union bound log C(60, 30) + 30 log 0.1 = -29.766
+    got = float(log_binomial_tail(60, math.log(0.1), 30)[()])
+    assert got == pytest.approx(-30 * math.log(5) - 30 * math.log(5 / 9), rel=1e-12)
+    assert got == pytest.approx(-30.649537426, rel=1e-10)
+
+
 def test_binomial_tail_with_tiny_inclusion_probability():
     # lambda = e^-2000 underflows; P(Bin(k, lambda) >= m) ~ C(k, m) lambda^m
     got = float(log_binomial_tail(50, -2000.0, 3)[()])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import integrate, special, stats
+from scipy import integrate, optimize, special, stats
 
 from ssbnn_theory import (
     InvalidParameterError,
@@ -17,7 +17,6 @@ from ssbnn_theory import (
     slab_log_tail,
     slab_small_ball,
 )
-from ssbnn_theory.priors import mixture_variance
 
 from .strategies import prior_specs
 
@@ -29,12 +28,38 @@ MC_SE = 4.0
 MC_DRAWS = 20_000
 
 
+def mixture_variance(spec: PriorSpec, tau2: np.ndarray) -> np.ndarray:
+    """Conditional variance of a coordinate given the scale, from docs/theory.md section 2
+    (written here, not taken from priors.py): GL ``sigma_0^2 tau^2``, horseshoe
+    ``sigma_0^2 g^2 tau^2``, regularised ``sigma_0^2 c^2 g^2 tau^2 / (c^2 + g^2 tau^2)``."""
+    tau2 = np.asarray(tau2, dtype=float)
+    s0 = spec.sigma_0**2
+    if spec.prior.value == "ss-gl":
+        return s0 * tau2
+    g2 = spec.global_scale**2
+    if spec.slab_width is None:
+        return s0 * g2 * tau2
+    c2 = spec.slab_width**2
+    return s0 * c2 * g2 * tau2 / (c2 + g2 * tau2)
+
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(8)
+
+
 def _cond_box(var: np.ndarray, centre: np.ndarray, delta: float) -> np.ndarray:
-    """P(|w_i - w*_i| <= delta for all i | variance var) for N(0, var) coordinates."""
-    sd = np.sqrt(np.asarray(var))[..., None]
-    c = np.abs(centre)  # symmetric: a difference of upper tails, accurate far out in the tail
-    z = special.ndtr((delta - c) / sd) - special.ndtr(-(c + delta) / sd)
-    return np.prod(z, axis=-1)
+    """P(|w_i - w*_i| <= delta for all i | variance var) for N(0, var) coordinates.
+
+    Wide intervals: a difference of upper tails (accurate far out in the tail). Narrow ones
+    (``2 delta / sd < 0.5``, down to ``delta = 1e-7`` against ``sd`` up to ``e^30``): 8-point
+    Gauss-Legendre quadrature of the normal density, free of the cancellation of the tails.
+    """
+    sd = np.sqrt(np.asarray(var, dtype=float))[..., None]
+    c = np.abs(centre)
+    wide = special.ndtr((delta - c) / sd) - special.ndtr(-(c + delta) / sd)
+    half = delta / sd
+    nodes = (c / sd)[..., None] + half[..., None] * _GL_X
+    narrow = half * np.sum(_GL_W * stats.norm.pdf(nodes), axis=-1)
+    return np.prod(np.where(2 * half < 0.5, narrow, wide), axis=-1)
 
 
 def _scale_density(spec: PriorSpec, d: int):
@@ -57,8 +82,15 @@ def box_mass_quad(spec: PriorSpec, centre: np.ndarray, delta: float, d: int) -> 
     def integrand(u: float) -> float:
         return float(_cond_box(mixture_variance(spec, to_tau2(u)), centre, delta) * density(u))
 
+    # break points where the conditional sd crosses delta and the centre (u in log scale)
+    grid = np.linspace(-60, 60, 4801)
+    sd = np.sqrt(mixture_variance(spec, to_tau2(grid)))
+    marks = [
+        grid[np.argmin(np.abs(np.log(sd) - np.log(x)))] for x in (delta, *np.abs(centre)) if x > 0
+    ]
+    points = sorted({-5.0, 0.0, 5.0, *(float(m) for m in marks if -60 < m < 60)})
     value, _ = integrate.quad(
-        integrand, -60, 60, points=[-5, 0, 5], limit=500, epsrel=1e-10, epsabs=0.0
+        integrand, -60, 60, points=points, limit=800, epsrel=1e-10, epsabs=0.0
     )
     return value
 
@@ -78,12 +110,14 @@ def box_mass_mc(spec, centre, delta, d, rng) -> tuple[float, float]:
     spec=prior_specs(),
     r=st.integers(1, 3),
     extra=st.integers(0, 2),
-    delta=st.floats(0.02, 1.0),
+    log10_delta=st.floats(-7.0, 0.0),
     bound=st.floats(0.0, 3.0),
     seed=st.integers(0, 2**32 - 1),
     closed_form=st.booleans(),
 )
-def test_small_ball_bound_below_true_mass(spec, r, extra, delta, bound, seed, closed_form):
+def test_small_ball_bound_below_true_mass(spec, r, extra, log10_delta, bound, seed, closed_form):
+    # delta down to 1e-7: the rates use delta_n ~ 1e-6 and below
+    delta = 10.0**log10_delta
     d = r + extra  # group size (sets the group-lasso shape); r coordinates constrained
     phi = float(slab_small_ball(spec, delta, bound, r, d, closed_form=closed_form)[()])
     bound_mass = np.exp(-phi)
@@ -96,6 +130,58 @@ def test_small_ball_bound_below_true_mass(spec, r, extra, delta, bound, seed, cl
     if spec.prior.value != "ss-ig":
         mean, se = box_mass_mc(spec, worst, delta, d, rng)
         assert bound_mass <= mean + MC_SE * se, (bound_mass, mean, se)
+
+
+def _l2_objective(spec: PriorSpec, log_t: np.ndarray, delta: float, bound: float, r: int, d: int):
+    """The sharp L2 objective of docs/theory.md 3.2, re-derived with exact scipy laws:
+    ``-log P(tau^2 in [t, 2t]) - r log min_{v in {v(t), v(2t)}} P(|N(0, v) - B| <= delta)``."""
+    t = np.exp(log_t)
+    if spec.prior.value == "ss-gl":
+        law = stats.gamma(a=0.5 * (d + 1), scale=2 / spec.kappa**2)
+        low = t < law.mean()
+        p = np.where(low, law.cdf(2 * t) - law.cdf(t), law.sf(t) - law.sf(2 * t))
+    else:  # tau ~ C+(0, 1): P(tau^2 in [t, 2t]) = (2/pi)(atan sqrt(2t) - atan sqrt(t))
+        p = 2 / np.pi * (np.arctan(np.sqrt(2 * t)) - np.arctan(np.sqrt(t)))
+    centre = np.array([bound])
+    masses = np.minimum(
+        _cond_box(mixture_variance(spec, t), centre, delta),
+        _cond_box(mixture_variance(spec, 2 * t), centre, delta),
+    )
+    with np.errstate(divide="ignore"):
+        return -np.log(p) - r * np.log(masses)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        PriorSpec("ss-gl", sigma_0=0.8, kappa=1.5),
+        PriorSpec("ss-gl", sigma_0=1.7, kappa=0.6),
+        PriorSpec("ss-ghs", sigma_0=1.3, global_scale=0.5, slab_width=None),
+        PriorSpec("ss-ghs", sigma_0=2.0, global_scale=2.0, slab_width=0.6),
+        PriorSpec("ss-ghs", sigma_0=0.5, global_scale=1.5, slab_width=1.2),
+    ],
+    ids=["gl-a", "gl-b", "hs", "rhs-a", "rhs-b"],
+)
+@pytest.mark.parametrize(
+    "delta, bound, r, d",
+    [(1e-7, 0.05, 1, 1), (1e-6, 1.5, 2, 4), (1e-3, 0.7, 3, 3), (0.2, 2.5, 1, 2)],
+)
+def test_sharp_small_ball_is_the_minimum_over_t(spec, delta, bound, r, d):
+    # the sharp bound is the L2 objective at its best t (section 3.2), evaluated here from
+    # scipy's laws and the variance of section 2 on a fine grid of log t, then refined
+    grid = np.arange(-45.0, 45.0, 0.02)
+    values = _l2_objective(spec, grid, delta, bound, r, d)
+    best = grid[np.argmin(values)]
+    res = optimize.minimize_scalar(
+        lambda u: float(_l2_objective(spec, np.array([u]), delta, bound, r, d)[0]),
+        bounds=(best - 0.05, best + 0.05),
+        method="bounded",
+        options={"xatol": 1e-9},
+    )
+    reference = min(res.fun, float(np.min(values)))
+    phi = float(slab_small_ball(spec, delta, bound, r, d)[()])
+    assert phi >= reference - 1e-9 * abs(reference)  # a lower bound on the mass: no lower phi
+    assert phi <= reference + 1e-6 * abs(reference) + 1e-9  # and the minimiser is found
 
 
 @settings(max_examples=100)
@@ -212,8 +298,19 @@ def test_sampler_moments():
     gl = sample_slab(PriorSpec("ss-gl", kappa=2.0, sigma_0=1.5), 3, 200_000, rng)
     radius = np.linalg.norm(gl, axis=1)  # Gamma(d, kappa/sigma_0): mean d sigma_0 / kappa
     assert radius.mean() == pytest.approx(3 * 1.5 / 2.0, abs=4 * radius.std() / np.sqrt(2e5))
-    reg = sample_slab(PriorSpec("ss-ghs", slab_width=0.5, global_scale=10.0), 2, 100_000, rng)
-    assert np.var(reg) <= 0.25 * (1 + 0.05)  # the regularised scale never exceeds sigma_0 c
+    for sigma_0 in (1.0, 2.0):
+        spec = PriorSpec("ss-ghs", sigma_0=sigma_0, slab_width=0.5, global_scale=10.0)
+        reg = sample_slab(spec, 2, 100_000, rng)
+        # E w^2 = E v(tau^2), tau ~ C+(0, 1), by quadrature with the variance of section 2
+        second, _ = integrate.quad(
+            lambda tau, spec=spec: mixture_variance(spec, tau * tau) * 2 / np.pi / (1 + tau * tau),
+            0,
+            np.inf,
+            limit=200,
+        )
+        assert second <= sigma_0**2 * 0.25  # the regularised scale never exceeds sigma_0 c
+        se = np.std(reg**2) / np.sqrt(reg.size)
+        assert np.mean(reg**2) == pytest.approx(second, abs=5 * se)
 
 
 @settings(max_examples=60)
@@ -256,6 +353,9 @@ def test_tiny_boxes_stay_finite():
     [
         PriorSpec("ss-ghs", global_scale=0.8, slab_width=None),
         PriorSpec("ss-ghs", global_scale=1.0, slab_width=0.5),
+        # sigma_0 != 1: the regularised cap is sigma_0^2 c^2 (c^2 alone would pass at 1)
+        PriorSpec("ss-ghs", sigma_0=2.0, global_scale=3.0, slab_width=0.5),
+        PriorSpec("ss-ghs", sigma_0=0.4, global_scale=3.0, slab_width=0.7),
     ],
 )
 def test_horseshoe_density_against_adaptive_quadrature(w, spec):
