@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 from simulations.execution import Execution
-from simulations.report import contraction_markdown, recovery_markdown, slopes_markdown
+from simulations.report import (
+    contraction_markdown,
+    recovery_markdown,
+    replicate_notes,
+    slopes_markdown,
+)
 from simulations.spec import StudySpec, load_spec
 
 __all__ = ["demo_execution", "demo_spec", "run_demo"]
@@ -57,12 +62,16 @@ def run_demo(out: str | Path, *, quick: bool = False, quiet: bool = False) -> in
     if summary.completed + summary.skipped == 0:
         return 1
     report = write_report(out)
-    tables = build_report(ResultStore(out).load_table())["relu_teacher"]
+    table = ResultStore(out).load_table()
+    tables = build_report(table)["relu_teacher"]
     print(
         f"\nssbnn demo: {spec.description}\n"
         f"relu_teacher (p = {spec.design.p}, sigma_e = {spec.design.noise_sd}), "
         f"students {', '.join(s.label for s in spec.students)}, {spec.replicates} replicates\n"
     )
+    notes = replicate_notes(table)  # failed replicates, and those that did not converge
+    if notes:
+        print("\n".join(notes) + "\n")
     print("Empirical contraction beside theory (mean ± sd over replicates; C fitted once):\n")
     print(contraction_markdown(tables["summary"]))
     if not tables["slopes"].empty:

@@ -449,10 +449,15 @@ def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
     ``steps_taken``, ``failure``); a report without them is a fixed-steps run
     in which every replicate trained ``report.steps`` steps.
     """
-    status = getattr(report, "status", None)
-    converged = getattr(report, "converged", None)
-    taken = getattr(report, "steps_taken", None)
-    failure = getattr(report, "failure", None)
+
+    def per_replicate(name: str) -> Any:
+        values = getattr(report, name, None)
+        return values if values is not None and len(values) == replicates else None
+
+    status = per_replicate("status")
+    converged = per_replicate("converged")
+    taken = per_replicate("steps_taken")
+    failure = per_replicate("failure")
     out = []
     for r in range(replicates):
         state = str(status[r]) if status is not None else "fixed"

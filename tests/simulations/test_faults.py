@@ -350,6 +350,10 @@ def test_case7_unconverged_replicates_are_marked(tmp_path, capsys, monkeypatch):
     code, stdout, _ = _run(capsys, "report", out)
     assert code == 0 and "reached max_steps without converging" in stdout
     assert "| not converged |" in stdout and "| 1 of 2 |" in stdout
+    # the demo's printed report marks them the same way
+    code, stdout, _ = _run(capsys, "demo", "--quick", "--out", tmp_path / "demo")
+    assert code == 0 and "4 of 8 replicates reached max_steps without converging" in stdout
+    assert "| not converged |" in stdout and "| 1 of 2 |" in stdout
 
 
 # --------------------------------------------------------------------------- case 8
