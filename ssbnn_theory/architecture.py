@@ -26,8 +26,8 @@ __all__ = ["MAX_BOUND", "MAX_WIDTH", "Architecture"]
 
 _FIELDS = ("p", "hidden", "active", "bounds", "activation", "outputs", "fan_in")
 
-MAX_WIDTH = 10**9
-"""Largest ``p``, width and output count (counts and their products stay exact in float64)."""
+MAX_WIDTH = 10**15
+"""Largest ``p``, width and output count (counts stay exact in float64, below 2^53)."""
 MAX_BOUND = 1e100
 """Largest weight bound ``B_l`` (``B_l^2`` terms stay far inside float64 range)."""
 

@@ -110,7 +110,7 @@ def test_arch_file_of_random_bytes(capsys, tmp_path):
         (["--sigma-e", "1e-300"], "sigma_e:"),
         (["--xi", "1e300"], "xi_n:"),
         (["--n", "1e31"], "--n"),
-        (["--hidden", "2000000000"], "hidden[1]:"),
+        (["--hidden", "2000000000000000"], "hidden[1]:"),
     ],
 )
 def test_hostile_numbers_are_one_line(capsys, args, field):
