@@ -26,8 +26,9 @@ __all__ = ["MAX_BOUND", "MAX_WIDTH", "Architecture"]
 
 _FIELDS = ("p", "hidden", "active", "bounds", "activation", "outputs", "fan_in")
 
-MAX_WIDTH = 10**15
-"""Largest ``p``, width and output count (counts stay exact in float64, below 2^53)."""
+MAX_WIDTH = 10**40
+"""Largest ``p``, width and output count: far beyond any network (the Hoelder helper reaches
+``4.6e26`` at ``n = 1e80``), with every count and product inside float64 range."""
 MAX_BOUND = 1e100
 """Largest weight bound ``B_l`` (``B_l^2`` terms stay far inside float64 range)."""
 

@@ -186,4 +186,5 @@ def edge_kernel(arch: Architecture, log_n: np.ndarray) -> np.ndarray:
     """Unvalidated kernel of :func:`edge_log_inv_inclusion`."""
     total = float(arch.parameters)
     widest = float(max(arch.hidden))
-    return np.log(total) + 0.1 * ((arch.depth + 1) * np.log(widest) + 0.5 * log_n + np.log(arch.p))
+    p = float(arch.p)  # a Python int beyond int64 has no numpy log
+    return np.log(total) + 0.1 * ((arch.depth + 1) * np.log(widest) + 0.5 * log_n + np.log(p))

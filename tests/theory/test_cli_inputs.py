@@ -99,7 +99,7 @@ def test_arch_file_of_random_bytes(capsys, tmp_path):
     "args, field",
     [
         (["--p", "1e26"], "--p"),
-        (["--p", "100000000000000000000000000"], "p:"),
+        (["--p", "1" + "0" * 41], "p:"),
         (["--sigma0", "1e300"], "sigma_0:"),
         (["--json", "--bound", "1e300"], "bounds"),
         (["--json", "--sigma0", "1e-300"], "sigma_0:"),
@@ -110,7 +110,7 @@ def test_arch_file_of_random_bytes(capsys, tmp_path):
         (["--sigma-e", "1e-300"], "sigma_e:"),
         (["--xi", "1e300"], "xi_n:"),
         (["--n", "1e31"], "--n"),
-        (["--hidden", "2000000000000000"], "hidden[1]:"),
+        (["--hidden", "2" + "0" * 41], "hidden[1]:"),
     ],
 )
 def test_hostile_numbers_are_one_line(capsys, args, field):
