@@ -438,7 +438,6 @@ def _conditions(
     n: np.ndarray,
     n_r_n: np.ndarray,
     eps2: np.ndarray,
-    selection: np.ndarray,
     slab: np.ndarray,
     log_inv: np.ndarray,
     kappa_log: float,
@@ -497,7 +496,8 @@ def _conditions(
     sbar = sieve["sbar"]
     k, s = a["k"][:-1], a["s"][:-1]
     active_part = s * log_inv  # s_l log(1/lambda_l)
-    inactive_part = selection - active_part  # (k_l - s_l) log(1/(1 - lambda_l))
+    # (k_l - s_l) log(1/(1 - lambda_l)): L3 with s = 0 on the k - s inactive nodes
+    inactive_part = selection_terms(k - s, np.zeros_like(s), log_inv)
     for layer in range(1, arch.depth + 1):
         col = layer - 1
         layer_slab = slab[:, col]
@@ -753,9 +753,7 @@ def contraction_rate(
             "log_outside": outside_mass_kernel(arch, spec, sbar, log_bbar, log_inv),
             "log_budget": log_budget,
         }
-        conds = _conditions(
-            arch, spec, n, n_r_n, eps_n**2, selection, slab, log_inv, kappa_log, sieve
-        )
+        conds = _conditions(arch, spec, n, n_r_n, eps_n**2, slab, log_inv, kappa_log, sieve)
         entropy = np.sum(pattern, axis=1) + np.sum(grid, axis=1)
     else:
         sbar = np.full((n.size, depth), np.nan)
