@@ -14,7 +14,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["kl_bernoulli", "kl_lognormal_gamma", "kl_lognormal_invgamma", "kl_normal"]
+__all__ = [
+    "LogProbability",
+    "bernoulli_logs",
+    "kl_bernoulli",
+    "kl_lognormal_gamma",
+    "kl_lognormal_invgamma",
+    "kl_normal",
+]
 
 _HALF_LOG_2PI_PLUS_HALF = 0.5 * math.log(2.0 * math.pi) + 0.5
 
@@ -29,7 +36,7 @@ def _lgamma(x: Scalar) -> Scalar:
     return torch.lgamma(x) if isinstance(x, torch.Tensor) else math.lgamma(x)
 
 
-def kl_bernoulli(logits: torch.Tensor, prior_prob: Scalar) -> torch.Tensor:
+def kl_bernoulli(logits: torch.Tensor, prior_prob: Scalar | LogProbability) -> torch.Tensor:
     """``KL(Bernoulli(q) || Bernoulli(p))`` with ``q = sigmoid(logits)``, ``p`` in ``(0, 1)``.
 
         KL = q log(q / p) + (1 - q) log((1 - q) / (1 - p))
@@ -37,10 +44,25 @@ def kl_bernoulli(logits: torch.Tensor, prior_prob: Scalar) -> torch.Tensor:
 
     using ``log q = theta + logsigmoid(-theta)`` and ``log(1 - q) = logsigmoid(-theta)``
     for ``theta = logits``: finite, with a finite gradient, when ``q`` rounds to 0 or 1.
+    ``prior_prob`` may be a :class:`LogProbability` (``log p``), for a ``p`` below the
+    smallest float.
     """
-    logit_p = _log(prior_prob) - _log(1.0 - prior_prob)
+    log_p, log_1mp = bernoulli_logs(prior_prob)
     tail = F.logsigmoid(-logits)
-    return torch.sigmoid(logits) * (logits - logit_p) + tail - _log(1.0 - prior_prob)
+    return torch.sigmoid(logits) * (logits - (log_p - log_1mp)) + tail - log_1mp
+
+
+class LogProbability(float):
+    """A probability given by its logarithm ``log p <= 0`` (a ``float``), for ``p`` that
+    underflows: the prescribed inclusion probabilities ``lambda = exp(-hundreds)``."""
+
+
+def bernoulli_logs(prob: float | LogProbability) -> tuple[float, float]:
+    """``(log p, log(1 - p))`` of a probability or of a :class:`LogProbability`."""
+    if isinstance(prob, LogProbability):
+        log_p = float(prob)
+        return log_p, math.log1p(-math.exp(log_p)) if log_p > -40 else -math.exp(log_p)
+    return math.log(prob), math.log1p(-prob)
 
 
 def kl_normal(mu_q: torch.Tensor, sd_q: torch.Tensor, mu_p: Scalar, sd_p: Scalar) -> torch.Tensor:

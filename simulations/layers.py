@@ -38,6 +38,8 @@ from torch import nn
 from simulations.enums import Prior
 from simulations.kl import (
     _HALF_LOG_2PI_PLUS_HALF,
+    LogProbability,
+    bernoulli_logs,
     kl_bernoulli,
     kl_lognormal_gamma,
     kl_lognormal_invgamma,
@@ -113,6 +115,10 @@ def _check_positive(value: object, field: str) -> float:
 
 
 def _check_probability(value: object, field: str) -> float:
+    if isinstance(value, LogProbability):
+        if not (math.isfinite(value) and value < 0):
+            raise InvalidParameterError(field, "a log probability in (-inf, 0)", float(value))
+        return value
     if not isinstance(value, int | float | np.floating) or not (0.0 < value < 1.0):
         raise InvalidParameterError(field, "a probability in (0, 1)", value)
     return float(value)
@@ -173,7 +179,7 @@ class _Indicators(nn.Module):
         ``-log lambda`` where the mask is 1 and ``-log(1 - lambda)`` where it is 0."""
         if self.frozen_mask is None:
             return kl_bernoulli(self.theta, self.prior_inclusion)
-        log_in, log_out = math.log(self.prior_inclusion), math.log1p(-self.prior_inclusion)
+        log_in, log_out = bernoulli_logs(self.prior_inclusion)
         return -(self.frozen_mask * log_in + (1.0 - self.frozen_mask) * log_out)
 
     def freeze(self) -> None:
@@ -214,9 +220,10 @@ class _ConcreteGate(torch.autograd.Function):
         soft = torch.sigmoid(logits / temperature)
         z = (logits > 0).to(soft.dtype) if straight_through else soft
         pi = torch.sigmoid(theta)
-        logit_p = math.log(prior_inclusion) - math.log(1.0 - prior_inclusion)
+        log_in, log_out = bernoulli_logs(prior_inclusion)
+        logit_p = log_in - log_out
         centred = theta - logit_p
-        kl = pi * centred + F.logsigmoid(-theta) - math.log(1.0 - prior_inclusion)
+        kl = pi * centred + F.logsigmoid(-theta) - log_out
         ctx.temperature = temperature
         ctx.save_for_backward(soft, pi, centred)
         ctx.set_materialize_grads(False)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.enums import Likelihood, Prior
+from simulations.kl import LogProbability
 from simulations.layers import (
     EdgeSpikeSlabLinear,
     InputSpike,
@@ -98,7 +99,12 @@ class ModelConfig:
         layer-wise prescription (``ssbnn_theory.selection.reference_inclusion_probs``,
         needs ``n``); for edge layers ``"reference"`` uses Bai et al.'s
         ``log(1/lambda) = log T + 0.1 [(L+1) log max_l k_l + log(sqrt(n) p)]``.
-        Ignored by dense layers.
+        ``"theory"``: the theory's prescription
+        ``log(1/lambda_l) = log k_l + d_l log(Lambda sqrt n)``
+        (``ssbnn_theory.selection.theory_log_inv_inclusion``, needs ``n``; ``Lambda`` of
+        the architecture with weight bounds 1), carried in log space because ``lambda``
+        underflows float64 (:class:`simulations.kl.LogProbability`); edge layers then use
+        Bai et al.'s formula above. Ignored by dense layers.
     likelihood
         :class:`simulations.enums.Likelihood`.
     sigma_e
@@ -188,10 +194,10 @@ class ModelConfig:
         )
         incl = self.prior_inclusion
         if isinstance(incl, str):
-            if incl.strip().lower() != "reference":
-                allowed = "'reference', a probability in (0, 1), or one per hidden layer"
+            if incl.strip().lower() not in ("reference", "theory"):
+                allowed = "'reference', 'theory', a probability in (0, 1), or one per hidden layer"
                 raise InvalidParameterError("prior_inclusion", allowed, incl)
-            setter(self, "prior_inclusion", "reference")
+            setter(self, "prior_inclusion", incl.strip().lower())
         else:
             values = tuple(incl) if isinstance(incl, list | tuple | np.ndarray) else (incl,) * depth
             if len(values) != depth:
@@ -243,20 +249,35 @@ class ModelConfig:
         return len(self.hidden)
 
     def inclusion_probs(self, n: int | None = None) -> tuple[float, ...]:
-        """Prior inclusion probabilities ``lambda_1..lambda_L`` (``"reference"`` needs ``n``)."""
-        if self.prior_inclusion != "reference":
+        """Prior inclusion probabilities ``lambda_1..lambda_L`` (``"reference"`` and
+        ``"theory"`` need ``n``; ``"theory"`` gives :class:`simulations.kl.LogProbability`)."""
+        if self.prior_inclusion not in ("reference", "theory"):
             return self.prior_inclusion
         if n is None or not _is_number(n) or n < 1:
-            allowed = "an integer >= 1 (the training-set size) with prior_inclusion='reference'"
+            given = f"prior_inclusion='{self.prior_inclusion}'"
+            allowed = f"an integer >= 1 (the training-set size) with {given}"
             raise InvalidParameterError("n", allowed, n)
         from ssbnn_theory.architecture import Architecture
-        from ssbnn_theory.selection import edge_log_inv_inclusion, reference_inclusion_probs
+        from ssbnn_theory.selection import (
+            edge_log_inv_inclusion,
+            reference_inclusion_probs,
+            theory_log_inv_inclusion,
+        )
 
-        node = np.asarray(reference_inclusion_probs(self.p, self.hidden, self.outputs, int(n)))
-        arch = Architecture(p=self.p, hidden=self.hidden, outputs=self.outputs)
+        arch = Architecture(
+            p=self.p, hidden=self.hidden, outputs=self.outputs, activation=self.activation
+        )
+        if self.prior_inclusion == "theory":
+            logs = np.asarray(theory_log_inv_inclusion(arch, int(n)))
+            node = [LogProbability(-float(v)) for v in logs]
+        else:
+            node = [
+                float(v)
+                for v in reference_inclusion_probs(self.p, self.hidden, self.outputs, int(n))
+            ]
         edge = math.exp(-float(edge_log_inv_inclusion(arch, int(n))))
         return tuple(
-            edge if prior is Prior.EDGE_SS else float(node[i]) for i, prior in enumerate(self.prior)
+            edge if prior is Prior.EDGE_SS else node[i] for i, prior in enumerate(self.prior)
         )
 
 

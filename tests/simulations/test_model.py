@@ -1,5 +1,7 @@
 """ModelConfig and BayesianMLP: validation, shapes, kept structure, posterior draws."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,11 @@ from simulations.model import BayesianMLP, ModelConfig
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Activation
 from ssbnn_theory.errors import InvalidParameterError
-from ssbnn_theory.selection import edge_log_inv_inclusion, reference_inclusion_probs
+from ssbnn_theory.selection import (
+    edge_log_inv_inclusion,
+    reference_inclusion_probs,
+    theory_log_inv_inclusion,
+)
 
 D = torch.float64
 
@@ -42,7 +48,7 @@ def set_theta(block, values):
         ({"activation": "gelu"}, "activation"),
         ({"prior": ("ss-gl",)}, "prior"),
         ({"prior": ("ss-gl", "lasso")}, "prior[1]"),
-        ({"prior_inclusion": "theory"}, "prior_inclusion"),
+        ({"prior_inclusion": "theoretical"}, "prior_inclusion"),
         ({"prior_inclusion": (0.1,)}, "prior_inclusion"),
         ({"prior_inclusion": (0.1, 1.0)}, "prior_inclusion[1]"),
         ({"likelihood": "poisson"}, "likelihood"),
@@ -88,6 +94,28 @@ def test_reference_inclusion_probabilities_come_from_the_theory_package():
     assert lam[1] == pytest.approx(float(edge), rel=1e-12)
     model = BayesianMLP(config, [0], n=2000)
     assert model.layers[0].indicators.prior_inclusion == pytest.approx(lam[0])
+
+
+def test_theory_inclusion_is_carried_in_log_space():
+    """``lambda = exp(-log k - d log(Lambda sqrt n))`` underflows float64; the KL still sees
+    ``-log lambda``: a kept node of the frozen model costs exactly ``log(1/lambda)`` nats."""
+    config = ModelConfig(p=20, hidden=(16, 8), prior="ss-gl", prior_inclusion="theory")
+    arch = Architecture(p=20, hidden=(16, 8), activation="relu")
+    expected = theory_log_inv_inclusion(arch, 8192)
+    lam = config.inclusion_probs(8192)
+    np.testing.assert_allclose([-v for v in lam], expected, rtol=1e-12)
+    deep = ModelConfig(p=20, hidden=(64,) * 8, prior="ss-gl", prior_inclusion="theory")
+    assert min(deep.inclusion_probs(10**6)) < math.log(np.finfo(np.float64).tiny)
+    model = BayesianMLP(config, [0], n=8192, dtype=torch.float64)
+    model.freeze_masks()
+    layer = model.layers[0]
+    before = layer.kl().detach()
+    layer.indicators.frozen_mask[0, 0] = 0.0
+    after = layer.kl().detach()
+    slab = layer.slab_kl()[0, 0].detach()
+    log_out = -math.exp(-expected[0])  # log(1 - lambda)
+    assert float(before - after) == pytest.approx(expected[0] + log_out + float(slab), rel=1e-12)
+    assert torch.isfinite(model.forward_kl(torch.zeros(1, 3, 20, dtype=torch.float64))[1]).all()
 
 
 @pytest.mark.parametrize(
