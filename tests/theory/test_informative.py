@@ -112,3 +112,31 @@ def test_plain_horseshoe_and_classification_are_searched_with_their_settings():
     assert cat.n_informative == pytest.approx(
         _brent_root(arch, "ss-gl", likelihood="categorical"), rel=1e-3
     )
+
+
+def test_vacuous_band_and_crossing_marks():
+    pytest.importorskip("matplotlib")
+    from ssbnn_theory import style
+
+    with style.context():
+        fig, ax = style.figure()
+        ax.loglog([1e3, 1e9], [1e3, 1e-2])
+        lo, hi = ax.get_ylim()
+        style.shade_vacuous(ax)
+        style.mark_informative(ax, 1e6, "k")
+        style.mark_informative(ax, 1e12, "k")  # off the axis: not drawn
+        style.mark_informative(ax, None, "k")
+        assert ax.get_ylim() == (lo, hi)  # limits kept
+        bands = [p for p in ax.patches if p.get_label() == style.VACUOUS_LABEL]
+        assert len(bands) == 1
+        y0, _ = bands[0].get_path().get_extents(bands[0].get_transform()).intervaly
+        assert ax.transData.inverted().transform((0, y0))[1] == pytest.approx(1.0)
+        assert len(ax.lines) == 2  # the curve and one crossing at n = 1e6
+        fig2, ax2 = style.figure()
+        ax2.loglog([1e3, 1e9], [0.5, 0.01])  # informative everywhere: no band
+        style.shade_vacuous(ax2)
+        assert not ax2.patches
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    plt.close(fig2)
