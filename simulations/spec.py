@@ -199,11 +199,12 @@ class MetricsSpec:
     draws
         ``M``, draws from the variational posterior per replicate (default 200).
     kappa_log
-        Exponent of ``log n`` in ``eps_n = sqrt(r_n) (log n)^kappa_log`` (default 1).
+        Exponent of ``log n`` in ``eps_n = sqrt(r_n) (log n)^kappa_log`` (default 1.5, as
+        ``ssbnn rate``: the contraction argument needs an exponent above 1).
     """
 
     draws: int = 200
-    kappa_log: float = 1.0
+    kappa_log: float = 1.5
 
 
 @dataclass(frozen=True)
