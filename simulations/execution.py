@@ -394,6 +394,30 @@ def _pool(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
             _stop_workers(executor)
 
 
+def _kill_local_dask_workers(cluster: Any) -> None:
+    """Stop a local Dask cluster's worker processes now, without waiting for running cells.
+
+    Each nanny is first marked as closing, so that it closes instead of restarting
+    the worker it sees die; then the worker processes are killed.
+    """
+    import multiprocessing
+
+    from distributed.core import Status
+
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        with contextlib.suppress(Exception):
+            nanny.status = Status.closing_gracefully
+    workers = [
+        p for p in multiprocessing.active_children() if p.name.startswith("Dask Worker process")
+    ]
+    for process in workers:
+        with contextlib.suppress(Exception):
+            process.kill()
+    for process in workers:
+        with contextlib.suppress(Exception):
+            process.join(1.0)
+
+
 def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Event]:
     from distributed import Client, LocalCluster, as_completed
 
@@ -410,6 +434,7 @@ def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
         )
         client = Client(cluster)
     futures: dict[Any, str] = {}
+    finished = False
     try:
         futures = {
             client.submit(fn, task, key=f"ssbnn-{k}", pure=False): k for k, task in tasks.items()
@@ -428,7 +453,10 @@ def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
             else:
                 future.release()  # the scheduler forgets it: a lost worker won't recompute it
                 yield k, result, None
+        finished = True
     finally:
+        if cluster is not None and not finished:
+            _kill_local_dask_workers(cluster)  # a signal or fail_fast: do not wait for cells
         # a generator closed early (fail_fast, a signal) cancels what is queued or running
         with contextlib.suppress(Exception):
             client.cancel(list(futures))

@@ -551,6 +551,8 @@ class StudySummary:
         Cells not run (``fail_fast``).
     wall_s
         Wall time of this run.
+    failed_replicates
+        Replicates of this run's finished cells whose fit failed (their rows say why).
     """
 
     name: str
@@ -561,6 +563,7 @@ class StudySummary:
     failed: tuple[Failure, ...]
     cancelled: int
     wall_s: float
+    failed_replicates: int = 0
 
     @property
     def ok(self) -> bool:
@@ -578,6 +581,8 @@ class StudySummary:
             text += f"; {len(self.failed)} failed (see {self.out / 'manifest.json'})"
         if self.cancelled:
             text += f"; {self.cancelled} not run"
+        if self.failed_replicates:
+            text += f"; {self.failed_replicates} replicates failed (see ssbnn results)"
         return text
 
 
@@ -701,11 +706,14 @@ def _run_locked(
 
     written: list[str] = []
     failures: list[Failure] = []
+    failed_replicates = [0]
 
     def on_result(cell: Cell, table: pd.DataFrame) -> None:
         with shielded():  # a signal waits until the cell is stored
             store.write_cell(cell.cell_id, table)
             written.append(cell.cell_id)
+        if "status" in table:
+            failed_replicates[0] += int((table["status"] == "failed").sum())
         bar.update(1)
 
     def on_failure(cell: Cell, failure: Failure) -> None:
@@ -724,6 +732,7 @@ def _run_locked(
             failed=tuple(failures),
             cancelled=cancelled,
             wall_s=time.perf_counter() - started,
+            failed_replicates=failed_replicates[0],
         )
 
     try:

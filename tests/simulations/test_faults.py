@@ -318,7 +318,8 @@ def test_case7_one_diverged_replicate_keeps_the_others_and_is_counted(
     spec = _spec_file(tmp_path)
     monkeypatch.setattr(train, "fit", _diverging_fit(train.fit, failed=1))
     out = tmp_path / "out"
-    assert run_study(load_spec(spec), out, quiet=True).ok
+    summary = run_study(load_spec(spec), out, quiet=True)
+    assert summary.ok and "; 4 replicates failed (see ssbnn results)" in summary.line()
     table = ResultStore(out).load_table()
     assert len(table) == 8
     failed = table[table["replicate"] == 1]
