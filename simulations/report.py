@@ -274,9 +274,8 @@ def replicate_notes(table: pd.DataFrame) -> list[str]:
             continue
         part = labelled[mask.to_numpy()]
         cells = part.groupby(list(GROUP), sort=True, observed=True)
-        lines.append(
-            f"{int(mask.sum())} of {len(table)} replicates {what}, in {cells.ngroups} cells:"
-        )
+        where = "1 cell" if cells.ngroups == 1 else f"{cells.ngroups} cells"
+        lines.append(f"{int(mask.sum())} of {len(table)} replicates {what}, in {where}:")
         for keys, rows in cells:
             label = "/".join(str(k) for k in keys[:3]) + f"/n={int(keys[3])}"
             details = []

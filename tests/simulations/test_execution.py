@@ -103,3 +103,19 @@ def test_duplicate_keys_and_bad_options_are_refused():
         Execution("dask", workers=2, scheduler="tcp://x:1")
     assert Execution("DASK").backend is Backend.DASK
     assert Execution("pool").worker_count == os.cpu_count()
+
+
+def test_signals_raise_interrupted_and_wait_for_a_shielded_block():
+    from simulations.execution import Interrupted, interruptible, shielded
+
+    stored = []
+    with pytest.raises(Interrupted) as info, interruptible():
+        with shielded():
+            os.kill(os.getpid(), signal.SIGTERM)
+            stored.append("cell")  # a result being stored is stored before the interrupt
+        stored.append("never")
+    assert stored == ["cell"] and info.value.exit_status == 143
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the old handler is back
+    with pytest.raises(Interrupted) as info, interruptible():
+        os.kill(os.getpid(), signal.SIGINT)
+    assert info.value.exit_status == 130 and str(info.value) == "SIGINT"

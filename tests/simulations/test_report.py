@@ -245,3 +245,29 @@ def test_report_of_user_data_without_truth(tmp_path):
     assert [p.stem for p in report.figures] == ["nodes_relu_teacher_16x16"] * 2
     assert "Not available: the design has no noise-free truth" in report.text
     assert "Log-log slopes" not in report.text
+
+
+def test_failed_replicates_are_counted_and_left_out_unconverged_ones_marked():
+    from simulations.report import contraction_markdown, replicate_notes
+
+    table = _synthetic_table(replicates=3, priors=("ss-gl",))
+    table["status"] = "converged"
+    first = table.index[0]  # n = 256, replicate 0
+    table.loc[first, ["status", "dH2_mean"]] = ["failed", np.nan]
+    table["failed_step"] = None
+    table["failure"] = None
+    table.loc[first, ["failed_step", "failure"]] = [812, "non-finite gradient at step 812"]
+    table.loc[table.index[4], "status"] = "max_steps"  # n = 512, replicate 1
+    summary = summary_table(table)
+    row = summary.iloc[0]
+    assert (row["replicates"], row["failed"], row["not_converged"]) == (2, 1, 0)
+    assert row["dH2_mean"] == pytest.approx(table["dH2_mean"].iloc[1:3].mean())
+    assert summary.iloc[1]["not_converged"] == 1
+    assert not np.isnan(slope_table(table, boot=200)["slope_dH2_mean"]).any()
+    notes = replicate_notes(table)
+    assert notes[0].startswith("1 of 15 replicates failed")
+    assert "n=256: 1 of 3: replicate 0 at step 812 (non-finite gradient at step 812)" in notes[1]
+    assert notes[2].startswith("1 of 15 replicates reached max_steps without converging")
+    text = contraction_markdown(summary)
+    assert "| 2 (+1 failed) |" in text and "| not converged |" in text and "| 1 of 3 |" in text
+    assert replicate_notes(table.drop(columns="status")) == []
