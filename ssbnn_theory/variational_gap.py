@@ -36,11 +36,11 @@ from scipy import optimize, special
 from ssbnn_theory._checks import check_integer, check_real
 from ssbnn_theory._numerics import log_normal_box
 from ssbnn_theory.architecture import Architecture
-from ssbnn_theory.enums import FanIn, Prior
+from ssbnn_theory.enums import FanIn, Likelihood, Prior, parse_enum
 from ssbnn_theory.kl import kl_lognormal_gamma
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, scale_log_mass
-from ssbnn_theory.rates import contraction_rate
+from ssbnn_theory.rates import contraction_rate, kl_scale
 
 __all__ = [
     "SCALE_SD",
@@ -468,19 +468,22 @@ def variational_gap(
     arch: Architecture,
     prior: Prior | str | PriorSpec,
     n: np.ndarray | float,
-    sigma_e: float = 1.0,
+    sigma_e: float | None = None,
     *,
+    likelihood: Likelihood | str = Likelihood.GAUSSIAN,
     refine: bool = True,
     **rate_kwargs: object,
 ) -> VariationalGap:
     """Build ``q*`` and compare ``KL(q* || Pi) + n E_{q*} KL(p_theta* || p_theta)`` with ``n r_n``.
 
-    Gaussian noise with known ``sigma_e``; the truth is a teacher in the class
-    (``p_0 = p_theta*``) with every constrained coordinate at ``|theta*_i| = B_l``, the
-    worst case for the KL. ``n E KL`` is ``n K E D(M)^2 / (2 sigma_e^2)`` computed by
-    quadrature over the exact law of ``M`` (:func:`expected_sup_gap`; ``K`` outputs), its
-    derived bound ``K T``. Other keyword arguments (``inclusion``, ``C_lambda``,
-    ``kappa_log``) go to :func:`~ssbnn_theory.contraction_rate`.
+    The truth is a teacher in the class (``p_0 = p_theta*``) with every constrained
+    coordinate at ``|theta*_i| = B_l``, the worst case for the KL. ``n E KL`` is
+    ``n K E D(M)^2 / (2 sigma^2)`` computed by quadrature over the exact law of ``M``
+    (:func:`expected_sup_gap`), its derived bound ``K T``: for a Gaussian likelihood
+    ``sigma = sigma_e`` (default 1) and ``K`` the number of outputs (the KL sums over them);
+    for ``"bernoulli"`` and ``"categorical"`` (logit outputs) ``sigma`` is 2 and 1 and
+    ``K = 1`` (:func:`~ssbnn_theory.kl_scale`, docs/theory.md 4.6). Other keyword arguments
+    (``inclusion``, ``C_lambda``, ``kappa_log``) go to :func:`~ssbnn_theory.contraction_rate`.
 
     Returns
     -------
@@ -488,7 +491,9 @@ def variational_gap(
         Every term, the derived overhead ``Omega_n``, the bound and the constant ``C_n``.
     """
     spec = as_prior_spec(prior)
-    rate = contraction_rate(arch, spec, n, sigma_e, conditions=False, **rate_kwargs)
+    lik = parse_enum(Likelihood, likelihood, "likelihood")
+    sigma = kl_scale(lik, sigma_e, arch.outputs)
+    rate = contraction_rate(arch, spec, n, sigma_e, likelihood=lik, conditions=False, **rate_kwargs)
     n_arr = rate.n
     log_delta = np.log(rate.delta)
     rho = coordinate_sd_factor(arch)
@@ -522,9 +527,9 @@ def variational_gap(
     kl = selection.sum(axis=1) + slab_kl.sum(axis=1)
     kl_derived = selection.sum(axis=1) + slab_kl_derived.sum(axis=1)
     sd = np.exp(log_s)
-    outputs = arch.outputs
+    outputs = arch.outputs if lik is Likelihood.GAUSSIAN else 1  # K of the KL bound
     t = float(arch.coordinates)
-    expected = n_arr * outputs * expected_sup_gap(arch, sd) / (2.0 * sigma_e**2)
+    expected = n_arr * outputs * expected_sup_gap(arch, sd) / (2.0 * sigma**2)
     omega = omega_layer.sum(axis=1)
     bound = rate.n_r_n + omega + outputs * t
     constant = 1.0 + 2.0 * outputs + 2.0 * np.maximum(omega, 0.0) / t
@@ -532,7 +537,7 @@ def variational_gap(
         architecture=arch,
         prior=spec,
         n=n_arr,
-        sigma_e=rate.sigma_e,
+        sigma_e=sigma,
         coordinates=arch.coordinates,
         outputs=outputs,
         rho=rho,

@@ -127,7 +127,10 @@ def test_small_ball_bound_below_true_mass(spec, r, extra, log10_delta, bound, se
     rng = np.random.default_rng(seed)
     centre = rng.uniform(-bound, bound, size=r)  # any admissible centre has at least that mass
     assert bound_mass <= box_mass_quad(spec, centre, delta, d) * (1 + QUAD_REL)
-    if spec.prior.value != "ss-ig":
+    # the Rao-Blackwellised MC estimate is heavy-tailed once the mass comes from rare small
+    # scales (tiny delta at B = 0): there its mean + 4 se is no upper confidence bound, and
+    # the quadrature above is the reference
+    if spec.prior.value != "ss-ig" and delta >= 0.02:
         mean, se = box_mass_mc(spec, worst, delta, d, rng)
         assert bound_mass <= mean + MC_SE * se, (bound_mass, mean, se)
 

@@ -228,6 +228,23 @@ def test_engine_surcharge_is_the_least_lognormal_kl():
     assert engine_scale_surcharge(arch, PriorSpec("ss-ig")) == 0.0
 
 
+@pytest.mark.parametrize(
+    "likelihood, outputs, sigma",
+    [("gaussian", 2, 0.5), ("bernoulli", 1, 2.0), ("categorical", 3, 1.0)],
+)
+def test_classification_likelihoods_use_their_kl_scale(likelihood, outputs, sigma):
+    # KL <= ||f - f*||_inf^2 / (2 sigma^2): sigma_e for Gaussian (summed over K outputs), 2 for
+    # a Bernoulli logit, 1 for softmax logits (docs/theory.md 4.6); n E KL <= K T either way
+    arch = Architecture(3, [4, 3], [2, 2], 1.0, "relu", outputs=outputs)
+    sigma_e = sigma if likelihood == "gaussian" else None
+    gap = variational_gap(arch, "ss-gl", [1e3, 1e6], sigma_e, likelihood=likelihood)
+    k = outputs if likelihood == "gaussian" else 1
+    expected = gap.n * k * expected_sup_gap(arch, gap.sd) / (2 * sigma**2)
+    assert gap.expected_kl == pytest.approx(expected, rel=1e-12)
+    assert np.all(gap.expected_kl <= k * gap.coordinates)
+    assert np.all(gap.total_derived <= gap.bound) and np.all(gap.ratio < 1.2)
+
+
 def test_default_architecture_figures():
     arch = Architecture(100, [16, 16], [4, 3], 1.5)
     n = [512, 32768, 1e6]
