@@ -189,8 +189,11 @@ class Outcome:
     cancelled: tuple[str, ...]
 
 
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived inside :func:`interruptible`; ``signum`` says which."""
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived inside :func:`interruptible`; ``signum`` says which.
+
+    A :class:`KeyboardInterrupt`, so that callers that stop on Ctrl-C stop on it too.
+    """
 
     def __init__(self, signum: int) -> None:
         self.signum = signum

@@ -119,3 +119,4 @@ def test_signals_raise_interrupted_and_wait_for_a_shielded_block():
     with pytest.raises(Interrupted) as info, interruptible():
         os.kill(os.getpid(), signal.SIGINT)
     assert info.value.exit_status == 130 and str(info.value) == "SIGINT"
+    assert isinstance(info.value, KeyboardInterrupt)  # callers that stop on Ctrl-C stop on it
