@@ -433,7 +433,7 @@ def _dask(tasks: dict[str, Any], fn: _Fn, execution: Execution) -> Iterator[_Eve
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # any free port: never 8787, which may be taken
         )
         client = Client(cluster)
     futures: dict[Any, str] = {}

@@ -672,6 +672,8 @@ def _run_locked(
     done = set(store.prepare(spec.name, [c.record() for c in cells], meta))
     todo = [c for c in cells if c.cell_id not in done]
     checkpoints = out / "checkpoints"
+    for stale in checkpoints.glob(".*.tmp"):  # a checkpoint being written when a run was killed
+        stale.unlink(missing_ok=True)
     in_process = execution.backend.value == "in-process"
     bar = tqdm(
         total=len(cells),
