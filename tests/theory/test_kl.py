@@ -167,3 +167,40 @@ def test_kl_invalid_input_names_field(call, field):
     with pytest.raises(InvalidParameterError) as info:
         call()
     assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    "kl, args, q, p",
+    [
+        (kl_normal, (0.3, 0.7, -0.2, 1.4), stats.norm(0.3, 0.7), stats.norm(-0.2, 1.4)),
+        (
+            kl_lognormal_gamma,
+            (0.4, 0.6, 2.5, 1.7),
+            stats.norm(0.4, 0.6),
+            lambda y: stats.gamma(2.5, scale=1 / 1.7).logpdf(np.exp(y)) + y,
+        ),
+        (
+            kl_lognormal_invgamma,
+            (-0.5, 0.9, 1.5, 0.8),
+            stats.norm(-0.5, 0.9),
+            lambda y: stats.invgamma(1.5, scale=0.8).logpdf(np.exp(y)) + y,
+        ),
+    ],
+    ids=["normal", "lognormal-gamma", "lognormal-invgamma"],
+)
+def test_kl_at_fixed_points_by_adaptive_quadrature(kl, args, q, p):
+    # one fixed point per closed form against scipy.integrate.quad (a cheap first check that
+    # the mutation script runs before the registry's random ones)
+    log_p = p.logpdf if hasattr(p, "logpdf") else p
+    value, _ = integrate.quad(
+        lambda y: q.pdf(y) * (q.logpdf(y) - log_p(y)),
+        q.mean() - 30 * q.std(),
+        q.mean() + 30 * q.std(),
+        epsabs=0,
+        epsrel=1e-12,
+        limit=200,
+    )
+    assert float(kl(*args)) == pytest.approx(value, rel=1e-9)
+    assert float(kl_bernoulli(0.3, 0.6)) == pytest.approx(
+        0.3 * math.log(0.5) + 0.7 * math.log(0.7 / 0.4), rel=1e-12
+    )

@@ -242,6 +242,21 @@ def test_tail_bound_is_tight_for_gaussian_and_group_lasso():
     assert np.all(np.isfinite(slab_log_tail(spec, [1e3, 1e6], 4)))  # beyond underflow
 
 
+@pytest.mark.parametrize("log_b", [1.0, 3.0, 10.0, 40.0, 300.0])
+def test_horseshoe_tail_closed_form_is_the_balanced_union_bound(log_b):
+    # P(|tau Z| > b) <= P(tau > u) + P(|Z| > x), x = b/u, with P(tau > u) <= 2/(pi u) = 2x/(pi b)
+    # and Mills' ratio P(|Z| > x) <= 2 phi(x)/x; the closed form takes the x where the Mills
+    # term is 2/(pi b x), i.e. phi(x) = 1/(pi b): found here by Brent's method in log space
+    from ssbnn_theory.priors import _hs_closed_log_tail
+
+    def gap(x):  # log(2 phi(x)/x) - log(2/(pi b x)) = log(phi(x)) + log(pi b)
+        return -0.5 * x * x - 0.5 * np.log(2 * np.pi) + np.log(np.pi) + log_b
+
+    x = optimize.brentq(gap, 1e-9, 1e4, xtol=1e-14, rtol=1e-15)
+    expected = np.log(2 / np.pi) - log_b + np.log(x + 1 / x)
+    assert float(_hs_closed_log_tail(np.array(log_b))) == pytest.approx(expected, rel=1e-12)
+
+
 def test_scale_mass_matches_scipy_and_stays_finite():
     t = np.array([1e-3, 0.1, 1.0, 10.0, 100.0])
     gl = PriorSpec("ss-gl", kappa=1.3)
