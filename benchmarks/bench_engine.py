@@ -486,7 +486,8 @@ def scaling(compile: bool, quick: bool, prior: str = "ss-gl") -> dict:
     """Replicate-steps/s against R (W1 with n = 1000 to bound memory, W2) and against the
     hidden width (W2's shape, R = 16); eager, and compiled on a subset."""
     c = ceilings()
-    out: dict = {"ceilings": c, "vs_R": {}, "vs_width": {}, "prior": prior}
+    out: dict = {"ceilings": c, "vs_R": {}, "vs_width": {}, "prior": prior, "clock": CLOCK}
+    out["machine"], out["threads"] = machine(), torch.get_num_threads()
     r_values = SCALING_R[:7] if quick else SCALING_R
     steps = 6 if quick else 12
     for name in ("W1", "W2"):
@@ -546,6 +547,7 @@ def scaling_table(sc: dict) -> str:
 
 def plot_scaling(sc: dict, path: str) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -575,12 +577,15 @@ def plot_scaling(sc: dict, path: str) -> None:
     ax.plot(widths, [r["ceiling"]["bandwidth"] for r in rows], "C3:", label="bandwidth ceiling")
     ax.plot(widths, [r["ceiling"]["gemm"] for r in rows], "C2-.", label="GEMM ceiling")
     ax.set(xscale="log", yscale="log", xlabel="hidden width (2 layers, p = 100, R = 16)")
+    ax.set_xticks(widths, [str(wd) for wd in widths])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title("W2 shape against width")
     ax.legend(fontsize=8)
     c = sc["ceilings"]
     fig.suptitle(
-        f"{machine()['cpu']}, {torch.get_num_threads()} threads; read {c['read_GBps']:.1f} GB/s,"
-        f" GEMM {c['gemm_GFLOPs']:.0f} GFLOP/s (measured in the same run)",
+        f"{sc.get('machine', machine())['cpu']}, {sc.get('threads', torch.get_num_threads())} "
+        f"thread(s), {sc.get('clock', CLOCK)} time; read {c['read_GBps']:.1f} GB/s, GEMM "
+        f"{c['gemm_GFLOPs']:.0f} GFLOP/s (measured in the same run)",
         fontsize=9,
     )
     fig.tight_layout()
