@@ -513,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         f"mutation check: {sum(total)}/{len(total)} lemma-constant mutants killed ({share:.0%}, "
         f"target {args.target:.0%}) in {elapsed:.0f} s"
     )
-    return 0 if share >= args.target else 1
+    return 0 if share >= args.target or not total else 1
 
 
 if __name__ == "__main__":
