@@ -2,11 +2,10 @@
 
 Every ``check_every`` steps, :class:`Plateau` reads each replicate's negative ELBO
 per observation ``L_r`` on fixed rows and fixed noise
-(:class:`simulations.structure.ElboEstimate`) and its kept structure. For
+(:class:`simulations.structure.ElboEstimate`). For
 replicate ``r``:
 
-* an **improvement** is a check with ``L_r < best_r - tolerance`` (or, in the relaxed
-  phase, a change of the kept structure: a node crossed the 1/2 inclusion line);
+* an **improvement** is a check with ``L_r < best_r - tolerance``;
 * after ``patience`` checks without improvement (a **plateau**) the replicate's
   learning rate halves, and the count restarts;
 * a plateau at the smallest learning rate (after ``decays`` halvings) is
@@ -54,9 +53,9 @@ class ConvergenceRule:
     """
 
     check_every: int = 200
-    patience: int = 5
-    decays: int = 3
-    tolerance: float = 1e-4
+    patience: int = 4
+    decays: int = 2
+    tolerance: float = 1e-3
     rows: int = 4096
     draws: int = 4
 
@@ -92,26 +91,16 @@ class Plateau:
         self.best = torch.full((replicates,), math.inf, dtype=torch.float64)
         self.since = torch.zeros(replicates, dtype=torch.long)
         self.halvings = torch.zeros(replicates, dtype=torch.long)
-        self.structure: torch.Tensor | None = None
 
     @property
     def lr_scale(self) -> torch.Tensor:
         """``2^-halvings`` per replicate, ``[R]``."""
         return torch.pow(0.5, self.halvings.double())
 
-    def update(self, value: torch.Tensor, structure: torch.Tensor | None = None) -> torch.Tensor:
-        """Record one check; returns which replicates have converged at it, ``[R]`` bool.
-
-        ``value`` is ``L_r`` (``[R]``); ``structure`` the kept indicators ``[R, K]`` in the
-        relaxed phase (``None`` once they are frozen).
-        """
+    def update(self, value: torch.Tensor) -> torch.Tensor:
+        """Record one check of ``L_r`` (``[R]``); returns which replicates converged at it."""
         value = value.detach().double().cpu()
         improved = value < self.best - self.rule.tolerance
-        if structure is not None:
-            structure = structure.cpu()
-            if self.structure is not None:
-                improved |= (structure != self.structure).any(-1)
-            self.structure = structure.clone()
         self.best = torch.minimum(self.best, value)
         self.since = torch.where(improved, 0, self.since + 1)
         plateau = self.since >= self.rule.patience
@@ -127,7 +116,6 @@ class Plateau:
             "best": self.best.clone(),
             "since": self.since.clone(),
             "halvings": self.halvings.clone(),
-            "structure": None if self.structure is None else self.structure.clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -135,4 +123,3 @@ class Plateau:
         self.best = state["best"].clone()
         self.since = state["since"].clone()
         self.halvings = state["halvings"].clone()
-        self.structure = None if state["structure"] is None else state["structure"].clone()

@@ -51,6 +51,11 @@ from ssbnn_theory.errors import InvalidParameterError
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit"]
 
 _CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/2"
+# KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
+_AUTO_WARMUP = 2000
+# Fine-tuning rounds of an "auto" run: each after an indicator pass, the later ones only for
+# the replicates whose pass switched a node.
+_FINETUNE_ROUNDS = 3
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
 # the views are preallocated and accumulated in place, so the note does not apply.
 _LAYOUT_WARNING = ".*gradient layout contract.*"
@@ -98,7 +103,7 @@ class TrainConfig:
         in all (:func:`fit`).
     max_steps
         Cap of an ``"auto"`` run: the relaxed phase takes at most ``max_steps // 2``
-        steps, each of the two fine-tuning rounds at most ``max_steps // 4``.
+        steps, each of the (at most three) fine-tuning rounds at most ``max_steps // 6``.
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
@@ -106,8 +111,10 @@ class TrainConfig:
     lr
         Learning rate.
     logit_lr
-        Learning rate of the inclusion logits ``theta`` (``None``: ``lr``); applied by
-        scaling their optimiser update by ``logit_lr / lr``.
+        Learning rate of the inclusion logits ``theta``, applied by scaling their optimiser
+        update by ``logit_lr / lr``. ``None`` (the default): ``lr / 3`` in an ``"auto"``
+        run (slower logits let the likelihood keep up with the KL's pull on the relaxed
+        indicators, ``docs/engine.md``), ``lr`` with a fixed number of steps.
     optimizer
         :class:`Optimizer` (default Adam).
     betas
@@ -115,7 +122,11 @@ class TrainConfig:
     grad_clip
         Maximum gradient norm per replicate (``None``: no clipping).
     kl_warmup_steps
-        The KL weight rises linearly, ``min(1, (t + 1) / kl_warmup_steps)`` at step ``t``.
+        The KL weight rises linearly, ``min(1, (t + 1) / kl_warmup_steps)`` at step ``t``
+        of the relaxed phase. ``None`` (the default): 2,000 steps in an ``"auto"`` run,
+        none with a fixed number of steps. The warm-up lets the likelihood establish the
+        nodes before the KL prices them: without it, the relaxed phase of a p = 100
+        student drops every first-layer node (``docs/engine.md``).
     finetune_steps
         With an integer ``steps``: extra steps after ``steps`` with the indicators
         frozen at the kept structure (inclusion probability > 1/2): only the slab and
@@ -140,14 +151,14 @@ class TrainConfig:
     """
 
     steps: int | str = "auto"
-    max_steps: int = 60_000
+    max_steps: int = 20_000
     batch_size: int | None = None
     lr: float = 3e-3
-    logit_lr: float | None = 3e-2
+    logit_lr: float | None = None
     optimizer: Optimizer | str = Optimizer.ADAM
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float | None = None
-    kl_warmup_steps: int = 0
+    kl_warmup_steps: int | None = None
     finetune_steps: int = 0
     indicator_pass: bool = True
     convergence: ConvergenceRule = field(default_factory=ConvergenceRule)
@@ -162,11 +173,15 @@ class TrainConfig:
         elif not _is_int(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
-            ("max_steps", 2), ("kl_warmup_steps", 0), ("finetune_steps", 0),
-            ("checkpoint_every", 1), ("log_every", 1),
+            ("max_steps", 2), ("finetune_steps", 0), ("checkpoint_every", 1), ("log_every", 1),
         ):  # fmt: skip
             if not _is_int(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
+        if self.kl_warmup_steps is None:
+            object.__setattr__(self, "kl_warmup_steps", _AUTO_WARMUP if self.steps == "auto" else 0)
+        elif not _is_int(self.kl_warmup_steps, 0):
+            allowed = "an integer >= 0 or None"
+            raise InvalidParameterError("kl_warmup_steps", allowed, self.kl_warmup_steps)
         if self.steps == "auto" and self.finetune_steps:
             allowed = "0 with steps = 'auto' (its fine-tuning runs until convergence)"
             raise InvalidParameterError("finetune_steps", allowed, self.finetune_steps)
@@ -177,17 +192,19 @@ class TrainConfig:
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
-        if self.logit_lr is not None and not (
+        if self.batch_size is not None and not _is_int(self.batch_size, 1):
+            raise InvalidParameterError("batch_size", "an integer >= 1 or None", self.batch_size)
+        if not isinstance(self.lr, int | float) or not (math.isfinite(self.lr) and self.lr > 0):
+            raise InvalidParameterError("lr", "a finite number > 0", self.lr)
+        if self.logit_lr is None:
+            object.__setattr__(self, "logit_lr", self.lr / 3 if self.steps == "auto" else self.lr)
+        if not (
             isinstance(self.logit_lr, int | float)
             and not isinstance(self.logit_lr, bool)
             and math.isfinite(self.logit_lr)
             and self.logit_lr > 0
         ):
             raise InvalidParameterError("logit_lr", "a finite number > 0 or None", self.logit_lr)
-        if self.batch_size is not None and not _is_int(self.batch_size, 1):
-            raise InvalidParameterError("batch_size", "an integer >= 1 or None", self.batch_size)
-        if not isinstance(self.lr, int | float) or not (math.isfinite(self.lr) and self.lr > 0):
-            raise InvalidParameterError("lr", "a finite number > 0", self.lr)
         object.__setattr__(self, "optimizer", parse_enum(Optimizer, self.optimizer, "optimizer"))
         betas = tuple(self.betas) if isinstance(self.betas, list | tuple) else ()
         if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
@@ -441,8 +458,8 @@ def fit(
     1. relaxed indicators (Concrete, straight-through);
     2. the indicators frozen at the kept structure, the coordinate-ascent
        :func:`~simulations.structure.indicator_pass` over them, then fine-tuning
-       of the slab and scale factors; repeated once when the pass at its end
-       switches a node.
+       of the slab and scale factors; repeated (at most three rounds in all) for the
+       replicates whose pass at the end of a round switched a node.
 
     Each phase after the first starts a fresh optimiser and draws its noise and
     minibatches from streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``),
@@ -515,7 +532,7 @@ class _Fit:
         self.fingerprint = _fingerprint(x, y) if self.path is not None else None
         # Run state (all of it goes into a checkpoint).
         self.step = 0
-        self.phase = 0  # 0: relaxed; 1, 2: fine-tuning rounds
+        self.phase = 0  # 0: relaxed; 1, 2, ...: fine-tuning rounds
         self.phase_start = 0  # the step at which the phase started ("auto" runs)
         self.wall_before = 0.0
         self.history: list[torch.Tensor] = []
@@ -550,15 +567,8 @@ class _Fit:
         config = self.config
         if not self.auto:
             return config.steps if self.phase == 0 else config.total_steps
-        return self.phase_start + config.max_steps // (2 if self.phase == 0 else 4)
-
-    def _kept(self) -> torch.Tensor:
-        """The kept indicators of every spiked block, ``[R, K]`` (the relaxed phase's structure)."""
-        probs = [t for t in self.model.inclusion_probs()]
-        inputs = self.model.input_inclusion_probs()
-        if inputs is not None:
-            probs.append(inputs)
-        return torch.cat([p.reshape(self.reps, -1) > 0.5 for p in probs], dim=1)
+        share = 2 if self.phase == 0 else 2 * _FINETUNE_ROUNDS
+        return self.phase_start + config.max_steps // share
 
     def _stop(self, which: torch.Tensor) -> None:
         """Stop updating the replicates ``which`` (``[R]`` bool) at their current values."""
@@ -608,9 +618,7 @@ class _Fit:
 
     def _check(self) -> None:
         """One convergence check: stop the replicates that converged."""
-        value = self.elbo()
-        kept = self._kept() if self.phase == 0 else None
-        self._stop(self.plateau.update(value, kept) & ~self.stopped)
+        self._stop(self.plateau.update(self.elbo()) & ~self.stopped)
 
     def _end_phase(self) -> bool:
         """Close the current phase; ``True`` when the fit is finished."""
@@ -621,12 +629,12 @@ class _Fit:
             return True
         converged = self.stopped & ~self.failed
         self.phase_converged &= converged | self.failed
-        if self.phase == 2:
+        if self.phase == _FINETUNE_ROUNDS:
             return True
         before = self.switches.clone()
         self._start_phase(self.phase + 1)
-        if self.phase == 2:
-            # A second fine-tuning round only for the replicates whose pass switched a node.
+        if self.phase > 1:
+            # Another fine-tuning round only for the replicates whose pass switched a node.
             again = (self.switches != before) & ~self.failed
             self._stop(~again)
             return not bool(again.any())
