@@ -5,13 +5,18 @@ For replicate ``r`` and a minibatch ``S`` of size ``B`` out of ``n`` observation
     loss_r = ( (n / B) sum_{i in S} -log p(y_i | f_theta(x_i)) + beta_t KL(q_r || prior) ) / n
 
 with the KL weight ``beta_t`` rising linearly to 1 over the warm-up steps
-(``docs/elbo.md``). The replicates' losses are summed before the backward pass,
-so replicate ``r``'s gradient is that of ``loss_r`` alone. Gradient clipping
-rescales each replicate's gradient by its own norm; Adam acts elementwise. All
-randomness of replicate ``r`` (initial values, minibatches, weight and mask
-noise) comes from its own generators, so a replicate's numbers do not depend on the
-other replicates, and a batched run over ``R`` replicates equals ``R`` separate runs
-with the same seeds up to the summation order of batched matrix products
+(``docs/elbo.md``). ``TrainConfig(steps="auto")`` trains in phases until a
+per-replicate convergence rule holds (:mod:`simulations.convergence`), with the
+coordinate-ascent pass over the indicators between them (:mod:`simulations.structure`);
+``docs/engine.md``, "Training until convergence".
+
+The replicates' losses are summed before the backward pass, so replicate ``r``'s
+gradient is that of ``loss_r`` alone. Gradient clipping rescales each replicate's
+gradient by its own norm; Adam acts elementwise. All randomness of replicate ``r``
+(initial values, minibatches, weight and mask noise) comes from its own generators, so
+a replicate's numbers do not depend on the other replicates, and a batched run over
+``R`` replicates equals ``R`` separate runs with the same seeds up to the summation
+order of batched matrix products
 (``docs/engine.md``, "Replicates and seeds").
 
 Implementation: all parameters of the model live in one ``[R, P]`` buffer (each
