@@ -349,7 +349,9 @@ def test_fine_tuning_freezes_the_indicators():
 def test_kl_warm_up_schedule():
     cfg = TrainConfig(steps=10, kl_warmup_steps=4)
     assert [cfg.kl_weight(t) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
-    assert TrainConfig().kl_weight(0) == 1.0
+    assert TrainConfig(steps=10).kl_weight(0) == 1.0  # no warm-up with fixed steps
+    assert TrainConfig().kl_warmup_steps == 2000  # "auto" runs warm up
+    assert TrainConfig().kl_weight(999) == 0.5
 
 
 def test_float32_and_categorical_runs():
