@@ -9,13 +9,16 @@ simulate`` uses by default under ``./ssbnn-results``):
   study layer resumes), then loads it;
 * size ``full`` with ``run=True``: the same with the full study (hours to days on a CPU);
 * size ``full`` with ``run=False`` (``python -m paper_figures`` without ``--run-full``):
-  loads the full study's finished cells when there are any, else falls back to the quick
-  study (run when missing), and says so in :attr:`StudyResults.note`.
+  loads the full study's finished cells when there are any, else the committed reference
+  results of the study when it has them (``paper_figures/reference/``: a consolidated
+  table and the spec that made it, ``paper_figures/reference/README.md``), else falls
+  back to the quick study (run when missing), and says so in :attr:`StudyResults.note`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -46,6 +49,9 @@ REPO = Path(__file__).resolve().parent.parent
 SPECS = Path(__file__).resolve().parent / "studies"
 """The study specs made for the figures (``paper_figures/studies/*.toml``)."""
 
+REFERENCE = Path(__file__).resolve().parent / "reference"
+"""Committed reference results: ``<name>.toml`` (the spec) and ``<name>.csv`` (its table)."""
+
 
 @dataclass(frozen=True)
 class StudySource:
@@ -59,12 +65,16 @@ class StudySource:
         The two spec files.
     purpose
         One line: what the study is for.
+    reference
+        Name of the committed reference results in :data:`REFERENCE` that stand in for
+        the full study when it is not stored (``None``: there are none).
     """
 
     key: str
     full: Path
     quick: Path
     purpose: str
+    reference: str | None = None
 
     def spec_path(self, size: Size | str) -> Path:
         """The spec file of ``size``."""
@@ -79,12 +89,14 @@ SOURCES: dict[str, StudySource] = {
             REPO / "studies" / "relu_teacher.toml",
             REPO / "studies" / "relu_teacher_quick.toml",
             "empirical contraction against the theory's eps_n^2 (relu_teacher)",
+            "relu_teacher",
         ),
         StudySource(
             "recovery",
             SPECS / "node_recovery.toml",
             SPECS / "node_recovery_quick.toml",
             "node and input recovery, SS-IG/SS-GL/SS-GHS/edge-ss (relu_teacher)",
+            "relu_teacher",
         ),
         StudySource(
             "compression_bai",
@@ -194,6 +206,33 @@ def _shown(path: Path) -> str:
         return str(path.resolve())
 
 
+def reference_results(key: str) -> StudyResults:
+    """The committed reference results standing in for study ``key`` (module docstring)."""
+    from simulations.spec import load_spec
+    from simulations.study import expand
+
+    name = SOURCES[key].reference
+    spec_path = REFERENCE / f"{name}.toml"
+    study = load_spec(spec_path)
+    table = pd.read_csv(REFERENCE / f"{name}.csv")
+    for column in table.columns:
+        if table[column].map(lambda v: isinstance(v, str) and v.startswith("[")).all():
+            table[column] = table[column].map(json.loads)  # list columns are JSON text
+    return StudyResults(
+        key=key,
+        spec=study,
+        spec_path=spec_path.resolve(),
+        size=Size.FULL,
+        folder=REFERENCE,
+        table=table,
+        cells_done=table["cell_id"].nunique(),
+        cells_total=len(expand(study)),
+        failed=(),
+        note=f"committed reference results ({_shown(REFERENCE / name)}.csv, "
+        "paper_figures/reference/README.md)",
+    )
+
+
 def _done_cells(folder: Path) -> int:
     from simulations.store import ResultStore
 
@@ -263,6 +302,9 @@ def obtain(
         note = f"{kind} study, {ran} of {total} cells run now, {before} stored before"
     else:
         stored = _done_cells(folder)
+        reference = SOURCES[key].reference
+        if stored == 0 and reference is not None and (REFERENCE / f"{reference}.csv").is_file():
+            return reference_results(key)
         if stored == 0:
             fallback = obtain(key, Size.QUICK, results=root, run=True, quiet=quiet)
             note = f"no stored full results in {_shown(folder)}: {fallback.note}"

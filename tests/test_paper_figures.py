@@ -21,7 +21,7 @@ from paper_figures.cli import main
 from paper_figures.contraction import slope_summary
 from paper_figures.refit import check_stored, latency_table, node_probs, refit
 from paper_figures.registry import INDEX, FigureSpec, select
-from paper_figures.results import SOURCES, prior_family, prior_name
+from paper_figures.results import REFERENCE, SOURCES, prior_family, prior_name
 from paper_figures.theory import ARCHITECTURE, terms_table
 from simulations.model import BayesianMLP, ModelConfig
 from ssbnn_theory import contraction_rate
@@ -66,14 +66,28 @@ def test_quick_path_writes_every_figure_and_the_index(
     assert "Not made" not in index
 
 
+def test_full_size_without_stored_results_uses_the_committed_reference(
+    results_root: Path,
+) -> None:
+    """The contraction study is not stored here: its committed reference results stand in
+    (list columns read back as lists, every cell of the reference spec present)."""
+    results = obtain("contraction", Size.FULL, results=results_root, run=False)
+    assert results.size is Size.FULL and results.folder == REFERENCE
+    assert "committed reference results" in results.note
+    assert results.cells_done == results.cells_total
+    assert results.table["hidden"].map(lambda h: h == [16, 16]).all()
+    assert set(results.table["n"]) == set(results.spec.n)
+    assert results.table["converged"].dtype == bool
+
+
 def test_full_size_without_stored_results_falls_back_to_the_quick_study(
     results_root: Path,
 ) -> None:
-    results = obtain("contraction", Size.FULL, results=results_root, run=False)
+    results = obtain("compression_bai", Size.FULL, results=results_root, run=False)
     assert results.size is Size.QUICK
-    assert results.spec.name == "relu_teacher_quick"
+    assert results.spec.name == "compression_bai_sparse_function_quick"
     assert "no stored full results" in results.note
-    assert results.cells_done == results.cells_total == len(results.table) // 2
+    assert results.cells_done == results.cells_total
 
 
 def test_a_failing_figure_is_reported_and_the_others_are_made(tmp_path: Path) -> None:
