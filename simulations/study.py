@@ -343,28 +343,21 @@ def run_cell(
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
         checkpoint = Path(checkpoint_dir) / f"{cell.cell_id}.pt"
+
+    def train(model: Any) -> Any:
+        return fit(
+            model, data.x_train, data.y_train, spec.train_config(),
+            checkpoint=checkpoint, progress=progress,
+        )  # fmt: skip
+
     try:
-        report = fit(
-            model,
-            data.x_train,
-            data.y_train,
-            spec.train_config(),
-            checkpoint=checkpoint,
-            progress=progress,
-        )
+        report = train(model)
     except InvalidParameterError as exc:
         if checkpoint is None or exc.field != "checkpoint" or not checkpoint.exists():
             raise
         _set_aside_checkpoint(checkpoint, str(exc))
         model = cell.build_model(device)  # fit may have rearranged the first model's tensors
-        report = fit(
-            model,
-            data.x_train,
-            data.y_train,
-            spec.train_config(),
-            checkpoint=checkpoint,
-            progress=progress,
-        )
+        report = train(model)
     if checkpoint is not None:
         checkpoint.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
     eps_n, r_n, local = theory_rate(cell, data.truth)
