@@ -241,8 +241,8 @@ def latency_table(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from simulations._io import atomic_write
     from simulations.compress import inference_latency
-    from simulations.store import atomic_write
     from simulations.study import expand
 
     path = Path(results.folder) / LATENCY_FILE

@@ -396,7 +396,7 @@ def write_index(
     details: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``ctx.out/index.md``: one section per figure (module docstring)."""
-    from simulations.study import git_commit
+    from simulations._io import git_commit
 
     commit = git_commit(REPO) or "unknown"
     lines = [

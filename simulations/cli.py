@@ -287,8 +287,9 @@ def _export_path(flag: str, path: str | None) -> Path | None:
 def _results(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from simulations._io import atomic_write
     from simulations.report import replicate_notes
-    from simulations.store import ResultStore, atomic_write
+    from simulations.store import ResultStore
 
     csv = _export_path("--csv", args.csv)
     parquet = _export_path("--parquet", args.parquet)

@@ -20,6 +20,7 @@ from torch.utils import benchmark
 
 from simulations.model import BayesianMLP, activation_function, activation_module
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer
 
 __all__ = ["CompactNetwork", "Latency", "compact", "compact_all", "inference_latency"]
 
@@ -71,8 +72,7 @@ def compact(model: BayesianMLP, replicate: int) -> CompactNetwork:
     if not isinstance(model, BayesianMLP):
         raise InvalidParameterError("model", "a BayesianMLP", type(model).__name__)
     reps = model.replicates
-    if isinstance(replicate, bool) or not isinstance(replicate, int) or not 0 <= replicate < reps:
-        raise InvalidParameterError("replicate", f"an integer in [0, {reps - 1}]", replicate)
+    check_integer("replicate", replicate, lower=0, upper=reps - 1)
     kept = model.kept()
     act = activation_function(model.config.activation)
     weights = [(w[replicate], b[replicate]) for w, b in model.mean_weights()]
@@ -151,13 +151,11 @@ def inference_latency(
     variational-mean weights (unpruned).
     """
     net = compact(model, replicate)
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise InvalidParameterError("batch", "an integer >= 1", batch)
+    check_integer("batch", batch)
     if not isinstance(min_run_time, int | float) or not min_run_time > 0:
         raise InvalidParameterError("min_run_time", "a number > 0", min_run_time)
     threads = torch.get_num_threads() if threads is None else threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise InvalidParameterError("threads", "an integer >= 1", threads)
+    check_integer("threads", threads)
     modules: list[nn.Module] = []
     layers = model.mean_weights()
     for i, (w, b) in enumerate(layers):

@@ -41,6 +41,7 @@ from simulations.enums import Likelihood
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer, check_integer_sequence, check_positive
 
 __all__ = [
     "DESIGNS",
@@ -242,34 +243,6 @@ class _Draws:
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _integer(field: str, value: object, low: int, high: int | None = None) -> int:
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidParameterError(field, allowed, value)
-    if value < low or (high is not None and value > high):
-        raise InvalidParameterError(field, allowed, value)
-    return int(value)
-
-
-def _positive(field: str, value: object) -> float:
-    allowed = "a finite number > 0"
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InvalidParameterError(field, allowed, value)
-    try:
-        number = float(value)
-    except OverflowError:  # an integer too large for a float
-        number = math.inf
-    if not (math.isfinite(number) and number > 0):
-        raise InvalidParameterError(field, allowed, value)
-    return number
-
-
-def _int_tuple(field: str, value: object, low: int, high: int | None = None) -> tuple[int, ...]:
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) == 0:
-        raise InvalidParameterError(field, f"a non-empty list of integers >= {low}", value)
-    return tuple(_integer(f"{field}[{i}]", v, low, high) for i, v in enumerate(value))
 
 
 def _likelihood(value: object, allowed: Sequence[Likelihood]) -> Likelihood:
@@ -580,14 +553,18 @@ def _random_relu_teacher(
 
 def _relu_teacher(params: dict[str, Any], truth_seed: int) -> _Law:
     """``x ~ U(-1,1)^p``; random ReLU teacher on the first ``relevant`` inputs; Gaussian noise."""
-    relevant = _integer("relevant", params["relevant"], 1, _MAX_RELEVANT)
-    p = _integer("p", params["p"], relevant, _MAX_P)
-    sigma_e = _positive("sigma_e", params["sigma_e"])
-    active = _int_tuple("active", params["active"], 1, _MAX_RELEVANT)
+    relevant = check_integer("relevant", params["relevant"], lower=1, upper=_MAX_RELEVANT)
+    p = check_integer("p", params["p"], lower=relevant, upper=_MAX_P)
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
+    active = check_integer_sequence(
+        "active", params["active"], lower=1, upper=_MAX_RELEVANT, first=0
+    )
     hidden = (
         active
         if params["hidden"] is None
-        else _int_tuple("hidden", params["hidden"], 1, _MAX_TEACHER_WIDTH)
+        else check_integer_sequence(
+            "hidden", params["hidden"], lower=1, upper=_MAX_TEACHER_WIDTH, first=0
+        )
     )
     if len(hidden) != len(active):
         raise InvalidParameterError(
@@ -666,7 +643,11 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> _Law:
     weights, biases = _load_teacher(params["weights"])
     activation = parse_enum(Activation, params["activation"], "activation")
     fan_in = weights[0].shape[1]
-    p = fan_in if params["p"] is None else _integer("p", params["p"], fan_in, max(fan_in, _MAX_P))
+    p = (
+        fan_in
+        if params["p"] is None
+        else check_integer("p", params["p"], lower=fan_in, upper=max(fan_in, _MAX_P))
+    )
     likelihood = _likelihood(params["likelihood"], tuple(Likelihood))
     outputs = weights[-1].shape[0]
     if likelihood is Likelihood.BERNOULLI and outputs != 1:
@@ -675,7 +656,9 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> _Law:
         raise InvalidParameterError(
             f"W{len(weights)}", "at least 2 rows (one logit per class) for categorical", outputs
         )
-    sigma_e = _positive("sigma_e", params["sigma_e"]) if likelihood is Likelihood.GAUSSIAN else None
+    sigma_e = (
+        check_positive("sigma_e", params["sigma_e"]) if likelihood is Likelihood.GAUSSIAN else None
+    )
     truth = _teacher_truth(weights, biases, activation, p)
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -698,8 +681,8 @@ def _bai_f0(x: np.ndarray) -> np.ndarray:
 def _bai_sparse_function(params: dict[str, Any], truth_seed: int) -> _Law:
     """Bai, Song & Cheng (2020): ``x ~ U(-1,1)^p``, ``y = f0(x) + sigma_e e``."""
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 5, _MAX_P)
-    sigma_e = _positive("sigma_e", params["sigma_e"])
+    p = check_integer("p", params["p"], lower=5, upper=_MAX_P)
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         x = g.uniform(-1.0, 1.0, size=(m, p))
@@ -722,8 +705,8 @@ def _sun_f0(x: np.ndarray) -> np.ndarray:
 def _sun_regression(params: dict[str, Any], truth_seed: int) -> _Law:
     """Sun, Song & Liang (2021): equicorrelated Gaussian inputs, ``y = f0(x) + sigma_e e``."""
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 5, _MAX_P)
-    sigma_e = _positive("sigma_e", params["sigma_e"])
+    p = check_integer("p", params["p"], lower=5, upper=_MAX_P)
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         x = _equicorrelated(g, m, p)
@@ -746,7 +729,7 @@ def _sun_classification(params: dict[str, Any], truth_seed: int) -> _Law:
     script, which redraws a point whose class is already full.
     """
     del truth_seed  # f0 is fixed
-    p = _integer("p", params["p"], 4, _MAX_P)
+    p = check_integer("p", params["p"], lower=4, upper=_MAX_P)
     likelihood = _likelihood(params["likelihood"], (Likelihood.CATEGORICAL, Likelihood.BERNOULLI))
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -779,7 +762,7 @@ def _sun_classification(params: dict[str, Any], truth_seed: int) -> _Law:
 def _cubic_small_n(params: dict[str, Any], truth_seed: int) -> _Law:
     """``x ~ U(-4, 4)``, ``f0 = x^3``, ``y = f0 + sigma_e e`` (``sigma_e = 3``)."""
     del truth_seed  # f0 is fixed
-    sigma_e = _positive("sigma_e", params["sigma_e"])
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         x = g.uniform(-4.0, 4.0, size=(m, 1))
@@ -894,8 +877,10 @@ def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> _
     """User data split by the seed: test rows (stream ``"test"``), replicate rows (``"data"``)."""
     x, y, likelihood, outputs = _dataset_arrays(params)
     rows = x.shape[0]
-    n = _integer("n", n, 1, rows - 1)
-    n_test = rows - n if n_test is None else _integer("n_test", n_test, 1, rows - n)
+    n = check_integer("n", n, lower=1, upper=rows - 1)
+    n_test = (
+        rows - n if n_test is None else check_integer("n_test", n_test, lower=1, upper=rows - n)
+    )
     order = np.random.default_rng(stream_seed(seed, "test")).permutation(rows)
     test, pool = order[:n_test], order[n_test:]
     chosen = np.stack(
@@ -1111,11 +1096,11 @@ def generate(
             f"a parameter of {spec.name}: one of {sorted(spec.defaults)}",
             params[unknown[0]],
         )
-    n = _integer("n", n, 1)
-    replicates = _integer("replicates", replicates, 1)
-    seed = _integer("seed", seed, 0)
+    n = check_integer("n", n, lower=1)
+    replicates = check_integer("replicates", replicates, lower=1)
+    seed = check_integer("seed", seed, lower=0)
     if n_test is not None:
-        n_test = _integer("n_test", n_test, 1)
+        n_test = check_integer("n_test", n_test, lower=1)
     if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
         raise InvalidParameterError(
             "dtype", "a floating torch dtype (torch.float32, torch.float64)", dtype

@@ -21,6 +21,7 @@ from torch import nn
 from simulations.enums import Likelihood
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_positive
 
 __all__ = [
     "BernoulliLikelihood",
@@ -87,8 +88,7 @@ class GaussianLikelihood(ObservationModel):
         self.learned = sigma_e is None
         value = sigma_init if sigma_e is None else sigma_e
         field = "sigma_init" if sigma_e is None else "sigma_e"
-        if not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
-            raise InvalidParameterError(field, "a finite number > 0", value)
+        check_positive(field, value)
         log_sigma = torch.full((replicates,), math.log(value), dtype=dtype, device=device)
         if self.learned:
             self.log_sigma = nn.Parameter(log_sigma)

@@ -19,7 +19,6 @@ Conventions (``docs/metrics.md``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,6 +30,7 @@ from simulations.enums import Likelihood
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer, check_positive
 
 __all__ = [
     "EXCEEDANCE_MULTIPLES",
@@ -70,14 +70,6 @@ def _matching(f: torch.Tensor, f0: torch.Tensor) -> None:
         raise InvalidParameterError(
             "f0", f"a tensor [n, outputs] = {list(f.shape[-2:])} matching f", tuple(f0.shape)
         )
-
-
-def _positive(field: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidParameterError(field, "a finite number > 0", value)
-    if not (math.isfinite(value) and value > 0):
-        raise InvalidParameterError(field, "a finite number > 0", value)
-    return float(value)
 
 
 # --------------------------------------------------------------------------- contraction
@@ -168,7 +160,7 @@ def hellinger_sq(
     if lik is Likelihood.GAUSSIAN:
         if sigma_e is None:
             raise InvalidParameterError("sigma_e", "a finite number > 0 (Gaussian)", None)
-        sigma = _positive("sigma_e", sigma_e)
+        sigma = check_positive("sigma_e", sigma_e)
         u = (f - f0).square().sum(dim=-1) / (8.0 * sigma**2)
         return (-torch.expm1(-u)).mean(dim=-1)
     if (f0 < 0).any() or (f0 > 1).any():
@@ -200,7 +192,7 @@ def exceedance(dh_sq: torch.Tensor, radius: float) -> torch.Tensor:
         ``dh_sq.shape[1:]``, in ``[0, 1]``.
     """
     _tensor("dh_sq", dh_sq, 1)
-    r = _positive("radius", radius)
+    r = check_positive("radius", radius)
     return (dh_sq > r * r).to(dh_sq.dtype if dh_sq.is_floating_point() else torch.float64).mean(0)
 
 
@@ -492,15 +484,13 @@ def evaluate(
     """
     if not isinstance(data, SimulationData):
         raise InvalidParameterError("data", "a SimulationData (simulations.designs.generate)", data)
-    eps = None if eps_n is None else _positive("eps_n", eps_n)
+    eps = None if eps_n is None else check_positive("eps_n", eps_n)
     for field, value in (("draws", draws), ("chunk", chunk), ("seed", seed)):
-        low = 0 if field == "seed" else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise InvalidParameterError(field, f"an integer >= {low}", value)
+        check_integer(field, value, lower=0 if field == "seed" else 1)
     lik = data.likelihood
     sigma = None
     if lik is Likelihood.GAUSSIAN and data.f_test is not None:
-        sigma = _positive("sigma_e", data.noise_sd if sigma_e is None else sigma_e)
+        sigma = check_positive("sigma_e", data.noise_sd if sigma_e is None else sigma_e)
     replicates = data.replicates
     if model.replicates != replicates:
         raise InvalidParameterError(

@@ -823,7 +823,7 @@ def _write_report(
     ]
     text = "\n".join(lines)
     path = folder / "summary.md"
-    from simulations.store import atomic_write
+    from simulations._io import atomic_write
 
     atomic_write(path, lambda handle: handle.write((text + "\n").encode("utf-8")))
     return Report(path, tuple(figures), text, tuple(skipped))

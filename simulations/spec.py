@@ -51,6 +51,7 @@ from simulations.relaxed import Annealing, TemperatureSchedule
 from simulations.train import Optimizer, TrainConfig
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer, check_positive
 
 __all__ = [
     "AUTO",
@@ -594,7 +595,7 @@ def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:
         n_raw = [n_raw]
     if not isinstance(n_raw, list) or not n_raw:
         raise InvalidParameterError("train.n", "a non-empty list of integers >= 2", n_raw)
-    n = tuple(_int(f"train.n[{i}]", v, 2, _MAX_N) for i, v in enumerate(n_raw))
+    n = tuple(check_integer(f"train.n[{i}]", v, lower=2, upper=_MAX_N) for i, v in enumerate(n_raw))
     for i in range(1, len(n)):
         if n[i] <= n[i - 1]:
             raise InvalidParameterError(
@@ -700,7 +701,7 @@ class _Table:
     def integer(self, key: str, low: int, high: int, *, default: object = _MISSING) -> Any:
         if key not in self.data:
             return self.get(key, default)
-        return _int(self.field(key), self.data[key], low, high)
+        return check_integer(self.field(key), self.data[key], lower=low, upper=high)
 
     def number(self, key: str, low: float, high: float, *, default: object = _MISSING) -> Any:
         if key not in self.data:
@@ -789,20 +790,13 @@ def _finite(value: int | float) -> bool:
         return False
 
 
-def _int(field: str, value: object, low: int, high: int) -> int:
-    allowed = f"an integer in [{low}, {high}]"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidParameterError(field, allowed, value)
-    if not low <= value <= high:
-        raise InvalidParameterError(field, allowed, value)
-    return value
-
-
 def _widths(field: str, value: object) -> tuple[int, ...]:
     allowed = "a non-empty list of layer widths (integers in [1, 100000])"
     if not isinstance(value, list) or not value:
         raise InvalidParameterError(field, allowed, value)
-    return tuple(_int(f"{field}[{i}]", k, 1, 100_000) for i, k in enumerate(value))
+    return tuple(
+        check_integer(f"{field}[{i}]", k, lower=1, upper=100_000) for i, k in enumerate(value)
+    )
 
 
 def _plain(value: object) -> Any:
@@ -836,8 +830,8 @@ def _boolean(field: str, value: object) -> bool:
 
 
 def _positive(field: str, value: object) -> Any:
-    if not (_is_number(value) and _finite(value) and value > 0):
-        raise InvalidParameterError(field, "a finite number > 0", value)
+    """A finite number > 0, passed on as written (an integer stays an integer)."""
+    check_positive(field, value)
     return value
 
 
@@ -856,7 +850,7 @@ def _probability(field: str, value: object) -> Any:
 
 def _count(low: int) -> _Check:
     def check(field: str, value: object) -> int:
-        return _int(field, value, low, _MAX_STEPS)
+        return check_integer(field, value, lower=low, upper=_MAX_STEPS)
 
     return check
 

@@ -40,18 +40,18 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from simulations._io import TMP_PREFIX, atomic_write
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
@@ -73,7 +73,6 @@ LOCK = ".lock"
 """File name of the writer's lock inside a study's output folder."""
 
 _SCHEMA = 1
-_TMP_PREFIX = ".tmp-"
 _KEY_CELL = b"ssbnn.cell"
 _KEY_SHA = b"ssbnn.sha256"
 _PLACEHOLDER = b"0" * 64
@@ -121,52 +120,6 @@ class StudyLockedError(InvalidParameterError):
             f"out: {root} is being written by another ssbnn simulate (pid {holder}); "
             "wait for it to finish or pass --wait",
         )
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` atomically: ``write`` fills a temporary file that then replaces ``path``.
-
-    The temporary file lives in ``path``'s folder (so the rename never crosses
-    file systems), gets the permissions the umask allows for a new file (not
-    ``mkstemp``'s ``0600``), is ``fsync``-ed before :func:`os.replace`, and the
-    folder is ``fsync``-ed after it, so the new content survives a crash once
-    this returns. On any error the temporary file is removed and ``path`` is
-    left untouched.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix="-" + path.name, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Persist a rename in ``folder`` (a no-op where folders cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platform without directory descriptors
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover - file systems that refuse fsync on folders
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- cell files
@@ -367,7 +320,7 @@ class ResultStore:
         self._make_folder()
         try:
             for folder in (self.cells_dir, self.root):
-                for stale in folder.glob(_TMP_PREFIX + "*"):
+                for stale in folder.glob(TMP_PREFIX + "*"):
                     stale.unlink(missing_ok=True)
         except OSError as exc:
             raise _unwritable("out", self.root, exc) from None

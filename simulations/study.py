@@ -35,7 +35,6 @@ import json
 import math
 import platform
 import re
-import subprocess
 import sys
 import time
 import warnings
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from simulations._io import git_commit
 from simulations.execution import (
     Execution,
     Failure,
@@ -471,26 +471,6 @@ def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def git_commit(folder: str | Path) -> str | None:
-    """The commit checked out in the git work tree containing ``folder``, or ``None``.
-
-    ``None`` when ``folder`` is not inside a git checkout (e.g. an installed
-    package) or git is not available.
-    """
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None
 
 
 @functools.cache

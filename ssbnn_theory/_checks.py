@@ -1,103 +1,17 @@
-"""Input validation: every failure raises :class:`InvalidParameterError` naming the field."""
+"""Former name of :mod:`ssbnn_theory.validation` (kept so that older imports keep working)."""
 
-from __future__ import annotations
+from ssbnn_theory.validation import (
+    check_integer,
+    check_integer_sequence,
+    check_positive,
+    check_real,
+    check_real_array,
+)
 
-import math
-from collections.abc import Sequence
-from numbers import Integral, Real
-
-import numpy as np
-
-from ssbnn_theory.errors import InvalidParameterError
-
-__all__ = ["check_integer", "check_integer_sequence", "check_real", "check_real_array"]
-
-
-def _interval(lower: float | None, upper: float | None, lower_open: bool, upper_open: bool) -> str:
-    if lower is not None and upper is not None:
-        left = "(" if lower_open else "["
-        right = ")" if upper_open else "]"
-        return f"a finite number in {left}{lower:g}, {upper:g}{right}"
-    if lower is not None:
-        return f"a finite number {'>' if lower_open else '>='} {lower:g}"
-    if upper is not None:
-        return f"a finite number {'<' if upper_open else '<='} {upper:g}"
-    return "a finite number"
-
-
-def check_integer(field: str, value: object, *, lower: int = 1, upper: int | None = None) -> int:
-    """Return ``value`` as an ``int`` in ``[lower, upper]``; bools and non-integers are rejected."""
-    allowed = f"an integer >= {lower}" if upper is None else f"an integer in [{lower}, {upper}]"
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise InvalidParameterError(field, allowed, value)
-    result = int(value)
-    if result < lower or (upper is not None and result > upper):
-        raise InvalidParameterError(field, allowed, value)
-    return result
-
-
-def check_integer_sequence(
-    field: str, value: object, *, lower: int = 1, upper: int | None = None
-) -> tuple[int, ...]:
-    """A non-empty sequence of integers in ``[lower, upper]`` as a tuple (``field[1]``, ...)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
-        raise InvalidParameterError(field, f"a non-empty list of integers >= {lower}", value)
-    items = list(value)
-    if not items:
-        raise InvalidParameterError(field, f"a non-empty list of integers >= {lower}", value)
-    return tuple(
-        check_integer(f"{field}[{i + 1}]", v, lower=lower, upper=upper) for i, v in enumerate(items)
-    )
-
-
-def check_real(
-    field: str,
-    value: object,
-    *,
-    lower: float | None = None,
-    upper: float | None = None,
-    lower_open: bool = False,
-    upper_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite ``float`` inside the stated interval."""
-    allowed = _interval(lower, upper, lower_open, upper_open)
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidParameterError(field, allowed, value)
-    x = float(value)
-    if not math.isfinite(x):
-        raise InvalidParameterError(field, allowed, value)
-    if lower is not None and (x < lower or (lower_open and x == lower)):
-        raise InvalidParameterError(field, allowed, value)
-    if upper is not None and (x > upper or (upper_open and x == upper)):
-        raise InvalidParameterError(field, allowed, value)
-    return x
-
-
-def check_real_array(
-    field: str,
-    value: object,
-    *,
-    lower: float | None = None,
-    upper: float | None = None,
-    lower_open: bool = False,
-    upper_open: bool = False,
-) -> np.ndarray:
-    """Return ``value`` as a float64 array whose every entry is finite and inside the interval."""
-    allowed = _interval(lower, upper, lower_open, upper_open)
-    if isinstance(value, (str, bytes, bool)):
-        raise InvalidParameterError(field, allowed, value)
-    try:
-        x = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(field, allowed, value) from None
-    if x.size == 0:
-        raise InvalidParameterError(field, "a non-empty array of " + allowed[2:], value)
-    bad = ~np.isfinite(x)
-    if lower is not None:
-        bad |= (x < lower) | ((x == lower) if lower_open else False)
-    if upper is not None:
-        bad |= (x > upper) | ((x == upper) if upper_open else False)
-    if np.any(bad):
-        first = x.flat[int(np.flatnonzero(bad)[0])]
-        raise InvalidParameterError(field, allowed, float(first))
-    return x
+__all__ = [
+    "check_integer",
+    "check_integer_sequence",
+    "check_positive",
+    "check_real",
+    "check_real_array",
+]
