@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from ssbnn_theory.enums import Prior as TheoryPrior
+from ssbnn_theory.enums import Prior as Family
 
 __all__ = ["Likelihood", "Prior"]
 
 
 class Prior(StrEnum):
-    """Prior family of a hidden layer; node priors share values with ``ssbnn_theory.Prior``."""
+    """Prior of a hidden layer: a node spike-and-slab family or a baseline.
+
+    The node families are the theory's (:class:`ssbnn_theory.Prior`, the same values; the
+    member's :attr:`family`); the baselines (``edge-ss``, ``dense``) have no theory family.
+    A family registered with :func:`simulations.layers.registry.register_scale_factor`
+    parses as a node family too.
+    """
 
     SS_IG = "ss-ig"
     """Node spike-and-slab, Gaussian slab (Jantre et al. 2021)."""
@@ -19,19 +25,22 @@ class Prior(StrEnum):
     SS_GHS = "ss-ghs"
     """Node spike-and-slab, group-horseshoe slab; regularised when a slab width ``c`` is set."""
     EDGE_SS = "edge-ss"
-    """Edge (weight-level) spike-and-slab, Gaussian slab (Bai, Song & Cheng 2020)."""
+    """Baseline: edge (weight-level) spike-and-slab, Gaussian slab (Bai, Song & Cheng 2020)."""
     DENSE = "dense"
-    """Dense mean-field Gaussian, no spike (Bayes by backprop, Blundell et al. 2015)."""
+    """Baseline: dense mean-field Gaussian, no spike (Bayes by backprop, Blundell et al. 2015)."""
+
+    @property
+    def family(self) -> Family | None:
+        """The node prior family (``ssbnn_theory.Prior``), ``None`` for a baseline."""
+        return None if self in _BASELINES else Family(self.value)
 
     @property
     def is_node_sparse(self) -> bool:
-        """Whether the spike acts on nodes (groups of incoming weights)."""
-        return self in (Prior.SS_IG, Prior.SS_GL, Prior.SS_GHS)
+        """Whether the spike acts on nodes (groups of incoming weights): not a baseline."""
+        return self not in _BASELINES
 
-    @property
-    def theory_prior(self) -> TheoryPrior | None:
-        """The matching ``ssbnn_theory.Prior`` for node priors, else ``None``."""
-        return TheoryPrior(self.value) if self.is_node_sparse else None
+
+_BASELINES = frozenset({Prior.EDGE_SS, Prior.DENSE})
 
 
 class Likelihood(StrEnum):

@@ -30,6 +30,7 @@ from simulations.layers import (
     draw_noise,
     replicate_generators,
 )
+from simulations.layers.registry import scale_factor_class
 from simulations.likelihoods import make_likelihood
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation, parse_enum
@@ -357,12 +358,11 @@ class BayesianMLP(nn.Module):
         for i, prior in enumerate(config.prior):
             size = (widths[i], widths[i + 1], init_gens)
             if prior.is_node_sparse:
+                names = scale_factor_class(prior).hyperparameters
+                hyper = {name: getattr(config, name) for name in names}
                 layer = NodeSpikeSlabLinear(
-                    *size, slab=prior, prior_inclusion=inclusion[i], kappa_shape=config.kappa_shape,
-                    kappa_rate=config.kappa_rate, global_scale=config.global_scale,
-                    local_scale=config.local_scale, slab_width=config.slab_width,
-                    **spike, **common,
-                )  # fmt: skip
+                    *size, slab=prior, prior_inclusion=inclusion[i], **hyper, **spike, **common
+                )
             elif prior is Prior.EDGE_SS:
                 layer = EdgeSpikeSlabLinear(*size, prior_inclusion=inclusion[i], **spike, **common)
             else:
@@ -529,17 +529,8 @@ class BayesianMLP(nn.Module):
         _, uniform = draw_noise(
             generators, 0, sum(counts), draws=draws, dtype=self.dtype, device=self.device
         )
-        masks = []
-        for layer, u in zip(self.hidden_layers, torch.split(uniform, counts, dim=-1), strict=True):
-            if isinstance(layer, EdgeSpikeSlabLinear):
-                u_w = u.view(*u.shape[:-1], layer.out_features, layer.group_size)[..., :-1]
-                masks.append((u_w < layer.inclusion_probs()).any(-1))
-            elif isinstance(layer, NodeSpikeSlabLinear):
-                masks.append(u < layer.inclusion_probs())
-            else:
-                shape = (draws, self.replicates, layer.out_features)
-                masks.append(torch.ones(shape, dtype=torch.bool, device=self.device))
-        return masks
+        splits = torch.split(uniform, counts, dim=-1)
+        return [layer.node_mask(u) for layer, u in zip(self.hidden_layers, splits, strict=True)]
 
     # ------------------------------------------------------------------ functions
 

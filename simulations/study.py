@@ -266,13 +266,13 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
     nan = (math.nan, math.nan, math.nan)
     spec, student = cell.spec, cell.student
     config = spec.model_config(cell.prior, student)
-    theory_prior = cell.prior.prior.theory_prior
+    family = cell.prior.prior.family
     likelihood = str(getattr(spec.design.likelihood, "value", spec.design.likelihood))
     gaussian = likelihood == "gaussian"
     if (
         truth is None
         or truth.active_nodes is None
-        or theory_prior is None
+        or family is None
         or (gaussian and spec.design.noise_sd is None)
         or len(truth.active_nodes) != len(student.hidden)
         or truth.activation is not student.activation
@@ -287,7 +287,7 @@ def theory_rate(cell: Cell, truth: Any) -> tuple[float, float, float]:
         activation=student.activation,
         outputs=spec.design.outputs,
     )
-    prior = PriorSpec.from_engine(theory_prior, config)
+    prior = PriorSpec.from_engine(family, config)
     kwargs = {
         "sigma_e": spec.design.noise_sd if gaussian else None,
         "likelihood": likelihood,

@@ -7,7 +7,15 @@ from typing import TypeVar
 
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["Activation", "FanIn", "Likelihood", "Prior", "parse_enum"]
+__all__ = [
+    "Activation",
+    "FanIn",
+    "Likelihood",
+    "Prior",
+    "extend_enum",
+    "parse_enum",
+    "retract_enum",
+]
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -21,6 +29,33 @@ def parse_enum(enum_type: type[E], value: object, field: str) -> E:
     except ValueError:
         allowed = "one of " + ", ".join(repr(m.value) for m in enum_type)
         raise InvalidParameterError(field, allowed, value) from None
+
+
+def extend_enum(enum_type: type[E], value: str) -> E:
+    """The member of ``enum_type`` with value ``value``, made if there is none.
+
+    A made member (a registered family beyond the built-in ones, e.g. through
+    :func:`ssbnn_theory.slabs.register_slab`) parses, compares and hashes as a member but
+    is not listed by iterating ``enum_type``: the registries list the families.
+    """
+    value = str(value).strip().lower()
+    known = enum_type._value2member_map_.get(value)
+    if known is not None:
+        return known  # type: ignore[return-value]
+    if not value or not all(c.isalnum() or c in "-_" for c in value):
+        raise InvalidParameterError("family", "a name of letters, digits, '-' and '_'", value)
+    member = str.__new__(enum_type, value)
+    member._name_ = value.upper().replace("-", "_")
+    member._value_ = value
+    enum_type._value2member_map_[value] = member
+    return member
+
+
+def retract_enum(enum_type: type[E], value: str) -> None:
+    """Forget a member made by :func:`extend_enum` (built-in members stay)."""
+    member = enum_type._value2member_map_.get(str(value))
+    if member is not None and member._name_ not in enum_type._member_map_:
+        del enum_type._value2member_map_[str(value)]
 
 
 class Activation(StrEnum):

@@ -116,7 +116,7 @@ def monte_carlo_kl(layer, draws: int, seed: int):
         return _summary((log_ratio_z + z * gauss).sum((-2, -1)))
     total = log_ratio_z.sum(-1) + (z * gauss.sum(-1)).sum(-1)
     scale = layer.scale_factor
-    if scale is None:
+    if scale.noise_count == 0:  # the Gaussian slab: no scale factors
         return _summary(total)
     if hasattr(scale, "log_tau2_mu"):
         m, s = scale.log_tau2_mu.detach(), F.softplus(scale.log_tau2_rho.detach())

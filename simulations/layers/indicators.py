@@ -1,0 +1,82 @@
+"""Inclusion indicators of a spike (nodes, edges or inputs), relaxed or frozen."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from simulations.kl import bernoulli_logs, kl_bernoulli
+from simulations.layers._checks import check_probability
+from simulations.layers.fused import _ConcreteGate
+from simulations.relaxed import logistic_noise, relaxed_bernoulli
+
+__all__: list[str] = []
+
+
+class _Indicators(nn.Module):
+    """Inclusion indicators ``z ~ Bernoulli(sigmoid(theta))`` of one spike, any shape ``[R, ...]``.
+
+    Prior ``Bernoulli(lambda)``; ``theta`` initialised at ``logit(inclusion_init)``. A
+    training pass uses relaxed samples (:func:`simulations.relaxed.relaxed_bernoulli`);
+    after :meth:`freeze` the indicators are the 0/1 mask of the kept entries
+    (``pi > 1/2``), ``q(z)`` a point mass, until :meth:`unfreeze`.
+    """
+
+    def __init__(self, shape, *, prior_inclusion, inclusion_init, straight_through, field, kw):
+        super().__init__()
+        self.prior_inclusion = check_probability(prior_inclusion, field)
+        init = check_probability(inclusion_init, "inclusion_init")
+        self.straight_through = bool(straight_through)
+        self.theta = nn.Parameter(torch.full(shape, math.log(init / (1 - init)), **kw))
+        self.register_buffer("frozen_mask", None)
+
+    def probs(self) -> torch.Tensor:
+        """``pi = sigmoid(theta)`` (differentiable), or the frozen mask."""
+        return torch.sigmoid(self.theta) if self.frozen_mask is None else self.frozen_mask
+
+    def sample(self, uniform: torch.Tensor | None, temperature: float) -> torch.Tensor:
+        """A training pass's indicators: relaxed samples from ``uniform``, or the frozen mask."""
+        if self.frozen_mask is not None:
+            return self.frozen_mask
+        noise = logistic_noise(uniform)
+        return relaxed_bernoulli(
+            self.theta, noise, temperature, straight_through=self.straight_through
+        )
+
+    def sample_kl(
+        self, uniform: torch.Tensor | None, temperature: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """A training pass's indicators, their elementwise KL and ``pi``, ``[R, ...]`` each.
+
+        Equals ``(sample(uniform, temperature), kl(), probs())`` in values and gradients
+        (:class:`_ConcreteGate` computes the three in one pass with an explicit backward).
+        """
+        if self.frozen_mask is not None:
+            return self.frozen_mask, self.kl(), self.frozen_mask
+        if not isinstance(temperature, torch.Tensor):
+            temperature = float(temperature)
+        return _ConcreteGate.apply(
+            self.theta, uniform, temperature, self.straight_through, self.prior_inclusion
+        )
+
+    def exact(self, uniform: torch.Tensor) -> torch.Tensor:
+        """An exact draw ``1{u < pi}`` (``[..., R, ...]``)."""
+        return (uniform < self.probs()).to(self.theta.dtype)
+
+    def kl(self) -> torch.Tensor:
+        """Elementwise ``KL(Bern(pi) || Bern(lambda))``; once frozen, the point-mass KL
+        ``-log lambda`` where the mask is 1 and ``-log(1 - lambda)`` where it is 0."""
+        if self.frozen_mask is None:
+            return kl_bernoulli(self.theta, self.prior_inclusion)
+        log_in, log_out = bernoulli_logs(self.prior_inclusion)
+        return -(self.frozen_mask * log_in + (1.0 - self.frozen_mask) * log_out)
+
+    def freeze(self) -> None:
+        """Fix the indicators at the kept entries (``pi > 1/2``)."""
+        self.frozen_mask = (self.probs() > 0.5).to(self.theta.dtype).detach()
+
+    def unfreeze(self) -> None:
+        """Return to relaxed indicators."""
+        self.frozen_mask = None

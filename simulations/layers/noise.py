@@ -1,0 +1,54 @@
+"""Noise protocol of the layers: one generator per replicate, normals then uniforms.
+
+A layer consumes ``normal_count`` standard normals and ``uniform_count`` uniforms per
+replicate per draw. Callers pass them as ``[..., R, count]`` tensors (:func:`draw_noise`), so
+one generator call per replicate serves a whole network, and replicate ``r``'s values do not
+depend on the other replicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["draw_noise", "replicate_generators"]
+
+
+def replicate_generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list:
+    """One ``torch.Generator`` per replicate on ``device``, seeded with ``seeds[r]``."""
+    gens = []
+    for seed in seeds:
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(seed))
+        gens.append(gen)
+    return gens
+
+
+def draw_noise(
+    generators: Sequence[torch.Generator],
+    normal_count: int,
+    uniform_count: int,
+    *,
+    draws: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard normals ``[R, normal_count]`` and uniforms ``[R, uniform_count]``.
+
+    Replicate ``r``'s values come from ``generators[r]`` alone, normals first, so
+    they do not depend on the other replicates. With ``draws`` the shapes are
+    ``[draws, R, count]``, drawn draw by draw.
+    """
+    lead = () if draws is None else (draws,)
+    reps = len(generators)
+    normal = torch.empty((*lead, reps, normal_count), dtype=dtype, device=device)
+    uniform = torch.empty((*lead, reps, uniform_count), dtype=dtype, device=device)
+    for d in range(draws or 1):
+        for r, gen in enumerate(generators):
+            idx = (d, r) if draws is not None else (r,)
+            if normal_count:
+                normal[idx].normal_(generator=gen)
+            if uniform_count:
+                uniform[idx].uniform_(generator=gen)
+    return normal, uniform
