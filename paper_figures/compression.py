@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from paper_figures.plotting import save, student_label, style_of
-from paper_figures.results import prior_name
+from paper_figures.results import prior_families, prior_name
 from paper_figures.size import Size
 
 __all__ = ["LatencyOptions", "compression_summary", "latency_options", "tradeoff_figure"]
@@ -90,11 +90,12 @@ def compression_summary(table: pd.DataFrame, latency: pd.DataFrame) -> pd.DataFr
     """
     metric = _metric(table)
     joined = _joined(table, latency)
+    families = prior_families(table)
     rows = []
     for prior, part in joined.groupby("prior", sort=False):
         rows.append(
             {
-                "prior": prior_name(prior),
+                "prior": prior_name(families[str(prior)]),
                 "n": int(part["n"].iloc[0]),
                 metric: part[metric].mean(),
                 f"{metric} sd": part[metric].std(ddof=1),
@@ -141,12 +142,13 @@ def tradeoff_figure(
 
     metric = _metric(table)
     joined = _joined(table, latency)
+    families = prior_families(table)
     priors = list(dict.fromkeys(joined["prior"].astype(str)))
     with style.context():
         fig, (ax_d, ax_t) = style.figure(ncols=2, sharey=True)
         for prior in priors:
             part = joined[joined["prior"].astype(str) == prior]
-            look = style_of(prior)
+            look = style_of(families[prior])
             ratio = (part["compact_ms"] / part["dense_ms"]).to_numpy(dtype=float)
             y = part[metric].to_numpy(dtype=float)
             ax_d.scatter(part["node_density"], y, s=18, alpha=0.35, color=look["color"], lw=0)
@@ -154,7 +156,7 @@ def tradeoff_figure(
             common = {"color": look["color"], "marker": look["marker"], "ms": 9, "capsize": 3}
             ax_d.errorbar(
                 part["node_density"].mean(), y.mean(), xerr=_sd(part["node_density"]),
-                yerr=_sd(y), lw=1.5, label=prior_name(prior), **common,
+                yerr=_sd(y), lw=1.5, label=prior_name(families[prior]), **common,
             )  # fmt: skip
             centre, spread = np.exp(np.mean(np.log(ratio))), np.exp(_sd(np.log(ratio)))
             ax_t.errorbar(

@@ -30,11 +30,11 @@ def save(fig: Any, out: str | Path, stem: str) -> list[Path]:
     return style.save_png_pdf(fig, figure_stem(out, stem))
 
 
-def style_of(prior: object) -> dict[str, str]:
-    """``color`` and ``marker`` of a prior label's family (``ss-gl(input_spike=True)`` too)."""
+def style_of(family: object) -> dict[str, str]:
+    """``color`` and ``marker`` of a prior family (a ``prior_family`` value or a ``Prior``)."""
     from ssbnn_theory import style
 
-    return {"color": style.prior_color(prior), "marker": style.prior_marker(prior)}
+    return {"color": style.prior_color(family), "marker": style.prior_marker(family)}
 
 
 def student_label(p: int, hidden: Sequence[int], outputs: int, activation: object) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from paper_figures.plotting import figure_stem, save, student_label, style_of
-from paper_figures.results import prior_name
+from paper_figures.results import prior_families, prior_name
 
 __all__ = [
     "inputs_figure",
@@ -41,9 +41,10 @@ def recovery_summary(table: pd.DataFrame) -> pd.DataFrame:
     from simulations.report import recovery_table
 
     recovery = recovery_table(table)
+    families = prior_families(table)
     rows = []
     for (prior, n), part in recovery.groupby(["prior", "n"], sort=False, observed=True):
-        entry: dict[str, Any] = {"prior": prior_name(prior), "n": int(n)}
+        entry: dict[str, Any] = {"prior": prior_name(families[str(prior)]), "n": int(n)}
         for _, r in part.iterrows():
             true = "" if not np.isfinite(r["true"]) else f" (true {int(r['true'])})"
             sd = 0.0 if not np.isfinite(r["kept_sd"]) else r["kept_sd"]
@@ -67,10 +68,11 @@ def nodes_figure(
     from simulations.report import nodes_figure as report_nodes_figure
     from simulations.report import recovery_long
 
+    families = prior_families(table)
     return report_nodes_figure(
         recovery_long(table),
         figure_stem(out, stem),
-        label=prior_name,
+        label=lambda prior: prior_name(families[str(prior)]),
         title=_title(table, "kept nodes (inclusion probability > 1/2)", outputs),
     )
 
@@ -92,6 +94,7 @@ def inputs_figure(
 
     ns = sorted(table["n"].unique())
     priors = _priors(table)
+    families = prior_families(table)
     metrics = (
         ("input_fnr", "input false-negative rate\n(relevant inputs dropped)"),
         ("input_fpr", "input false-positive rate\n(irrelevant inputs kept)"),
@@ -101,13 +104,13 @@ def inputs_figure(
         for ax, (metric, label) in zip(axes, metrics, strict=True):
             for index, prior in enumerate(priors):
                 part = table[table["prior"].astype(str) == prior]
-                look = style_of(prior)
+                look = style_of(families[prior])
                 x = style.dodge(part["n"], index, len(priors), factor=0.06)
                 ax.scatter(x, part[metric], s=16, alpha=0.35, color=look["color"], lw=0)
                 means = part.groupby("n")[metric].mean()
                 ax.plot(
                     style.dodge(means.index, index, len(priors), factor=0.06),
-                    means.to_numpy(), "-", label=prior_name(prior), **look,
+                    means.to_numpy(), "-", label=prior_name(families[prior]), **look,
                 )  # fmt: skip
             style.log_n_axis(ax, ns)
             ax.set_ylim(-0.04, 1.04)
@@ -157,7 +160,8 @@ def trajectories_figure(
         )  # fmt: skip
         for col, prior in enumerate(priors):
             run = refits[prior].trajectory
-            colour = style_of(prior)["color"]
+            family = refits[prior].cell.prior.prior
+            colour = style_of(family)["color"]
             for layer in range(depth):
                 ax = axes[layer][col]
                 probs = run.nodes[layer][:, 0, :]
@@ -182,7 +186,7 @@ def trajectories_figure(
             if col == 0:
                 ax.set_ylabel("nodes with inclusion\nprobability > 1/2")
             ax.legend(loc="upper right", fontsize=9)
-            axes[0][col].set_title(prior_name(prior))
+            axes[0][col].set_title(prior_name(family))
         cell = first.cell
         design = cell.spec.design
         student = student_label(

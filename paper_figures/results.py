@@ -39,7 +39,7 @@ __all__ = [
     "default_output",
     "default_results_root",
     "obtain",
-    "prior_family",
+    "prior_families",
     "prior_name",
 ]
 
@@ -129,18 +129,28 @@ _FAMILY_NAMES = {
 }
 
 
-def prior_family(label: object) -> str:
-    """The family of a study's prior label: ``"ss-gl(input_spike=True)" -> "ss-gl"``."""
-    family = str(label).split("(")[0].strip().lower()
-    if family not in _FAMILY_NAMES:
-        allowed = "a prior label starting with one of " + ", ".join(_FAMILY_NAMES)
-        raise InvalidParameterError("prior", allowed, label)
-    return family
+def prior_name(family: object) -> str:
+    """Display name of a prior family (``ss-gl`` -> ``SS-GL``, ``edge-ss`` -> ``edge SS``).
+
+    The figures name a prior by its family alone: hyperparameters (an input spike) are not
+    named. ``family`` is a results table's ``prior_family`` value or a ``Prior``.
+    """
+    key = str(getattr(family, "value", family))
+    if key not in _FAMILY_NAMES:
+        raise InvalidParameterError("prior", "one of " + ", ".join(_FAMILY_NAMES), family)
+    return _FAMILY_NAMES[key]
 
 
-def prior_name(label: object) -> str:
-    """Display name of a prior label (``SS-GL``, ``edge SS``); an input spike is not named."""
-    return _FAMILY_NAMES[prior_family(label)]
+def prior_families(table: pd.DataFrame) -> dict[str, str]:
+    """``{prior label: prior family}`` of a results table, in the study's order.
+
+    From the ``prior_family`` column (:func:`simulations.schema.with_derived_columns` adds it
+    to tables written before it existed).
+    """
+    from simulations.schema import with_derived_columns
+
+    table = with_derived_columns(table)
+    return dict(zip(table["prior"].astype(str), table["prior_family"].astype(str), strict=True))
 
 
 def default_results_root() -> Path:
@@ -208,6 +218,7 @@ def _shown(path: Path) -> str:
 
 def reference_results(key: str) -> StudyResults:
     """The committed reference results standing in for study ``key`` (module docstring)."""
+    from simulations.schema import with_derived_columns
     from simulations.spec import load_spec
     from simulations.study import expand
 
@@ -218,6 +229,7 @@ def reference_results(key: str) -> StudyResults:
     for column in table.columns:
         if table[column].map(lambda v: isinstance(v, str) and v.startswith("[")).all():
             table[column] = table[column].map(json.loads)  # list columns are JSON text
+    table = with_derived_columns(table, study.priors)  # the CSV predates these columns
     return StudyResults(
         key=key,
         spec=study,
@@ -275,6 +287,7 @@ def obtain(
     InvalidParameterError
         ``key`` unknown, ``size`` invalid, or the study has no finished cell after running.
     """
+    from simulations.schema import with_derived_columns
     from simulations.spec import load_spec
     from simulations.store import ResultStore
     from simulations.study import expand, run_study
@@ -310,7 +323,7 @@ def obtain(
             note = f"no stored full results in {_shown(folder)}: {fallback.note}"
             return dataclasses.replace(fallback, note=note)
         note = f"full study, stored results ({stored} of {total} cells)"
-    table = ResultStore(folder).load_table()
+    table = with_derived_columns(ResultStore(folder).load_table(), study.priors)
     if table.empty:
         raise InvalidParameterError(
             "results", f"a study with at least one finished cell in {folder}", "none finished"

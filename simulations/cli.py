@@ -33,25 +33,6 @@ __all__ = ["build_parser", "main"]
 _DEFAULT_ROOT = Path("ssbnn-results")
 """Parent of the default output folders (``./ssbnn-results/<study name>``)."""
 
-_PRINTED_COLUMNS = (
-    "design",
-    "prior",
-    "hidden",
-    "n",
-    "replicate",
-    "kept_nodes",
-    "true_nodes",
-    "dH2_mean",
-    "l2_risk_mean",
-    "l2_risk_of_mean",
-    "rmse_test",
-    "node_density",
-    "eps_n",
-    "status",
-    "wall_s",
-)
-"""Columns ``ssbnn results`` prints (the exported files hold every column)."""
-
 
 def _positive_int(text: str) -> int:
     try:
@@ -289,6 +270,7 @@ def _results(args: argparse.Namespace) -> int:
 
     from simulations._io import atomic_write
     from simulations.report import replicate_notes
+    from simulations.schema import PRINTED_COLUMNS
     from simulations.store import ResultStore
 
     csv = _export_path("--csv", args.csv)
@@ -320,7 +302,7 @@ def _results(args: argparse.Namespace) -> int:
     notes = replicate_notes(table)
     if notes:
         print("\n".join(notes) + "\n")
-    shown = table[[c for c in _PRINTED_COLUMNS if c in table]]
+    shown = table[[c for c in PRINTED_COLUMNS if c in table]]
     with pd.option_context("display.max_rows", None, "display.width", 200, "display.precision", 4):
         print(_for_csv(shown).to_string(index=False))
     return 0

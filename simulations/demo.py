@@ -51,8 +51,7 @@ def run_demo(out: str | Path, *, quick: bool = False, quiet: bool = False) -> in
 
     Returns 0 when every cell finished, 1 otherwise (the failures are printed).
     """
-    from simulations.report import build_report, write_report
-    from simulations.store import ResultStore
+    from simulations.report import write_report
     from simulations.study import run_study
 
     spec = demo_spec(quick)
@@ -62,8 +61,7 @@ def run_demo(out: str | Path, *, quick: bool = False, quiet: bool = False) -> in
     if summary.completed + summary.skipped == 0:
         return 1
     report = write_report(out)
-    table = ResultStore(out).load_table()
-    tables = build_report(table)["relu_teacher"]
+    table, tables = report.table, report.tables["relu_teacher"]
     print(
         f"\nssbnn demo: {spec.description}\n"
         f"relu_teacher (p = {spec.design.p}, sigma_e = {spec.design.noise_sd}), "

@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from simulations.schema import (
+    CONTRACTION,
+    STRUCTURE_METRICS,
+    SUMMARY_METRICS,
+    column,
+    label,
+    slope_labels,
+    with_derived_columns,
+)
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
@@ -63,27 +72,6 @@ __all__ = [
 
 GROUP = ("design", "prior", "hidden", "n")
 """Columns that identify a row of the summary: one cell of the study."""
-
-CONTRACTION = {
-    "dH2_mean": "E_q d_H^2",
-    "l2_risk_mean": "E_q ||f - f0||^2",
-}
-"""The contraction metrics whose log-log slopes the report estimates, with their labels."""
-
-SUMMARY_METRICS = (
-    "dH2_mean",
-    "l2_risk_mean",
-    "l2_risk_of_mean",
-    "rmse_test",
-    "accuracy_test",
-    "nll_test",
-    "node_density",
-    "weight_density",
-    "input_fnr",
-    "input_fpr",
-    "flops",
-)
-"""Metrics summarised by mean and spread over replicates (those present in the table)."""
 
 
 @dataclass(frozen=True)
@@ -194,20 +182,21 @@ def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
     the spec lists them so) rather than the alphabet.
     """
     out = frame.copy()
-    for column in ("prior", "hidden"):
-        if column in out and not isinstance(out[column].dtype, pd.CategoricalDtype):
-            order = list(dict.fromkeys(out[column]))
-            out[column] = pd.Categorical(out[column], categories=order, ordered=True)
+    for name in ("prior", "hidden"):
+        if name in out and not isinstance(out[name].dtype, pd.CategoricalDtype):
+            order = list(dict.fromkeys(out[name]))
+            out[name] = pd.Categorical(out[name], categories=order, ordered=True)
     return out
 
 
 def with_labels(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with ``hidden`` as a label, ``16x16-relu`` (with the activation when recorded)."""
-    out = table.copy()
-    labels = [hidden_label(h) for h in table["hidden"]]
-    if "activation" in table:
-        labels = [f"{h}-{a}" for h, a in zip(labels, table["activation"], strict=True)]
-    out["hidden"] = labels
+    """The table with ``hidden`` as the student's label, ``16x16-relu`` (column ``student``).
+
+    Tables without the ``student``, ``prior_family`` or ``prior_options`` columns get them
+    first (:func:`simulations.schema.with_derived_columns`).
+    """
+    out = with_derived_columns(table)
+    out = out.assign(hidden=out["student"].to_numpy())
     return _ordered(out)
 
 
@@ -296,7 +285,7 @@ def replicate_notes(table: pd.DataFrame) -> list[str]:
 def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per design, prior and architecture: empirical slopes beside the theory's.
 
-    For each metric of :data:`CONTRACTION`, ``slope_<metric>`` with
+    For each metric of :data:`simulations.schema.CONTRACTION`, ``slope_<metric>`` with
     ``<metric>_low``/``_high`` (95 % bootstrap interval, :func:`loglog_slope`).
     ``slope_eps2`` is the least-squares slope of ``log eps_n^2`` on ``log n``
     over the same grid, and ``local_eps2_first``/``_last`` the local slope
@@ -347,13 +336,14 @@ def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
             rows.append(
                 {
                     **{c: row[c] for c in GROUP},
+                    "prior_family": row["prior_family"],
                     "replicate": row["replicate"],
                     "layer": layer,
                     "kept": int(k),
                     "true": math.nan if true is None else int(true[layer - 1]),
                 }
             )
-    columns = [*GROUP, "replicate", "layer", "kept", "true"]
+    columns = [*GROUP, "prior_family", "replicate", "layer", "kept", "true"]
     return _ordered(pd.DataFrame(rows, columns=columns))
 
 
@@ -424,10 +414,12 @@ def _priors_present(frame: pd.DataFrame) -> list[str]:
     return [p for p in frame["prior"].cat.categories if (frame["prior"] == p).any()]
 
 
-_AXIS_LABELS = {
-    "dH2_mean": r"$E_q\, d_H^2(p_\theta, p_0)$",
-    "l2_risk_mean": r"$E_q \|f_\theta - f_0\|_2^2$",
-}
+def _look(rows: pd.DataFrame) -> tuple[str, str]:
+    """Colour and marker of the prior family of ``rows`` (rows of one prior)."""
+    from ssbnn_theory import style
+
+    family = rows["prior_family"].iloc[0]
+    return style.prior_color(family), style.prior_marker(family)
 
 
 def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Path) -> list[Path]:
@@ -452,7 +444,7 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
         for ax, metric in zip(axes[0], metrics, strict=True):
             for index, prior in enumerate(priors):
                 rows = group[group["prior"] == prior]
-                colour, marker = style.prior_color(prior), style.prior_marker(prior)
+                colour, marker = _look(rows)
                 ns = np.array(sorted(rows["n"].unique()), dtype=float)
                 per_n = [rows.loc[rows["n"] == n, metric].to_numpy(dtype=float) for n in ns]
                 shift = style.dodge(rows["n"], index, len(priors))
@@ -486,7 +478,7 @@ def contraction_figure(group: pd.DataFrame, slopes: pd.DataFrame, path_stem: Pat
                     )
             ax.set_yscale("log")
             style.log_n_axis(ax, all_ns)
-            ax.set_ylabel(_AXIS_LABELS.get(metric, CONTRACTION[metric]))
+            ax.set_ylabel(column(metric).axis or label(metric))
             ax.legend(loc="lower left")
         fig.suptitle(
             f"{group['design'].iloc[0]}, student {group['hidden'].iloc[0]}: contraction against "
@@ -520,7 +512,7 @@ def nodes_figure(
             rows = long[long["layer"] == layer]
             for index, prior in enumerate(priors):
                 part = rows[rows["prior"] == prior]
-                colour, marker = style.prior_color(prior), style.prior_marker(prior)
+                colour, marker = _look(part)
                 shift = style.dodge(part["n"], index, len(priors), factor=0.06)
                 ax.scatter(shift, part["kept"], s=16, alpha=0.35, color=colour, lw=0)
                 means = part.groupby("n")["kept"].mean()
@@ -574,9 +566,10 @@ def contraction_markdown(summary: pd.DataFrame) -> str:
                     "hidden": hidden,
                     "n": int(r["n"]),
                     "R": int(r["replicates"]),
-                    "E_q d_H^2": _pm(r["dH2_mean"], r["dH2_mean_sd"]),
-                    "E_q ‖f-f0‖^2": _pm(r["l2_risk_mean"], r["l2_risk_mean_sd"]),
-                    "‖E_q f-f0‖^2": _pm(r["l2_risk_of_mean"], r["l2_risk_of_mean_sd"]),
+                    **{
+                        label(m): _pm(r[m], r[f"{m}_sd"])
+                        for m in ("dH2_mean", "l2_risk_mean", "l2_risk_of_mean")
+                    },
                     "eps_n^2": e2,
                     "C eps_n^2": const * e2,
                 }
@@ -608,8 +601,7 @@ def slopes_markdown(slopes: pd.DataFrame) -> str:
             "prior": row["prior"],
             "hidden": row["hidden"],
             "n range": f"{row['n_min']}-{row['n_max']}",
-            "slope E_q d_H^2 [95% CI]": interval(row, "dH2_mean"),
-            "slope E_q ‖f-f0‖^2 [95% CI]": interval(row, "l2_risk_mean"),
+            **{f"{slope_labels(m)[f'slope_{m}']} [95% CI]": interval(row, m) for m in CONTRACTION},
             "slope eps_n^2 (theory, same grid)": row["slope_eps2"],
         }
         if "local_eps2_first" in row:
@@ -643,23 +635,13 @@ def structure_markdown(summary: pd.DataFrame) -> str:
     Metrics the design does not have (all NaN, e.g. test RMSE of a classifier)
     are left out.
     """
-    names = {
-        "node_density": "node density",
-        "weight_density": "weight density",
-        "input_fnr": "input FNR",
-        "input_fpr": "input FPR",
-        "flops": "FLOPs",
-        "rmse_test": "test RMSE",
-        "accuracy_test": "test accuracy",
-        "nll_test": "test NLL",
-    }
-    present = {m: label for m, label in names.items() if m in summary and summary[m].notna().any()}
+    present = {m: label(m) for m in STRUCTURE_METRICS if m in summary and summary[m].notna().any()}
     rows = []
     for _, r in summary.iterrows():
         entry = {c: r[c] for c in GROUP}
         entry["n"] = int(entry["n"])
-        for metric, label in present.items():
-            entry[label] = _pm(r[metric], r[f"{metric}_sd"])
+        for metric, text in present.items():
+            entry[text] = _pm(r[metric], r[f"{metric}_sd"])
         rows.append(entry)
     return format_markdown(pd.DataFrame(rows))
 
@@ -678,12 +660,18 @@ class Report:
         The Markdown text of the summary.
     skipped
         Cell files left out because they do not verify (``skip_bad``).
+    table
+        The results table the report was made from.
+    tables
+        Its tables per design (:func:`build_report`).
     """
 
     summary: Path
     figures: tuple[Path, ...]
     text: str
     skipped: tuple[Any, ...] = ()
+    table: pd.DataFrame | None = None
+    tables: dict[str, Any] = field(default_factory=dict)
 
 
 def build_report(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> dict[str, Any]:
@@ -826,4 +814,4 @@ def _write_report(
     from simulations._io import atomic_write
 
     atomic_write(path, lambda handle: handle.write((text + "\n").encode("utf-8")))
-    return Report(path, tuple(figures), text, tuple(skipped))
+    return Report(path, tuple(figures), text, tuple(skipped), table, tables)

@@ -57,13 +57,14 @@ from simulations.execution import (
     shielded,
 )
 from simulations.rng import replicate_seeds, stream_seed
+from simulations.schema import RESULT_COLUMNS, RUN_COLUMNS, options_json
 from simulations.spec import Student, StudyPrior, StudySpec
 from simulations.store import CellRecord, IntegrityWarning, ResultStore
 from ssbnn_theory import __version__
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
-    "ISSUE_COLUMNS",
+    "RESULT_COLUMNS",
     "RUN_COLUMNS",
     "Cell",
     "StudyInterrupted",
@@ -74,56 +75,6 @@ __all__ = [
     "run_study",
     "theory_rate",
 ]
-
-ISSUE_COLUMNS = (
-    "design",
-    "prior",
-    "hidden",
-    "n",
-    "replicate",
-    "seed",
-    "kept_nodes",
-    "true_nodes",
-    "dH2_mean",
-    "l2_risk_mean",
-    "l2_risk_of_mean",
-    "rmse_test",
-    "input_fnr",
-    "input_fpr",
-    "node_density",
-    "weight_density",
-    "flops",
-    "eps_n",
-    "r_n",
-    "steps",
-    "wall_s",
-    "status",
-    "converged",
-    "failed_step",
-    "failure",
-)
-"""Columns every row has (NaN or None where a metric does not apply).
-
-``status`` is the replicate's training outcome: ``"converged"``, ``"max_steps"``
-(an ``steps = "auto"`` run that hit ``max_steps`` unconverged), ``"fixed"`` (a
-fixed number of steps) or ``"failed"`` (its loss or gradient became
-non-finite: ``failed_step`` and ``failure`` say where and why, and its metrics
-are NaN). ``steps`` is the steps that replicate trained."""
-
-RUN_COLUMNS = (
-    "wall_s",
-    "cell_wall_s",
-    "replicate_steps_per_s",
-    "peak_memory_bytes",
-    "device",
-    "ssbnn_version",
-    "torch_version",
-    "numpy_version",
-    "python_version",
-    "git_commit",
-)
-"""Columns that describe the run (cost, machine, versions), not the result: they may differ
-between two runs of the same cell, every other column may not."""
 
 
 @dataclass(frozen=True)
@@ -328,7 +279,7 @@ def run_cell(
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`ISSUE_COLUMNS` and every metric of
+        The columns of :data:`simulations.schema.RESULT_COLUMNS` and every metric of
         :func:`simulations.metrics.evaluate`, plus identity, seeds, cost, package
         versions, device and git commit.
     """
@@ -380,7 +331,10 @@ def run_cell(
             "design": spec.design.name,
             "design_version": spec.design.version,
             "prior": cell.prior.label,
+            "prior_family": cell.prior.prior.value,
+            "prior_options": options_json(cell.prior.options),
             "hidden": list(cell.student.hidden),
+            "student": cell.student.label,
             "activation": cell.student.activation.value,
             "p": spec.design.p,
             "n": cell.n,
@@ -415,7 +369,7 @@ def run_cell(
                 row[key] = None if isinstance(value, list) or value is None else math.nan
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame[[*ISSUE_COLUMNS, *(c for c in frame.columns if c not in ISSUE_COLUMNS)]]
+    return frame[[*RESULT_COLUMNS, *(c for c in frame.columns if c not in RESULT_COLUMNS)]]
 
 
 def _set_aside_checkpoint(path: Path, reason: str) -> Path:

@@ -21,7 +21,7 @@ from paper_figures.cli import main
 from paper_figures.contraction import slope_summary
 from paper_figures.refit import check_stored, latency_table, node_probs, refit
 from paper_figures.registry import INDEX, FigureSpec, select
-from paper_figures.results import REFERENCE, SOURCES, prior_family, prior_name
+from paper_figures.results import REFERENCE, SOURCES, prior_families, prior_name
 from paper_figures.theory import ARCHITECTURE, terms_table
 from simulations.model import BayesianMLP, ModelConfig
 from ssbnn_theory import contraction_rate
@@ -193,22 +193,34 @@ def test_obtain_rejects_an_unknown_study(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "label, family, name",
-    [
-        ("ss-gl", "ss-gl", "SS-GL"),
-        ("ss-ghs(input_spike=True)", "ss-ghs", "SS-GHS"),
-        ("edge-ss", "edge-ss", "edge SS"),
-        ("dense", "dense", "dense"),
-    ],
+    "family, name",
+    [("ss-gl", "SS-GL"), ("ss-ghs", "SS-GHS"), ("edge-ss", "edge SS"), ("dense", "dense")],
 )
-def test_prior_labels(label: str, family: str, name: str) -> None:
-    assert prior_family(label) == family
-    assert prior_name(label) == name
+def test_prior_names(family: str, name: str) -> None:
+    assert prior_name(family) == name
 
 
-def test_prior_family_rejects_unknown_labels() -> None:
+def test_prior_name_rejects_unknown_families() -> None:
     with pytest.raises(InvalidParameterError, match="prior"):
-        prior_family("ss-lasso")
+        prior_name("ss-lasso")
+
+
+def test_prior_families_from_the_column_or_derived_for_older_tables() -> None:
+    labels = ["ss-gl", "ss-ghs(input_spike=True)", "dense"]
+    table = pd.DataFrame({"prior": labels, "prior_family": ["ss-gl", "ss-ghs", "dense"]})
+    assert prior_families(table) == dict(zip(labels, ["ss-gl", "ss-ghs", "dense"], strict=True))
+    older = pd.DataFrame({"prior": labels, "hidden": [[4]] * 3})  # no prior_family column
+    assert prior_families(older) == prior_families(table)
+
+
+def test_reference_results_carry_the_schema_columns() -> None:
+    from paper_figures.results import reference_results
+
+    results = reference_results("contraction")
+    table = results.table
+    assert set(table["prior_family"]) == {p.prior.value for p in results.spec.priors}
+    assert set(table["student"]) == {s.label for s in results.spec.students}
+    assert table["prior_options"].notna().all()
 
 
 # --------------------------------------------------------------------------- refit

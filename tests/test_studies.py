@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from simulations.report import write_report
+from simulations.schema import RESULT_COLUMNS
 from simulations.spec import load_spec
 from simulations.store import ResultStore
-from simulations.study import ISSUE_COLUMNS, expand, run_study
+from simulations.study import expand, run_study
 
 STUDIES_DIR = Path(__file__).resolve().parents[1] / "studies"
 
@@ -77,7 +78,7 @@ def test_quick_study_runs_end_to_end(quick, tmp_path):
     cells = expand(spec)
     assert len(table) == len(cells) * spec.replicates
     assert not table.duplicated(["cell_id", "replicate"]).any()
-    assert set(ISSUE_COLUMNS) <= set(table.columns)
+    assert set(RESULT_COLUMNS) <= set(table.columns)
     assert np.isfinite(table["dH2_mean"]).all() and (table["dH2_mean"] > 0).all()
     report = write_report(tmp_path, boot=200)
     assert report.summary.is_file() and report.figures

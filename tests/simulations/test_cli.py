@@ -13,9 +13,10 @@ import pytest
 
 from simulations.cli import main
 from simulations.execution import Backend
+from simulations.schema import RUN_COLUMNS
 from simulations.spec import load_spec
 from simulations.store import ResultStore
-from simulations.study import RUN_COLUMNS, expand
+from simulations.study import expand
 
 SPEC = """
 [study]

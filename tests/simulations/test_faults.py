@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 
 from simulations.cli import main
+from simulations.schema import RUN_COLUMNS
 from simulations.spec import load_spec
 from simulations.store import (
     MANIFEST,
@@ -32,7 +33,7 @@ from simulations.store import (
     decode_cell,
     encode_cell,
 )
-from simulations.study import RUN_COLUMNS, expand, run_cell, run_study
+from simulations.study import expand, run_cell, run_study
 from tests.simulations.damage import footer_start, make_read_only, make_writable
 
 SPEC = """

@@ -31,8 +31,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulations.cli import main
+from simulations.schema import RUN_COLUMNS
 from simulations.store import MANIFEST, IntegrityWarning, ResultStore, encode_cell
-from simulations.study import RUN_COLUMNS
 from ssbnn_theory.errors import InvalidParameterError
 from tests.simulations.damage import footer_start, make_read_only, make_writable
 

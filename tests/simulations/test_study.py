@@ -17,11 +17,10 @@ import pytest
 
 from simulations.execution import Execution
 from simulations.rng import stream_seed
+from simulations.schema import RESULT_COLUMNS, RUN_COLUMNS
 from simulations.spec import parse_spec
 from simulations.store import ResultStore
 from simulations.study import (
-    ISSUE_COLUMNS,
-    RUN_COLUMNS,
     expand,
     git_commit,
     run_cell,
@@ -149,7 +148,7 @@ def test_theory_rate_matches_ssbnn_theory_and_is_nan_where_theory_does_not_apply
 def test_run_cell_rows_columns_and_reproducibility():
     cell = expand(_spec())[2]  # ss-gl at n = 80
     first = run_cell(cell)
-    assert list(first.columns[: len(ISSUE_COLUMNS)]) == list(ISSUE_COLUMNS)
+    assert list(first.columns[: len(RESULT_COLUMNS)]) == list(RESULT_COLUMNS)
     assert len(first) == 2 and list(first["replicate"]) == [0, 1]
     assert first["cell_id"].unique().tolist() == [cell.cell_id]
     assert [list(k) for k in first["true_nodes"]] == [[4, 3], [4, 3]]
