@@ -90,7 +90,7 @@ for _, row in slopes.iterrows():
     local = (row["theory local slope at n_min"], row["theory local slope at n_max"])
     print(
         f"{row['prior']:>8} {row['student']}: E_q d_H^2 slope {row['slope E_q d_H^2']:.3f} "
-        f"[{row['d_H^2 low']:.3f}, {row['d_H^2 high']:.3f}]; theory: "
+        f"[{row['E_q d_H^2 low']:.3f}, {row['E_q d_H^2 high']:.3f}]; theory: "
         f"{row['theory slope (grid)']:.3f} over the grid, local {local[0]:.3f} (n_min) .. "
         f"{local[1]:.3f} (n_max)"
     )

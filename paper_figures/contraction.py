@@ -25,11 +25,13 @@ def slope_summary(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd
     """Fitted log-log slopes with 95 % bootstrap intervals beside the theory's, per student.
 
     Columns: ``prior``, ``student``, ``n range``, ``slope E_q d_H^2`` with its 95 % interval
-    ``d_H^2 low``/``high``, ``slope E_q ‖f-f0‖^2`` with ``‖f-f0‖^2 low``/``high``,
+    ``E_q d_H^2 low``/``high``, ``slope E_q ‖f-f0‖^2`` with ``E_q ‖f-f0‖^2 low``/``high``
+    (:func:`simulations.schema.slope_labels`),
     ``theory slope (grid)`` (least squares of ``log eps_n^2`` on ``log n``) and
     ``theory local slope at n_min``/``at n_max``.
     """
     from simulations.report import slope_table
+    from simulations.schema import CONTRACTION, slope_labels
 
     slopes = slope_table(table, boot=boot, seed=seed)
     if slopes.empty:
@@ -40,12 +42,11 @@ def slope_summary(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd
             "prior": str(row["prior"]),
             "student": str(row["hidden"]),
             "n range": f"{row['n_min']}-{row['n_max']}",
-            "slope E_q d_H^2": row["slope_dH2_mean"],
-            "d_H^2 low": row["dH2_mean_low"],
-            "d_H^2 high": row["dH2_mean_high"],
-            "slope E_q ‖f-f0‖^2": row["slope_l2_risk_mean"],
-            "‖f-f0‖^2 low": row["l2_risk_mean_low"],
-            "‖f-f0‖^2 high": row["l2_risk_mean_high"],
+            **{
+                text: row[name]
+                for metric in CONTRACTION
+                for name, text in slope_labels(metric).items()
+            },
             "theory slope (grid)": row["slope_eps2"],
         }
         if "local_eps2_first" in row:

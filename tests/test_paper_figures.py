@@ -355,9 +355,9 @@ def test_slope_summary_maps_each_metric_to_its_own_slope() -> None:
     # 1 % replicate noise moves a slope over a factor 8 in n by well under 0.02
     np.testing.assert_allclose(summary["slope E_q d_H^2"], -0.5, atol=0.02)
     np.testing.assert_allclose(summary["slope E_q ‖f-f0‖^2"], -0.9, atol=0.02)
-    assert (summary["d_H^2 low"] <= summary["slope E_q d_H^2"]).all()
-    assert (summary["slope E_q d_H^2"] <= summary["d_H^2 high"]).all()
-    assert (summary["‖f-f0‖^2 high"] < summary["d_H^2 low"]).all()
+    assert (summary["E_q d_H^2 low"] <= summary["slope E_q d_H^2"]).all()
+    assert (summary["slope E_q d_H^2"] <= summary["E_q d_H^2 high"]).all()
+    assert (summary["E_q ‖f-f0‖^2 high"] < summary["E_q d_H^2 low"]).all()
     np.testing.assert_allclose(summary["theory slope (grid)"], -0.7, rtol=1e-9)
     np.testing.assert_allclose(summary["theory local slope at n_min"], -0.7 - 0.001 * np.log(100))
     np.testing.assert_allclose(summary["theory local slope at n_max"], -0.7 - 0.001 * np.log(800))
