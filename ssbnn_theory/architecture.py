@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ssbnn_theory._checks import check_integer, check_integer_sequence, check_real
 from ssbnn_theory.enums import Activation, FanIn, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer, check_integer_sequence, check_real
 
 __all__ = ["MAX_BOUND", "MAX_WIDTH", "Architecture"]
 

@@ -18,7 +18,6 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ssbnn_theory._checks import check_integer_sequence, check_real
 from ssbnn_theory.architecture import MAX_WIDTH, Architecture
 from ssbnn_theory.enums import Activation, FanIn, Likelihood, Prior
 from ssbnn_theory.errors import InvalidParameterError
@@ -31,7 +30,9 @@ from ssbnn_theory.rates import (
     contraction_rate,
     edge_sparse_rate,
 )
+from ssbnn_theory.slabs import families, slab_of
 from ssbnn_theory.targets import DEFAULT_ARCHITECTURE
+from ssbnn_theory.validation import check_integer_sequence, check_real
 
 __all__ = ["ArgumentParser", "add_rate_command", "main", "parse_n", "run_rate"]
 
@@ -85,7 +86,7 @@ def parse_n(text: str) -> list[float]:
 
 def _prior_choice(text: str) -> str:
     key = text.strip().lower()
-    allowed = [p.value for p in Prior] + ["all"]
+    allowed = [p.value for p in families()] + ["all"]
     if key not in allowed:
         raise argparse.ArgumentTypeError(
             f"must be one of {', '.join(repr(a) for a in allowed)} (got {text!r})"
@@ -173,7 +174,7 @@ def add_rate_command(subparsers: Any) -> ArgumentParser:
         type=_prior_choice,
         action="append",
         metavar="PRIOR",
-        help="ss-ig, ss-gl, ss-ghs or all (repeatable; default all)",
+        help=", ".join(f.value for f in families()) + " or all (repeatable; default all)",
     )
     pri.add_argument(
         "--sigma0", type=float, default=1.0, metavar="S", help="slab scale sigma_0 > 0 (default 1)"
@@ -354,7 +355,7 @@ def _priors(args: argparse.Namespace) -> list[PriorSpec]:
     names = args.prior or ["all"]
     chosen: list[Prior] = []
     for name in names:
-        for prior in Prior if name == "all" else [Prior(name)]:
+        for prior in families() if name == "all" else [Prior(name)]:
             if prior not in chosen:
                 chosen.append(prior)
     # hyperparameters are checked for every prior (a bad value is an error even if unused)
@@ -371,7 +372,7 @@ def _priors(args: argparse.Namespace) -> list[PriorSpec]:
             sigma_0=args.sigma0,
             kappa=args.kappa,
             global_scale=args.global_scale,
-            slab_width=args.slab_width if prior is Prior.SS_GHS else None,
+            slab_width=args.slab_width if slab_of(prior).takes_slab_width else None,
             gaussian_output=args.output_slab == "gaussian",
         )
         for prior in chosen

@@ -19,13 +19,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ssbnn_theory._checks import check_real_array
 from ssbnn_theory._numerics import log1mexp
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import FanIn
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.lipschitz import LogNetwork, arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, log_tail, slab_tail_log_bound_inverse
+from ssbnn_theory.validation import check_real_array
 
 __all__ = [
     "grid_points",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from ssbnn_theory._checks import check_real_array
+from ssbnn_theory.validation import check_real_array
 
 __all__ = ["kl_bernoulli", "kl_lognormal_gamma", "kl_lognormal_invgamma", "kl_normal"]
 

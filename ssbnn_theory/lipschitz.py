@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssbnn_theory._checks import check_real_array
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Activation
+from ssbnn_theory.validation import check_real_array
 
 __all__ = [
     "delta_star",

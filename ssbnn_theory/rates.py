@@ -24,7 +24,6 @@ from functools import cached_property
 
 import numpy as np
 
-from ssbnn_theory._checks import check_real, check_real_array
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.entropy import (
     choose_sieve,
@@ -44,6 +43,7 @@ from ssbnn_theory.priors import (
     small_ball_phi,
 )
 from ssbnn_theory.selection import edge_kernel, reference_kernel, selection_terms, theory_kernel
+from ssbnn_theory.validation import check_real, check_real_array
 
 __all__ = [
     "DEFAULT_KAPPA_LOG",
@@ -390,7 +390,7 @@ def _slab_per_coordinate_group(
     """``phi_l(delta_n, B_l)`` for every ``n`` (rows) and layer (columns); equal layers once."""
     unique, inverse = np.unique(np.stack([b, r, d], axis=1), axis=0, return_inverse=True)
     ub, ur, ud = unique[:, 0], unique[:, 1], unique[:, 2]
-    if spec.prior is Prior.SS_IG or closed:
+    if not spec.slab.mixture or closed:
         phi = small_ball_phi(spec, log_delta[:, None], ub, ur, ud, closed_form=closed)
     else:
         phi = _mixture_per_group(spec, log_delta, ub, ur, ud)
@@ -455,7 +455,7 @@ def _conditions(
             "; at the truth's bounds it would hold: the slab's tails need weight bounds up to "
             f"Bbar = e^{worst:.3g}"
         )
-        if spec.prior is Prior.SS_GHS and spec.slab_width is None:
+        if spec.slab.takes_slab_width and spec.slab_width is None:
             entropy_verdict += (
                 " (Cauchy-like tails; a slab_width, the regularised horseshoe, fixes it)"
             )

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ssbnn_theory._checks import check_integer, check_integer_sequence, check_real, check_real_array
 from ssbnn_theory._numerics import log1mexp
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.lipschitz import log_lipschitz
+from ssbnn_theory.validation import (
+    check_integer,
+    check_integer_sequence,
+    check_real,
+    check_real_array,
+)
 
 __all__ = [
     "edge_log_inv_inclusion",

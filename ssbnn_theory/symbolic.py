@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ssbnn_theory._checks import check_real, check_real_array
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Activation, FanIn, Prior
 from ssbnn_theory.priors import PriorSpec, as_prior_spec
 from ssbnn_theory.rates import DEFAULT_KAPPA_LOG
+from ssbnn_theory.validation import check_real, check_real_array
 
 if TYPE_CHECKING:  # pragma: no cover
     import sympy
@@ -249,47 +249,6 @@ def symbolic_rate(
 
 
 def _phi_closed(spec: PriorSpec, delta: Any, bound: Any, r: Any, d: Any, num: Any) -> Any:
-    """Closed-form L2 bound per active group (docs/theory.md, 3.2), as in ``priors``."""
-    import sympy
-
-    s0 = num(spec.sigma_0)
-    log2 = sympy.log(2)
-    if spec.prior is Prior.SS_IG:
-        return r * (
-            sympy.log(s0)
-            + sympy.log(2 * sympy.pi) / 2
-            - log2
-            - sympy.log(delta)
-            + (bound + delta) ** 2 / (2 * s0**2)
-        )
-    if spec.prior is Prior.SS_GL:
-        beta = num(spec.kappa) ** 2 / 2
-        alpha = (d + 1) / 2
-        q = (bound + delta) ** 2 / (2 * s0**2)
-        bq = r / 2 - alpha + 1
-        t = (sympy.sqrt(bq**2 + 4 * beta * r * q) - bq) / (2 * beta)
-        v_lo = s0**2 * t
-        x = beta * t
-        log_mass = (
-            (alpha - 1) * sympy.log(x) - x + sympy.log(1 - sympy.exp(-x)) - sympy.loggamma(alpha)
-        )
-    else:
-        g = num(spec.global_scale)
-        q = (bound + delta) ** 2 / (2 * s0**2 * g**2)
-        if spec.slab_width is None:
-            t = 2 * r * q / (r + 1)
-            v_lo = s0**2 * g**2 * t
-        else:
-            c = num(spec.slab_width)
-            bq = c**2 * (1 + r) - 2 * r * q * g**2
-            t = (sympy.sqrt(bq**2 + 8 * g**2 * r * q * c**2) - bq) / (2 * g**2)
-            v_lo = s0**2 * c**2 * g**2 * t / (c**2 + g**2 * t)
-        z = (sympy.sqrt(2) - 1) * sympy.sqrt(t) / (1 + sympy.sqrt(2) * t)
-        log_mass = sympy.log(2 / sympy.pi) + sympy.log(sympy.atan(z))
-    cond = r * (
-        (sympy.log(4 * sympy.pi) + sympy.log(v_lo)) / 2
-        - log2
-        - sympy.log(delta)
-        + (bound + delta) ** 2 / (2 * v_lo)
-    )
-    return cond - log_mass
+    """Closed-form L2 bound per active group (docs/theory.md, 3.2), as in ``priors``: the
+    family's :meth:`~ssbnn_theory.slabs.Slab.symbolic_phi`."""
+    return spec.slab.symbolic_phi(spec, delta, bound, r, d, num)

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ssbnn_theory._checks import check_integer, check_real, check_real_array
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import Prior
 from ssbnn_theory.priors import PriorSpec
 from ssbnn_theory.rates import ContractionRate, contraction_rate
+from ssbnn_theory.validation import check_integer, check_real, check_real_array
 
 __all__ = [
     "DEFAULT_ARCHITECTURE",

@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from ssbnn_theory._checks import check_integer, check_real
 from ssbnn_theory._numerics import log_normal_box
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import FanIn, Likelihood, Prior, parse_enum
@@ -41,6 +40,7 @@ from ssbnn_theory.kl import kl_lognormal_gamma
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, scale_log_mass
 from ssbnn_theory.rates import contraction_rate, kl_scale
+from ssbnn_theory.validation import check_integer, check_real
 
 __all__ = [
     "SCALE_SD",

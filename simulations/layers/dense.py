@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.kl import kl_normal
-from simulations.layers._checks import check_int, check_positive
 from simulations.layers.fused import _SlabLinear
 from simulations.layers.noise import draw_noise
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import check_integer, check_positive
 
 __all__ = ["MeanFieldLinear", "VariationalLinear"]
 
@@ -55,12 +55,12 @@ class VariationalLinear(nn.Module):
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
-        self.in_features = check_int(in_features, "in_features", 1)
-        self.out_features = check_int(out_features, "out_features", 1)
+        self.in_features = check_integer("in_features", in_features, lower=1)
+        self.out_features = check_integer("out_features", out_features, lower=1)
         if len(generators) < 1:
             raise InvalidParameterError("generators", "one generator per replicate (>= 1)", 0)
         self.replicates = len(generators)
-        self.sigma_0 = check_positive(sigma_0, "sigma_0")
+        self.sigma_0 = check_positive("sigma_0", sigma_0)
         if not isinstance(rho_init, int | float) or not math.isfinite(rho_init):
             raise InvalidParameterError("rho_init", "a finite number", rho_init)
         self.rho_init = float(rho_init)

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.kl import kl_lognormal_gamma, kl_lognormal_invgamma
-from simulations.layers._checks import check_positive
 from simulations.layers.fused import _sum_to
 from simulations.layers.scales import expected_scale
+from ssbnn_theory.validation import check_positive
 
 __all__ = ["DEFAULT_GLOBAL_SCALE", "GroupHorseshoeScale"]
 
@@ -114,9 +114,9 @@ class GroupHorseshoeScale(nn.Module):
         slab_width=1.0,
     ) -> None:
         super().__init__()
-        self.global_scale = check_positive(global_scale, "global_scale")
-        self.local_scale = check_positive(local_scale, "local_scale")
-        self.slab_width = None if slab_width is None else check_positive(slab_width, "slab_width")
+        self.global_scale = check_positive("global_scale", global_scale)
+        self.local_scale = check_positive("local_scale", local_scale)
+        self.slab_width = None if slab_width is None else check_positive("slab_width", slab_width)
         log_scale_sq = torch.full((out + 1,), 2.0 * math.log(self.local_scale), **kw)
         log_scale_sq[-1] = 2.0 * math.log(self.global_scale)
         init = torch.stack([log_scale_sq, -log_scale_sq]).expand(reps, 2, out + 1)

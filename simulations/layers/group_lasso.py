@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from simulations.kl import _HALF_LOG_2PI_PLUS_HALF, kl_lognormal_gamma
-from simulations.layers._checks import check_positive
 from simulations.layers.fused import _sum_to
 from simulations.layers.scales import expected_scale
+from ssbnn_theory.validation import check_positive
 
 __all__ = ["GroupLassoScale"]
 
@@ -88,8 +88,8 @@ class GroupLassoScale(nn.Module):
     ) -> None:
         super().__init__()
         self.gamma_shape = (group_size + 1) / 2.0
-        self.kappa_shape = check_positive(kappa_shape, "kappa_shape")
-        self.kappa_rate = check_positive(kappa_rate, "kappa_rate")
+        self.kappa_shape = check_positive("kappa_shape", kappa_shape)
+        self.kappa_rate = check_positive("kappa_rate", kappa_rate)
         self.log_tau2_mu = nn.Parameter(torch.zeros((reps, out), **kw))
         self.log_tau2_rho = nn.Parameter(torch.full((reps, out), rho_init, **kw))
         self.log_kappa2_mu = nn.Parameter(torch.full((reps,), math.log(group_size + 1.0), **kw))

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-from simulations.kl import bernoulli_logs, kl_bernoulli
-from simulations.layers._checks import check_probability
+from simulations.kl import LogProbability, bernoulli_logs, kl_bernoulli
 from simulations.layers.fused import _ConcreteGate
 from simulations.relaxed import logistic_noise, relaxed_bernoulli
+from ssbnn_theory.errors import InvalidParameterError
 
 __all__: list[str] = []
+
+
+def check_probability(value: object, field: str) -> float:
+    if isinstance(value, LogProbability):
+        if not (math.isfinite(value) and value < 0):
+            raise InvalidParameterError(field, "a log probability in (-inf, 0)", float(value))
+        return value
+    if not isinstance(value, int | float | np.floating) or not (0.0 < value < 1.0):
+        raise InvalidParameterError(field, "a probability in (0, 1)", value)
+    return float(value)
 
 
 class _Indicators(nn.Module):

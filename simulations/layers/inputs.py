@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from simulations.layers._checks import check_int
 from simulations.layers.indicators import _Indicators
+from ssbnn_theory.validation import check_integer
 
 __all__ = ["InputSpike"]
 
@@ -42,8 +42,8 @@ class InputSpike(nn.Module):
         device: str | torch.device = "cpu",
     ) -> None:
         super().__init__()
-        self.features = check_int(features, "features", 1)
-        reps = check_int(replicates, "replicates", 1)
+        self.features = check_integer("features", features, lower=1)
+        reps = check_integer("replicates", replicates, lower=1)
         self.indicators = _Indicators(
             (reps, self.features), prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
             straight_through=straight_through, field="input_inclusion",

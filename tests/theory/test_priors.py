@@ -247,7 +247,7 @@ def test_horseshoe_tail_closed_form_is_the_balanced_union_bound(log_b):
     # P(|tau Z| > b) <= P(tau > u) + P(|Z| > x), x = b/u, with P(tau > u) <= 2/(pi u) = 2x/(pi b)
     # and Mills' ratio P(|Z| > x) <= 2 phi(x)/x; the closed form takes the x where the Mills
     # term is 2/(pi b x), i.e. phi(x) = 1/(pi b): found here by Brent's method in log space
-    from ssbnn_theory.priors import _hs_closed_log_tail
+    from ssbnn_theory.slabs.group_horseshoe import _hs_closed_log_tail
 
     def gap(x):  # log(2 phi(x)/x) - log(2/(pi b x)) = log(phi(x)) + log(pi b)
         return -0.5 * x * x - 0.5 * np.log(2 * np.pi) + np.log(np.pi) + log_b
