@@ -19,7 +19,9 @@ Conventions (``docs/metrics.md``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,7 @@ from ssbnn_theory.validation import check_integer, check_positive
 
 __all__ = [
     "EXCEEDANCE_MULTIPLES",
+    "Evaluation",
     "cost_metrics",
     "count_flops",
     "count_kept_weights",
@@ -429,6 +432,80 @@ def cost_metrics(report: Any) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- evaluate
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Evaluation(Mapping[str, np.ndarray]):
+    """The metrics of :func:`evaluate`: one array per metric, the replicate axis first.
+
+    Each array is ``[R]``, or ``[R, L]`` for per-layer counts (``kept_nodes``,
+    ``kept_nodes_median``, ``true_nodes``). A metric the design does not have is ``None``:
+    the contraction metrics and exceedances without a noise-free truth ``f0``, the test
+    scores of the other likelihoods, the truth's counts and input rates without a known
+    truth. ``docs/metrics.md`` defines each.
+
+    As a mapping it holds the metrics the design has, under their column names in the
+    results table (``dH_exceeds_<M>eps`` for ``exceedance[M]``); :meth:`row` gives one
+    replicate's values.
+    """
+
+    l2_risk_mean: np.ndarray | None = None
+    l2_risk_of_mean: np.ndarray | None = None
+    l2_risk_mean_network: np.ndarray | None = None
+    dH2_mean: np.ndarray | None = None
+    dH2_mean_network: np.ndarray | None = None
+    exceedance: dict[int, np.ndarray] = field(default_factory=dict)
+    """``Q(d_H > M eps_n)`` per multiple ``M`` of :data:`EXCEEDANCE_MULTIPLES` (NaN without
+    a theory radius; empty without ``f0``)."""
+    rmse_test: np.ndarray | None = None
+    accuracy_test: np.ndarray | None = None
+    nll_test: np.ndarray | None = None
+    kept_nodes: np.ndarray
+    kept_nodes_median: np.ndarray
+    kept_inputs: np.ndarray
+    node_density: np.ndarray
+    kept_weights: np.ndarray
+    weight_density: np.ndarray
+    flops: np.ndarray
+    flops_dense: np.ndarray
+    input_fnr: np.ndarray | None = None
+    input_fpr: np.ndarray | None = None
+    true_nodes: np.ndarray | None = None
+    flops_true: np.ndarray | None = None
+
+    def _present(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "exceedance":
+                out.update({f"dH_exceeds_{m}eps": v for m, v in value.items()})
+            elif value is not None:
+                out[f.name] = value
+        return out
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self._present()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._present())
+
+    def __len__(self) -> int:
+        return len(self._present())
+
+    def row(self, replicate: int, always: Sequence[str] = ()) -> dict[str, object]:
+        """Replicate ``replicate``'s metrics as plain Python values (lists for per-layer counts).
+
+        Metrics named in ``always`` that the design does not have are ``None`` (per-layer
+        counts) or NaN, so that every row has them.
+        """
+        row: dict[str, object] = {}
+        for f in fields(self):
+            if f.name in always and getattr(self, f.name) is None:
+                row[f.name] = None if f.name == "true_nodes" else math.nan
+        for key, values in self.items():
+            value = values[replicate]
+            row[key] = value.tolist() if np.ndim(value) else value.item()
+        return row
+
+
 def evaluate(
     model: Any,
     data: SimulationData,
@@ -438,7 +515,7 @@ def evaluate(
     seed: int,
     sigma_e: float | None = None,
     chunk: int = 25,
-) -> dict[str, np.ndarray]:
+) -> Evaluation:
     """All metrics of a fitted :class:`~simulations.model.BayesianMLP` on a design's test set.
 
     Uses the model API of ``docs/architecture.md``: ``sample_functions``,
@@ -472,9 +549,9 @@ def evaluate(
 
     Returns
     -------
-    dict[str, numpy.ndarray]
-        Each value has the replicate axis first: ``[R]``, or ``[R, L]`` for
-        per-layer counts. Keys (those that apply; ``docs/metrics.md``):
+    Evaluation
+        Each metric has the replicate axis first: ``[R]``, or ``[R, L]`` for
+        per-layer counts. Its keys as a mapping (those that apply; ``docs/metrics.md``):
         ``l2_risk_mean``, ``l2_risk_of_mean``, ``l2_risk_mean_network``,
         ``dH2_mean``, ``dH2_mean_network``, ``dH_exceeds_{M}eps``, ``rmse_test``
         or ``accuracy_test`` and ``nll_test``, ``kept_nodes``,
@@ -485,8 +562,8 @@ def evaluate(
     if not isinstance(data, SimulationData):
         raise InvalidParameterError("data", "a SimulationData (simulations.designs.generate)", data)
     eps = None if eps_n is None else check_positive("eps_n", eps_n)
-    for field, value in (("draws", draws), ("chunk", chunk), ("seed", seed)):
-        check_integer(field, value, lower=0 if field == "seed" else 1)
+    for name, value in (("draws", draws), ("chunk", chunk), ("seed", seed)):
+        check_integer(name, value, lower=0 if name == "seed" else 1)
     lik = data.likelihood
     sigma = None
     if lik is Likelihood.GAUSSIAN and data.f_test is not None:
@@ -561,7 +638,9 @@ def evaluate(
                 true_sizes = [len(truth.relevant_inputs), *truth.active_nodes, data.outputs]
                 out["true_nodes"] = np.tile(np.asarray(truth.active_nodes), (replicates, 1))
                 out["flops_true"] = np.full(replicates, count_flops(true_sizes))
-    return {
+    arrays = {
         k: (v.cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
         for k, v in out.items()
     }
+    exceeds = {m: arrays.pop(f"dH_exceeds_{m}eps") for m in EXCEEDANCE_MULTIPLES if f0 is not None}
+    return Evaluation(exceedance=exceeds, **arrays)

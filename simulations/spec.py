@@ -237,6 +237,12 @@ class StudySpec:
         :class:`MetricsSpec`.
     source
         The spec file, or ``None`` for a spec built from a mapping.
+    training
+        The :class:`~simulations.train.TrainConfig` of every cell, built once when the spec
+        is read (:meth:`train_config`).
+    model_configs
+        The :class:`~simulations.model.ModelConfig` of each prior and student, by prior
+        label and student, built once when the spec is read (:meth:`model_config`).
     """
 
     name: str
@@ -253,9 +259,24 @@ class StudySpec:
     train: dict[str, Any]
     metrics: MetricsSpec
     source: Path | None = None
+    training: TrainConfig | None = dataclasses.field(default=None, repr=False, compare=False)
+    model_configs: Mapping[tuple[str, Student], ModelConfig] = dataclasses.field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def model_config(self, prior: StudyPrior, student: Student) -> ModelConfig:
-        """The ``ModelConfig`` of one prior and student (options: ``[model]``, then the prior's)."""
+        """The ``ModelConfig`` of one prior and student (options: ``[model]``, then the prior's).
+
+        The one built when the spec was read; built here for a prior or student outside it.
+        """
+        config = self.model_configs.get((prior.label, student))
+        return config if config is not None else self._build_model_config(prior, student)
+
+    def train_config(self) -> TrainConfig:
+        """The ``TrainConfig`` of every cell (built when the spec was read)."""
+        return self.training if self.training is not None else self._build_train_config()
+
+    def _build_model_config(self, prior: StudyPrior, student: Student) -> ModelConfig:
         if self.sigma_e == "learned":
             sigma_e = None
         elif self.sigma_e == "known":
@@ -273,8 +294,7 @@ class StudySpec:
             **{**self.model, **prior.options},
         )
 
-    def train_config(self) -> TrainConfig:
-        """The ``TrainConfig`` of every cell."""
+    def _build_train_config(self) -> TrainConfig:
         options = dict(self.train)
         if isinstance(options.get("temperature"), Mapping):
             options["temperature"] = TemperatureSchedule(**options["temperature"])
@@ -384,8 +404,7 @@ def _parse(data: Mapping[str, Any], base: Path, source: Path | None) -> StudySpe
         source=source,
         **model,
     )
-    _check_configs(spec)
-    return spec
+    return _resolve_configs(spec)
 
 
 # --------------------------------------------------------------------------- sections
@@ -638,16 +657,18 @@ def _metrics(raw: object) -> MetricsSpec:
     return MetricsSpec(draws, kappa_log)
 
 
-def _check_configs(spec: StudySpec) -> None:
-    """Build every cell's model and training configuration; name the spec key on failure."""
+def _resolve_configs(spec: StudySpec) -> StudySpec:
+    """``spec`` holding every cell's model and training configuration; on failure, the error
+    names the spec key."""
     try:
-        spec.train_config()
+        training = spec._build_train_config()
     except InvalidParameterError as exc:
         raise _renamed(exc, f"train.{exc.field}") from None
+    configs = {}
     for i, prior in enumerate(spec.priors):
         for student in spec.students:
             try:
-                spec.model_config(prior, student)
+                configs[(prior.label, student)] = spec._build_model_config(prior, student)
             except InvalidParameterError as exc:
                 option = re.split(r"[\[.]", exc.field, maxsplit=1)[0]
                 if option in prior.options:
@@ -657,6 +678,7 @@ def _check_configs(spec: StudySpec) -> None:
                 else:
                     field = f"model.{exc.field}"
                 raise _renamed(exc, field) from None
+    return dataclasses.replace(spec, training=training, model_configs=configs)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,11 @@ from simulations.spec import Student, StudyPrior, StudySpec
 from simulations.store import CellRecord, IntegrityWarning, ResultStore
 from ssbnn_theory import __version__
 from ssbnn_theory.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simulations.designs import SimulationData
+    from simulations.model import BayesianMLP, ModelConfig
+    from simulations.train import TrainConfig
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -119,11 +124,21 @@ class Cell:
                 "seed": self.spec.seed,
                 "replicates": self.spec.replicates,
                 "n": self.n,
-                "model": dataclasses.asdict(self.spec.model_config(self.prior, self.student)),
-                "train": dataclasses.asdict(self.spec.train_config()),
+                "model": dataclasses.asdict(self.model_config),
+                "train": dataclasses.asdict(self.train_config),
                 "metrics": dataclasses.asdict(self.spec.metrics),
             }
         )
+
+    @functools.cached_property
+    def model_config(self) -> ModelConfig:
+        """The cell's model configuration (built once, when the spec was read)."""
+        return self.spec.model_config(self.prior, self.student)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The study's training configuration (built once, when the spec was read)."""
+        return self.spec.train_config()
 
     @functools.cached_property
     def cell_id(self) -> str:
@@ -148,7 +163,7 @@ class Cell:
         """Seed of the posterior draws of :func:`simulations.metrics.evaluate`."""
         return stream_seed(self.spec.seed, "evaluate", self.n)
 
-    def generate_data(self) -> Any:
+    def generate_data(self) -> SimulationData:
         """The cell's :class:`simulations.designs.SimulationData` (drawn from :attr:`data_seed`)."""
         from simulations.designs import generate
 
@@ -162,12 +177,11 @@ class Cell:
             **design.params,
         )
 
-    def build_model(self, device: str = "cpu") -> Any:
+    def build_model(self, device: str = "cpu") -> BayesianMLP:
         """The cell's untrained :class:`simulations.model.BayesianMLP`, seeded by model_seeds."""
         from simulations.model import BayesianMLP
 
-        config = self.spec.model_config(self.prior, self.student)
-        return BayesianMLP(config, self.model_seeds, n=self.n, device=device)
+        return BayesianMLP(self.model_config, self.model_seeds, n=self.n, device=device)
 
     def record(self) -> CellRecord:
         """The manifest's entry for this cell."""
@@ -297,7 +311,7 @@ def run_cell(
 
     def train(model: Any) -> Any:
         return fit(
-            model, data.x_train, data.y_train, spec.train_config(),
+            model, data.x_train, data.y_train, cell.train_config,
             checkpoint=checkpoint, progress=progress,
         )  # fmt: skip
 
@@ -319,8 +333,7 @@ def run_cell(
         draws=spec.metrics.draws,
         seed=cell.evaluate_seed,
     )
-    evaluated = set(metrics)
-    metrics.update(cost_metrics(report))
+    cost = cost_metrics(report)
     outcome = _replicate_outcome(report, spec.replicates)
     wall = time.perf_counter() - started
     rows = []
@@ -341,17 +354,9 @@ def run_cell(
             "replicate": r,
             "seed": cell.model_seeds[r],
             "data_seed": cell.data_seed,
-            "true_nodes": None,
-            "rmse_test": math.nan,
-            "input_fnr": math.nan,
-            "input_fpr": math.nan,
-            "dH2_mean": math.nan,
-            "l2_risk_mean": math.nan,
-            "l2_risk_of_mean": math.nan,
+            **metrics.row(r, always=RESULT_COLUMNS),
+            **{key: values[r].item() for key, values in cost.items()},
         }
-        for key, values in metrics.items():
-            value = values[r]
-            row[key] = value.tolist() if np.ndim(value) else value.item()
         row.update(
             eps_n=eps_n,
             r_n=r_n,
@@ -364,7 +369,7 @@ def run_cell(
         )
         row.update(outcome[r])
         if row["status"] == "failed":  # its numbers describe a diverged fit: none are kept
-            for key in (*evaluated, "final_nll", "final_kl", "rmse_test", "dH2_mean"):
+            for key in (*metrics, "final_nll", "final_kl", "rmse_test", "dH2_mean"):
                 value = row.get(key)
                 row[key] = None if isinstance(value, list) or value is None else math.nan
         rows.append(row)
@@ -613,7 +618,7 @@ def _run_locked(
     )
 
     def run_with_bar(cell: Cell) -> pd.DataFrame:
-        steps = spec.train_config().total_steps
+        steps = spec.train_config().total_steps  # the same for every cell
         with tqdm(
             total=steps,
             desc=cell.label,
