@@ -380,7 +380,7 @@ def test_pruning_to_the_truth_keeps_f0(teacher):
     except InvalidParameterError as err:
         assert err.field == "weights"  # a layer without an active node
         return
-    from simulations.designs import _active_structure
+    from simulations.designs.teachers import _active_structure
 
     inputs, nodes = _active_structure([w for w, _ in layers], [b for _, b in layers])
     assert d.truth.relevant_inputs == tuple(np.flatnonzero(inputs))
