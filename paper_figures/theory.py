@@ -16,10 +16,10 @@ Every number here is computed by ``ssbnn_theory`` (no study is needed):
   linear for the group lasso, logarithmic for the horseshoe, quadratic again beyond the
   slab width ``c`` of the regularised horseshoe.
 
-The default network is the ``relu_teacher`` truth of DESIGNS.md seen by a 16-16 ReLU
+The default network is the ``relu_teacher`` truth of docs/designs.md seen by a 16-16 ReLU
 student (:func:`ssbnn_theory.relu_teacher_architecture`: ``p = 100``, ``s = (4, 3)``,
 ``B_l = 1.5``), ``sigma_e = 1``, and the priors' default hyperparameters
-(``sigma_0 = 1``; SS-GL ``kappa = 1``; SS-GHS ``g = 1``).
+(``sigma_0 = 1``; SS-GL ``kappa = 1``; SS-GHS ``global_scale = sqrt(1e-5)``, ``slab_width = 1``).
 """
 
 from __future__ import annotations
@@ -71,18 +71,12 @@ _TERMS = ("selection", "slab resolution", "slab magnitude")
 
 
 def _name(spec: PriorSpec) -> str:
-    return {"ss-ig": "SS-IG", "ss-gl": "SS-GL", "ss-ghs": "SS-GHS"}[spec.prior.value]
+    return spec.slab.display
 
 
 def _hyper(spec: PriorSpec) -> str:
     """``sigma_0 = 1, kappa = 1`` in math text."""
-    parts = [rf"$\sigma_0={spec.sigma_0:g}$"]
-    if spec.prior.value == "ss-gl":
-        parts.append(rf"$\kappa={spec.kappa:g}$")
-    if spec.prior.value == "ss-ghs":
-        parts.append(rf"$g={spec.global_scale:.3g}$")
-        parts.append(rf"$c={spec.slab_width:g}$" if spec.slab_width is not None else "plain")
-    return ", ".join(parts)
+    return ", ".join([rf"$\sigma_0={spec.sigma_0:g}$", *spec.slab.math_hyperparameters(spec)])
 
 
 def _eps2(arch: Architecture, spec: PriorSpec, n: float | np.ndarray, sigma_e: float) -> np.ndarray:

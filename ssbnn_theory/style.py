@@ -25,13 +25,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ssbnn_theory.enums import Prior
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.slabs import SLABS
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = [
+    "BASELINE_COLORS",
+    "BASELINE_MARKERS",
     "OKABE_ITO",
     "PRIOR_COLORS",
     "PRIOR_MARKERS",
@@ -62,21 +66,25 @@ OKABE_ITO: dict[str, str] = {
 }
 """The eight Okabe-Ito colours by name."""
 
-PRIOR_COLORS: dict[str, str] = {
-    "ss-ig": OKABE_ITO["sky_blue"],
-    "ss-gl": OKABE_ITO["blue"],
-    "ss-ghs": OKABE_ITO["vermillion"],
+BASELINE_COLORS: dict[str, str] = {
     "edge-ss": OKABE_ITO["bluish_green"],
     "dense": OKABE_ITO["black"],
 }
-"""One colour per prior family (node priors and the engine's baselines)."""
+"""Colours of the engine's baselines (edge-level spike-and-slab, dense)."""
+
+BASELINE_MARKERS: dict[str, str] = {"edge-ss": "D", "dense": "x"}
+"""Markers of the engine's baselines."""
+
+PRIOR_COLORS: dict[str, str] = {
+    **{f.value: OKABE_ITO.get(s.color, s.color) for f, s in SLABS.items()},
+    **BASELINE_COLORS,
+}
+"""One colour per prior family (node priors, from their slab classes, and the engine's
+baselines); a family registered later takes its slab's colour too."""
 
 PRIOR_MARKERS: dict[str, str] = {
-    "ss-ig": "s",
-    "ss-gl": "o",
-    "ss-ghs": "^",
-    "edge-ss": "D",
-    "dense": "x",
+    **{f.value: s.marker for f, s in SLABS.items()},
+    **BASELINE_MARKERS,
 }
 """One marker per prior family, so figures also read in greyscale."""
 
@@ -118,20 +126,29 @@ RC_PARAMS: dict[str, Any] = {
 
 def _family(prior: object) -> str:
     key = str(getattr(prior, "value", prior)).split("(")[0].strip().lower()
-    if key not in PRIOR_COLORS:
-        allowed = "one of " + ", ".join(repr(k) for k in PRIOR_COLORS)
+    if key not in _colors():
+        allowed = "one of " + ", ".join(repr(k) for k in _colors())
         raise InvalidParameterError("prior", allowed, prior)
     return key
 
 
+def _colors() -> dict[str, str]:
+    """Colours of every registered family and of the baselines."""
+    return {
+        **{f.value: OKABE_ITO.get(s.color, s.color) for f, s in SLABS.items()},
+        **BASELINE_COLORS,
+    }
+
+
 def prior_color(prior: object) -> str:
     """Colour (hex) of a prior family: ``Prior``, its value, a label like ``ss-gl(...)``."""
-    return PRIOR_COLORS[_family(prior)]
+    return _colors()[_family(prior)]
 
 
 def prior_marker(prior: object) -> str:
     """Marker of a prior family."""
-    return PRIOR_MARKERS[_family(prior)]
+    key = _family(prior)
+    return BASELINE_MARKERS[key] if key in BASELINE_MARKERS else SLABS[Prior(key)].marker
 
 
 def _params() -> dict[str, Any]:

@@ -36,10 +36,10 @@ from scipy import optimize, special
 from ssbnn_theory._numerics import log_normal_box
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import FanIn, Likelihood, Prior, parse_enum
-from ssbnn_theory.kl import kl_lognormal_gamma
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, scale_log_mass
 from ssbnn_theory.rates import contraction_rate, kl_scale
+from ssbnn_theory.slabs.group_horseshoe import horseshoe_scale_kl
 from ssbnn_theory.validation import check_integer, check_real
 
 __all__ = [
@@ -61,76 +61,11 @@ SCALE_SD = SCALE_WIDTH / 4.0
 _EPS = math.expm1(0.5 * SCALE_SD**2)  # E_q[e^{-(U - log t)}] - 1 = e^{s_u^2/2} - 1
 _C0 = math.log(2.0) - 0.5 * math.log(2.0 * math.pi) - 0.5  # per coordinate, < 0
 _SCALE_BASE = math.log(SCALE_WIDTH) - 0.5 * math.log(2.0 * math.pi * math.e * SCALE_SD**2)
-_HS_SCALE = _SCALE_BASE + SCALE_WIDTH / 2.0 + SCALE_SD / math.sqrt(2.0 * math.pi)
 _UNCONSTRAINED = SCALE_SD**2 / 4.0
 _LOG_2PI = math.log(2.0 * math.pi)
-_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(64)
-_GH_W = _GH_W / math.sqrt(2.0 * math.pi)  # E f(Z), Z ~ N(0, 1), = sum w_i f(x_i)
-
-
-def _hs_params(spec: PriorSpec) -> tuple[float, float | None]:
-    """``(g, c)``: global scale and slab width of a horseshoe spec (old or new field names)."""
-    g = getattr(spec, "global_scale", None)
-    if g is None:
-        g = spec.g
-    c = getattr(spec, "slab_width", None) if hasattr(spec, "slab_width") else spec.c
-    return float(g), (None if c is None else float(c))
 
 
 # ----------------------------------------------------------------- scale factors
-def horseshoe_scale_kl(mu: np.ndarray | float, s_u: np.ndarray | float) -> np.ndarray:
-    """``KL(N(mu, s_u^2) || law of log tau^2)`` for ``tau ~ C+(0, 1)``, by Gauss-Hermite.
-
-    ``U = log tau^2`` has density ``1 / (2 pi cosh(u/2))``, so the KL is
-    ``-log(s_u sqrt(2 pi e)) + log(2 pi) + E log cosh(U/2)``; ``log cosh`` is analytic in
-    a strip, so 64-point Gauss-Hermite quadrature is accurate to rounding.
-    """
-    mu = np.asarray(mu, np.float64)[..., None]
-    s_u = np.asarray(s_u, np.float64)
-    u = mu + s_u[..., None] * _GH_X
-    log_cosh = np.logaddexp(0.5 * u, -0.5 * u) - math.log(2.0)
-    return -np.log(s_u) - 0.5 * (_LOG_2PI + 1.0) + _LOG_2PI + np.sum(_GH_W * log_cosh, axis=-1)
-
-
-def _scale_kl(spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray, d: float) -> np.ndarray:
-    if spec.prior is Prior.SS_GL:
-        return kl_lognormal_gamma(mu, s_u, 0.5 * (d + 1.0), 0.5 * spec.kappa**2)
-    return horseshoe_scale_kl(mu, s_u)
-
-
-def _variance_moments(
-    spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(E_q log v(tau^2), E_q 1/v(tau^2))`` for ``log tau^2 ~ N(mu, s_u^2)``."""
-    s0 = spec.sigma_0**2
-    if spec.prior is Prior.SS_IG:
-        return np.full_like(mu, math.log(s0)), np.full_like(mu, 1.0 / s0)
-    inv = np.exp(-mu + 0.5 * s_u**2)
-    if spec.prior is Prior.SS_GL:
-        return math.log(s0) + mu, inv / s0
-    g, c = _hs_params(spec)
-    if c is None:
-        return math.log(s0 * g * g) + mu, inv / (s0 * g * g)
-    u = mu[..., None] + s_u[..., None] * _GH_X
-    e_log = np.sum(_GH_W * np.logaddexp(2.0 * math.log(c), 2.0 * math.log(g) + u), axis=-1)
-    return math.log(s0 * c * c * g * g) + mu - e_log, inv / (s0 * g * g) + 1.0 / (s0 * c * c)
-
-
-def _variance_at(spec: PriorSpec, log_t: np.ndarray) -> np.ndarray:
-    """``log v(t)``: conditional variance of a coordinate at ``tau^2 = t``."""
-    s0 = spec.sigma_0**2
-    if spec.prior is Prior.SS_GL:
-        return math.log(s0) + log_t
-    g, c = _hs_params(spec)
-    if c is None:
-        return math.log(s0 * g * g) + log_t
-    return (
-        math.log(s0 * c * c * g * g)
-        + log_t
-        - np.logaddexp(2 * math.log(c), 2 * math.log(g) + log_t)
-    )
-
-
 def _group_kl(
     spec: PriorSpec,
     mu: np.ndarray,
@@ -141,15 +76,16 @@ def _group_kl(
     d: float,
 ) -> dict[str, np.ndarray]:
     """KL of one active group's ``q*`` against its slab, by parts (exact, vectorised)."""
-    e_log_v, e_inv_v = _variance_moments(spec, mu, s_u)
+    slab = spec.slab
+    e_log_v, e_inv_v = slab.variance_moments(spec, mu, s_u)
     s2 = np.exp(2.0 * log_s)
     coordinate = 0.5 * e_log_v - log_s + 0.5 * (s2 + bound**2) * e_inv_v - 0.5
     unconstrained = 0.5 * (e_log_v + np.log(e_inv_v))
-    if spec.prior is Prior.SS_IG:
+    if not slab.mixture:
         scale = np.zeros_like(mu)
         unconstrained = np.zeros_like(mu)
     else:
-        scale = _scale_kl(spec, mu, s_u, d)
+        scale = slab.scale_kl(spec, mu, s_u, d)
     total = scale + r * coordinate + (d - r) * unconstrained
     return {
         "scale": scale,
@@ -211,16 +147,9 @@ def engine_scale_surcharge(arch: Architecture, prior: Prior | str | PriorSpec) -
     (SS-GHS, ``tau^2 = a b`` with ``a ~ Gamma(1/2)``, ``b ~ InvGamma(1/2)``), 0 for SS-IG.
     """
     spec = as_prior_spec(prior)
-    if spec.prior is Prior.SS_IG:
-        return 0.0
-
-    def least(alpha: float) -> float:
-        return math.lgamma(alpha) - (alpha - 0.5) * math.log(alpha) + alpha - 0.5 * _LOG_2PI
-
     total = 0.0
     for k, s, d in zip(arch.hidden, arch.active, arch.group_sizes, strict=False):
-        per = least(0.5 * (d + 1)) if spec.prior is Prior.SS_GL else 2.0 * least(0.5)
-        total += (k - s) * per
+        total += (k - s) * spec.slab.engine_scale_kl_floor(d)
     return total
 
 
@@ -393,7 +322,7 @@ def _layer(
     """One layer's group: phi (L2), the derived and refined KL, the derived overhead."""
     delta = np.exp(log_delta)
     s2 = np.exp(2.0 * log_s)
-    if spec.prior is Prior.SS_IG:
+    if not spec.slab.mixture:
         sd0 = spec.sigma_0
         box = -log_normal_box(bound / sd0, delta / sd0, log_delta - math.log(sd0))
         zero = np.zeros_like(log_delta)
@@ -414,21 +343,17 @@ def _layer(
     log_t = optimal_log_t(spec, log_delta, b, rr, dd)
     t = np.exp(log_t)
     log_mass = scale_log_mass(spec, t, dd, closed_form=False)  # <= log P(tau^2 in [t, 2t])
-    log_v = _variance_at(spec, log_t)
+    log_v = spec.slab.log_variance(spec, log_t)
     sd_t = np.exp(0.5 * log_v)
     box_t = -log_normal_box(bound / sd_t, delta / sd_t, log_delta - 0.5 * log_v)
-    log_v2 = _variance_at(spec, log_t + math.log(2.0))
+    log_v2 = spec.slab.log_variance(spec, log_t + math.log(2.0))
     sd_2t = np.exp(0.5 * log_v2)
     box_2t = -log_normal_box(bound / sd_2t, delta / sd_2t, log_delta - 0.5 * log_v2)
     phi = -log_mass + r * np.maximum(box_t, box_2t)
     s_u = np.full_like(log_t, SCALE_SD)
     derived = _group_kl(spec, log_t, s_u, log_s, bound, r, d)["total"]
     err = (_EPS * bound**2 + (1.0 + _EPS) * s2 + 2.0 * bound * delta) * np.exp(-log_v) / 2.0
-    if spec.prior is Prior.SS_GL:
-        alpha = 0.5 * (d + 1.0)
-        scale_over = _SCALE_BASE + alpha * SCALE_WIDTH + _EPS * 0.5 * spec.kappa**2 * t
-    else:
-        scale_over = np.full_like(t, _HS_SCALE)
+    scale_over = spec.slab.scale_kl_bound(spec, t, d, _SCALE_BASE, SCALE_WIDTH, SCALE_SD)
     omega = scale_over + r * (log_rho + _C0 + err) + (d - r) * _UNCONSTRAINED
     mu_out, su_out, kl = log_t.copy(), s_u.copy(), derived.copy()
     if refine:

@@ -8,6 +8,7 @@ holds the hyperparameters and every function of :mod:`ssbnn_theory.priors`, ``ra
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -18,13 +19,14 @@ from ssbnn_theory.enums import Prior
 if TYPE_CHECKING:
     from ssbnn_theory.priors import PriorSpec
 
-__all__ = ["ScaleMixtureSlab", "Slab", "symbolic_mixture_phi"]
+__all__ = ["ScaleMixtureSlab", "Slab", "least_lognormal_gamma_kl", "symbolic_mixture_phi"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _LOG_4PI = float(np.log(4.0 * np.pi))
 _LOG_2_OVER_PI = float(np.log(2.0 / np.pi))
 _LOG2 = float(np.log(2.0))
 _SQRT2 = float(np.sqrt(2.0))
+_LOG_2PI_M = math.log(2.0 * math.pi)  # as math computes it (the variational-gap terms)
 
 # golden-section iterations over log t (bracket width 30 -> 30 * 0.618^28 < 1e-4; the
 # objective is flat at its minimum, so its value is within ~1e-8 of the minimum)
@@ -55,6 +57,10 @@ class Slab(Protocol):
 
     def label(self, spec: PriorSpec, out: str) -> str:
         """Short label with the hyperparameters that matter (``out``: the output-slab note)."""
+        ...
+
+    def math_hyperparameters(self, spec: PriorSpec) -> list[str]:
+        """The family's hyperparameters beyond ``sigma_0`` in matplotlib math text (figures)."""
         ...
 
     def variance_range(self, spec: PriorSpec, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,5 +243,12 @@ def symbolic_mixture_phi(v_lo: Any, delta: Any, bound: Any, r: Any) -> Any:
         (sympy.log(4 * sympy.pi) + sympy.log(v_lo)) / 2
         - sympy.log(2)
         - sympy.log(delta)
-        + (bound + delta) ** 2 / (2 * v_lo)
+        + (delta + bound) ** 2 / (2 * v_lo)
     )
+
+
+def least_lognormal_gamma_kl(alpha: float) -> float:
+    """The least KL of a LogNormal against ``Gamma(alpha, beta)`` (any ``beta``; the same
+    against an inverse Gamma): ``log Gamma(alpha) - (alpha - 1/2) log alpha + alpha -
+    log(2 pi)/2``, at ``sigma^2 = 1/alpha``."""
+    return math.lgamma(alpha) - (alpha - 0.5) * math.log(alpha) + alpha - 0.5 * _LOG_2PI_M

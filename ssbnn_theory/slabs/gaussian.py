@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,6 +63,9 @@ class GaussianSlab:
     def label(self, spec: PriorSpec, out: str) -> str:
         return f"ss-ig (sigma_0={spec.sigma_0:g}{out})"
 
+    def math_hyperparameters(self, spec: PriorSpec) -> list[str]:
+        return []
+
     def variance_range(self, spec: PriorSpec, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s0 = spec.sigma_0**2
         return np.full_like(t, s0), np.full_like(t, s0)
@@ -101,6 +105,26 @@ class GaussianSlab:
     def sample(self, spec: PriorSpec, d: int, size: int, rng: np.random.Generator) -> np.ndarray:
         z = rng.standard_normal((size, d))
         return spec.sigma_0 * z
+
+    def variance_moments(
+        self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        s0 = spec.sigma_0**2
+        return np.full_like(mu, math.log(s0)), np.full_like(mu, 1.0 / s0)
+
+    def log_variance(self, spec: PriorSpec, log_t: np.ndarray) -> np.ndarray:
+        return np.full_like(log_t, math.log(spec.sigma_0**2))
+
+    def scale_kl(self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray, d: float) -> np.ndarray:
+        return np.zeros_like(mu)
+
+    def scale_kl_bound(
+        self, spec: PriorSpec, t: np.ndarray, d: float, base: float, width: float, sd: float
+    ) -> np.ndarray:
+        return np.zeros_like(t)
+
+    def engine_scale_kl_floor(self, d: int) -> float:
+        return 0.0
 
     def symbolic_phi(
         self, spec: PriorSpec, delta: Any, bound: Any, r: Any, d: Any, num: Any

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from ssbnn_theory.slabs.base import (
     _LOG_2PI,
     _SQRT2,
     ScaleMixtureSlab,
+    least_lognormal_gamma_kl,
     symbolic_mixture_phi,
 )
 from ssbnn_theory.slabs.gaussian import gaussian_log_bound_inverse, gaussian_log_tail
@@ -25,7 +27,25 @@ from ssbnn_theory.slabs.gaussian import gaussian_log_bound_inverse, gaussian_log
 if TYPE_CHECKING:
     from ssbnn_theory.priors import PriorSpec
 
-__all__ = ["GroupHorseshoeSlab"]
+__all__ = ["GroupHorseshoeSlab", "horseshoe_scale_kl"]
+
+_LOG_2PI_M = math.log(2.0 * math.pi)
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(64)
+_GH_W = _GH_W / math.sqrt(2.0 * math.pi)  # E f(Z), Z ~ N(0, 1), = sum w_i f(x_i)
+
+
+def horseshoe_scale_kl(mu: np.ndarray | float, s_u: np.ndarray | float) -> np.ndarray:
+    """``KL(N(mu, s_u^2) || law of log tau^2)`` for ``tau ~ C+(0, 1)``, by Gauss-Hermite.
+
+    ``U = log tau^2`` has density ``1 / (2 pi cosh(u/2))``, so the KL is
+    ``-log(s_u sqrt(2 pi e)) + log(2 pi) + E log cosh(U/2)``; ``log cosh`` is analytic in
+    a strip, so 64-point Gauss-Hermite quadrature is accurate to rounding.
+    """
+    mu = np.asarray(mu, np.float64)[..., None]
+    s_u = np.asarray(s_u, np.float64)
+    u = mu + s_u[..., None] * _GH_X
+    log_cosh = np.logaddexp(0.5 * u, -0.5 * u) - math.log(2.0)
+    return -np.log(s_u) - 0.5 * (_LOG_2PI_M + 1.0) + _LOG_2PI_M + np.sum(_GH_W * log_cosh, axis=-1)
 
 
 def _log_half_cauchy_interval(t: np.ndarray) -> np.ndarray:
@@ -84,6 +104,10 @@ class GroupHorseshoeSlab(ScaleMixtureSlab):
     def label(self, spec: PriorSpec, out: str) -> str:
         reg = f", slab_width={spec.slab_width:g}" if spec.slab_width is not None else ", plain"
         return f"ss-ghs (sigma_0={spec.sigma_0:g}, global_scale={spec.global_scale:.3g}{reg}{out})"
+
+    def math_hyperparameters(self, spec: PriorSpec) -> list[str]:
+        width = rf"$c={spec.slab_width:g}$" if spec.slab_width is not None else "plain"
+        return [rf"$g={spec.global_scale:.3g}$", width]
 
     def variance_range(self, spec: PriorSpec, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s0 = spec.sigma_0**2
@@ -189,6 +213,42 @@ class GroupHorseshoeSlab(ScaleMixtureSlab):
     ) -> np.ndarray:
         tau = np.abs(rng.standard_cauchy(size))
         return tau * tau
+
+    def variance_moments(
+        self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        s0 = spec.sigma_0**2
+        inv = np.exp(-mu + 0.5 * s_u**2)
+        g, c = spec.global_scale, spec.slab_width
+        if c is None:
+            return math.log(s0 * g * g) + mu, inv / (s0 * g * g)
+        u = mu[..., None] + s_u[..., None] * _GH_X
+        e_log = np.sum(_GH_W * np.logaddexp(2.0 * math.log(c), 2.0 * math.log(g) + u), axis=-1)
+        return math.log(s0 * c * c * g * g) + mu - e_log, inv / (s0 * g * g) + 1.0 / (s0 * c * c)
+
+    def log_variance(self, spec: PriorSpec, log_t: np.ndarray) -> np.ndarray:
+        s0 = spec.sigma_0**2
+        g, c = spec.global_scale, spec.slab_width
+        if c is None:
+            return math.log(s0 * g * g) + log_t
+        return (
+            math.log(s0 * c * c * g * g)
+            + log_t
+            - np.logaddexp(2 * math.log(c), 2 * math.log(g) + log_t)
+        )
+
+    def scale_kl(self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray, d: float) -> np.ndarray:
+        """:func:`horseshoe_scale_kl`."""
+        return horseshoe_scale_kl(mu, s_u)
+
+    def scale_kl_bound(
+        self, spec: PriorSpec, t: np.ndarray, d: float, base: float, width: float, sd: float
+    ) -> np.ndarray:
+        return np.full_like(t, base + width / 2.0 + sd / math.sqrt(2.0 * math.pi))
+
+    def engine_scale_kl_floor(self, d: int) -> float:
+        """``tau^2 = a b``, ``a ~ Gamma(1/2)``, ``b ~ InvGamma(1/2)``: two LogNormal factors."""
+        return 2.0 * least_lognormal_gamma_kl(0.5)
 
     def symbolic_phi(
         self, spec: PriorSpec, delta: Any, bound: Any, r: Any, d: Any, num: Any

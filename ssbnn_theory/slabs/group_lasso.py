@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,7 +11,13 @@ from scipy import special
 
 from ssbnn_theory._numerics import log1mexp
 from ssbnn_theory.enums import Prior
-from ssbnn_theory.slabs.base import _LOG2, ScaleMixtureSlab, symbolic_mixture_phi
+from ssbnn_theory.kl import kl_lognormal_gamma
+from ssbnn_theory.slabs.base import (
+    _LOG2,
+    ScaleMixtureSlab,
+    least_lognormal_gamma_kl,
+    symbolic_mixture_phi,
+)
 
 if TYPE_CHECKING:
     from ssbnn_theory.priors import PriorSpec
@@ -63,6 +70,9 @@ class GroupLassoSlab(ScaleMixtureSlab):
 
     def label(self, spec: PriorSpec, out: str) -> str:
         return f"ss-gl (sigma_0={spec.sigma_0:g}, kappa={spec.kappa:g}{out})"
+
+    def math_hyperparameters(self, spec: PriorSpec) -> list[str]:
+        return [rf"$\kappa={spec.kappa:g}$"]
 
     def variance_range(self, spec: PriorSpec, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s0 = spec.sigma_0**2
@@ -141,6 +151,32 @@ class GroupLassoSlab(ScaleMixtureSlab):
         self, spec: PriorSpec, d: int, size: int, rng: np.random.Generator
     ) -> np.ndarray:
         return rng.gamma(shape=0.5 * (d + 1), scale=2.0 / spec.kappa**2, size=size)
+
+    def variance_moments(
+        self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        s0 = spec.sigma_0**2
+        inv = np.exp(-mu + 0.5 * s_u**2)
+        return math.log(s0) + mu, inv / s0
+
+    def log_variance(self, spec: PriorSpec, log_t: np.ndarray) -> np.ndarray:
+        s0 = spec.sigma_0**2
+        return math.log(s0) + log_t
+
+    def scale_kl(self, spec: PriorSpec, mu: np.ndarray, s_u: np.ndarray, d: float) -> np.ndarray:
+        """``KL(LogNormal(mu, s_u^2) || Gamma((d+1)/2, rate kappa^2/2))``."""
+        return kl_lognormal_gamma(mu, s_u, 0.5 * (d + 1.0), 0.5 * spec.kappa**2)
+
+    def scale_kl_bound(
+        self, spec: PriorSpec, t: np.ndarray, d: float, base: float, width: float, sd: float
+    ) -> np.ndarray:
+        alpha = 0.5 * (d + 1.0)
+        eps = math.expm1(0.5 * sd**2)  # E_q[e^{-(U - log t)}] - 1 = e^{s_u^2/2} - 1
+        return base + alpha * width + eps * 0.5 * spec.kappa**2 * t
+
+    def engine_scale_kl_floor(self, d: int) -> float:
+        """``tau^2``'s LogNormal against ``Gamma((d+1)/2, .)``."""
+        return least_lognormal_gamma_kl(0.5 * (d + 1))
 
     def symbolic_phi(
         self, spec: PriorSpec, delta: Any, bound: Any, r: Any, d: Any, num: Any
