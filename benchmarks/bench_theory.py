@@ -1,4 +1,4 @@
-"""Benchmark: ``contraction_rate`` for 20 hidden layers and 1000 values of n (issue 2, "Fast").
+"""Benchmark: ``contraction_rate`` for 20 hidden layers and 1000 values of n (target: under 50 ms).
 
 Run ``python benchmarks/bench_theory.py`` (add ``--markdown`` for the RESULTS.md table).
 Each configuration is timed with ``time.perf_counter`` (one warm-up call, then

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 01 · Rate bounds: how $\varepsilon_n^2$ depends on $n$, $s_l$, $k_l$ and $B_l$
 #
-# The variational contraction rate of a node-sparse network (THEORY.md, section 4) is
+# The variational contraction rate of a node-sparse network (`docs/theory.md`, section 4) is
 #
 # $$n r_n = \underbrace{\sum_{l \le L} \Big[s_l \log\tfrac{1}{\lambda_l}
 #   + (k_l - s_l)\log\tfrac{1}{1-\lambda_l}\Big]}_{\text{selection}}

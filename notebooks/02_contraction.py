@@ -17,7 +17,7 @@
 # On the `relu_teacher` design the truth is a node-sparse ReLU network in the model class
 # (5 relevant inputs, active nodes $(4, 3)$, so $\xi_n = 0$) and the theory applies exactly.
 # For every prior, student and $n$, the study stores per replicate the variational posterior
-# means $E_q\, d_H^2(p_\theta, p_0)$ (exact for Gaussian noise, THEORY.md section 6) and
+# means $E_q\, d_H^2(p_\theta, p_0)$ (exact for Gaussian noise, `docs/metrics.md`) and
 # $E_q \|f_\theta - f_0\|_2^2$ (Monte Carlo over $\theta \sim q$ on a fresh test set), and
 # the theory's $\varepsilon_n$ for that student (`ssbnn_theory`, the engine's prior
 # hyperparameters and inclusion probabilities).

@@ -39,7 +39,7 @@ DESIGNS_MD = {
     "cubic_small_n",
     "teacher",
 }
-"""The designs of DESIGNS.md (and the explicit teacher) that must each have a shipped study."""
+"""The designs of docs/designs.md (but user data) that must each have a shipped study."""
 
 
 def test_every_study_is_registered():

@@ -1,4 +1,4 @@
-"""Named, versioned synthetic designs (DESIGNS.md), explicit teachers and user data sets.
+"""Named, versioned synthetic designs (``docs/designs.md``), explicit teachers and user data.
 
 A design is a law of ``(X, Y)``: inputs ``x``, a noise-free regression function
 or class-probability function ``f0(x)``, and an observation model (Gaussian

@@ -19,7 +19,7 @@ from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 DEFAULT_N_TEST = 10_000
-"""Size of the shared noise-free test set of the synthetic designs (DESIGNS.md)."""
+"""Size of the shared noise-free test set of the synthetic designs (``docs/designs.md``)."""
 
 MAX_P = 100_000
 """Largest input dimension ``p`` of the synthetic designs."""
@@ -42,7 +42,7 @@ class Truth:
     bounds
         ``B_l``, ``l = 1..L+1``: the largest absolute weight or bias of layer
         ``l`` over the active part of the teacher (the ``|theta*| <= B_l`` of
-        THEORY.md section 1), or ``None``.
+        ``docs/theory.md`` section 1), or ``None``.
     activation
         The teacher's activation, or ``None``.
     weights, biases

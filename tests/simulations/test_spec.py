@@ -1,4 +1,4 @@
-"""Study specs: the issue's shape works; every bad file is answered with one line naming the key."""
+"""Study specs: the documented example works; a bad file gets one line naming the key."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from simulations.spec import load_spec, parse_spec
 from ssbnn_theory.enums import Activation
 from ssbnn_theory.errors import InvalidParameterError
 
-ISSUE_EXAMPLE = """
+EXAMPLE_SPEC = """
 [study]
 name = "example"
 seed = 7
@@ -88,7 +88,7 @@ def test_the_issue_example_loads_with_paths_relative_to_the_spec(tmp_path, monke
     folder = tmp_path / "studies"
     folder.mkdir()
     _teacher(folder / "teacher.npz")
-    (folder / "example.toml").write_text(ISSUE_EXAMPLE)
+    (folder / "example.toml").write_text(EXAMPLE_SPEC)
     monkeypatch.chdir(tmp_path)  # the spec is not in the working folder
     spec = load_spec("studies/example.toml")
     assert (spec.name, spec.seed, spec.replicates) == ("example", 7, 4)
