@@ -35,6 +35,7 @@ from simulations.likelihoods import make_likelihood
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.priors import ENGINE_GLOBAL_SCALE, ENGINE_SLAB_WIDTH
 
 __all__ = ["BayesianMLP", "Kept", "ModelConfig", "activation_function", "activation_module"]
 
@@ -118,7 +119,9 @@ class ModelConfig:
         SS-GL: Gamma hyperprior of ``kappa^2`` (default shape 1, rate 1e-3: flat
         over the range ``kappa^2 ~ d`` that the initial ``tau^2 = 1`` implies).
     global_scale
-        SS-GHS: ``g ~ C+(0, global_scale)``; default ``sqrt(1e-5)`` (``g_0^2 = 1e-5``, MODELS.md).
+        SS-GHS: ``g ~ C+(0, global_scale)``; default ``sqrt(1e-5)`` (``g_0^2 = 1e-5``,
+        docs/engine.md, "Layers"), ``ssbnn_theory.priors.ENGINE_GLOBAL_SCALE``: the same
+        name and value in the theory, which fixes ``g`` at it.
     local_scale
         SS-GHS: ``tau ~ C+(0, local_scale)`` (default 1).
     slab_width
@@ -152,9 +155,9 @@ class ModelConfig:
     sigma_0: float = 1.0
     kappa_shape: float = 1.0
     kappa_rate: float = 1e-3
-    global_scale: float = math.sqrt(1e-5)
+    global_scale: float = ENGINE_GLOBAL_SCALE
     local_scale: float = 1.0
-    slab_width: float | None = 1.0
+    slab_width: float | None = ENGINE_SLAB_WIDTH
     input_spike: bool = False
     input_inclusion: float | None = None
     inclusion_init: float = 0.99

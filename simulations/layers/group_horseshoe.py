@@ -12,12 +12,14 @@ from torch import nn
 from simulations.kl import kl_lognormal_gamma, kl_lognormal_invgamma
 from simulations.layers.fused import _sum_to
 from simulations.layers.scales import expected_scale
+from ssbnn_theory.priors import ENGINE_GLOBAL_SCALE, ENGINE_SLAB_WIDTH
 from ssbnn_theory.validation import check_positive
 
 __all__ = ["DEFAULT_GLOBAL_SCALE", "GroupHorseshoeScale"]
 
-DEFAULT_GLOBAL_SCALE = math.sqrt(1e-5)
-"""Scale ``g_0`` of the global factor ``g ~ C+(0, g_0)``: ``g_0^2 = 1e-5`` (docs/engine.md)."""
+DEFAULT_GLOBAL_SCALE = ENGINE_GLOBAL_SCALE
+"""Scale ``g_0`` of the global factor ``g ~ C+(0, g_0)``: ``g_0^2 = 1e-5`` (docs/engine.md; the
+theory fixes ``g`` at it: ``ssbnn_theory.priors.ENGINE_GLOBAL_SCALE``)."""
 
 
 class _GroupHorseshoeDraw(torch.autograd.Function):
@@ -111,7 +113,7 @@ class GroupHorseshoeScale(nn.Module):
         kw,
         global_scale=DEFAULT_GLOBAL_SCALE,
         local_scale=1.0,
-        slab_width=1.0,
+        slab_width=ENGINE_SLAB_WIDTH,
     ) -> None:
         super().__init__()
         self.global_scale = check_positive("global_scale", global_scale)
