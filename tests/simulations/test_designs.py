@@ -17,7 +17,13 @@ from simulations.enums import Likelihood
 from ssbnn_theory.enums import Activation
 from ssbnn_theory.errors import InvalidParameterError
 
-SYNTHETIC = ["relu_teacher", "bai_sparse_function", "sun_regression", "sun_classification"]
+GIVEN = ("teacher", "dataset")
+"""Designs of a given network or given data (they need the user's input to draw)."""
+
+DRAWN = [name for name in DESIGNS if name not in GIVEN]
+"""Every design that draws from its parameters alone: the generic tests below run on each,
+so a new design is tested as soon as it is registered."""
+
 SMALL = {
     "relu_teacher": {"p": 8},
     "bai_sparse_function": {"p": 6},
@@ -25,6 +31,14 @@ SMALL = {
     "sun_classification": {"p": 6},
     "cubic_small_n": {},
 }
+"""Smaller parameters for speed; a design not listed uses its quick ones (:func:`small`)."""
+
+
+def small(name: str) -> dict:
+    """The parameters the generic tests draw ``name`` with."""
+    if name in SMALL:
+        return SMALL[name]
+    return {k: v for k, v in DESIGNS[name].quick.items() if k not in ("n", "replicates", "n_test")}
 
 
 def small_teacher() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -46,8 +60,7 @@ def small_teacher() -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 def test_registry_lists_every_design_with_a_version_and_a_quick_size():
-    expected = {*SYNTHETIC, "cubic_small_n", "teacher", "dataset"}
-    assert set(DESIGNS) == expected
+    assert {*SMALL, *GIVEN} <= set(DESIGNS)
     for name, design in DESIGNS.items():
         assert isinstance(design, Design) and design.name == name
         assert design.version == "1"
@@ -55,7 +68,7 @@ def test_registry_lists_every_design_with_a_version_and_a_quick_size():
         assert get_design(name) is design
 
 
-@pytest.mark.parametrize("name", [*SYNTHETIC, "cubic_small_n"])
+@pytest.mark.parametrize("name", DRAWN)
 def test_quick_size_generates_the_documented_layout(name):
     d = generate(name, seed=0, **DESIGNS[name].quick)
     quick = DESIGNS[name].quick
@@ -73,24 +86,24 @@ def test_quick_size_generates_the_documented_layout(name):
     assert (d.replicates, d.n, d.n_test) == (r, n, n_test)
 
 
-@pytest.mark.parametrize("name", [*SYNTHETIC, "cubic_small_n"])
+@pytest.mark.parametrize("name", DRAWN)
 def test_replicate_data_do_not_depend_on_the_number_of_replicates(name):
-    one = generate(name, n=50, replicates=1, seed=3, n_test=40, **SMALL[name])
-    three = generate(name, n=50, replicates=3, seed=3, n_test=40, **SMALL[name])
+    one = generate(name, n=50, replicates=1, seed=3, n_test=40, **small(name))
+    three = generate(name, n=50, replicates=3, seed=3, n_test=40, **small(name))
     torch.testing.assert_close(three.x_train[0], one.x_train[0], rtol=0, atol=0)
     torch.testing.assert_close(three.y_train[0], one.y_train[0], rtol=0, atol=0)
     torch.testing.assert_close(three.x_test, one.x_test, rtol=0, atol=0)
     torch.testing.assert_close(three.f_test, one.f_test, rtol=0, atol=0)
     # replicates are distinct draws, and another seed gives other data
     assert not torch.equal(three.x_train[0], three.x_train[1])
-    other = generate(name, n=50, replicates=1, seed=4, n_test=40, **SMALL[name])
+    other = generate(name, n=50, replicates=1, seed=4, n_test=40, **small(name))
     assert not torch.equal(other.x_train[0], one.x_train[0])
 
 
-@pytest.mark.parametrize("name", [*SYNTHETIC, "cubic_small_n"])
+@pytest.mark.parametrize("name", DRAWN)
 def test_float32_data_are_the_float64_data_rounded(name):
-    d32 = generate(name, n=20, replicates=2, seed=1, n_test=30, **SMALL[name])
-    d64 = generate(name, n=20, replicates=2, seed=1, n_test=30, dtype=torch.float64, **SMALL[name])
+    d32 = generate(name, n=20, replicates=2, seed=1, n_test=30, **small(name))
+    d64 = generate(name, n=20, replicates=2, seed=1, n_test=30, dtype=torch.float64, **small(name))
     assert d64.x_train.dtype == torch.float64
     torch.testing.assert_close(d64.x_train.float(), d32.x_train, rtol=0, atol=0)
     torch.testing.assert_close(d64.f_test.float(), d32.f_test, rtol=0, atol=0)
@@ -121,7 +134,7 @@ GOLDEN = {
 
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_generator_output_is_pinned_to_its_version(name):
-    d = generate(name, n=3, replicates=2, seed=7, n_test=2, dtype=torch.float64, **SMALL[name])
+    d = generate(name, n=3, replicates=2, seed=7, n_test=2, dtype=torch.float64, **small(name))
     x, y, f = GOLDEN[name]
     message = f"{name} draws changed: bump DESIGNS[{name!r}].version and update GOLDEN"
     np.testing.assert_allclose(d.x_train[1, 0, : len(x)].numpy(), x, rtol=1e-12, err_msg=message)
@@ -668,3 +681,56 @@ def test_relu_teacher_sizes_are_bounded(params, field):
     # Sizes that cannot be drawn in memory are errors, not a MemoryError deep in numpy.
     with pytest.raises(InvalidParameterError, match=rf"^{field}: must be an integer in \["):
         generate("relu_teacher", n=2, replicates=1, seed=0, n_test=2, **params)
+
+
+# --------------------------------------------------------------------------- a new design
+
+
+def _toy_law(params, truth_seed):
+    """A throwaway design, written as docs/designs.md "Adding a design" says."""
+    from simulations.designs.base import MAX_P, Law, Truth
+    from ssbnn_theory.validation import check_integer, check_positive
+
+    p = check_integer("p", params["p"], lower=2, upper=MAX_P)
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
+    slope = np.random.default_rng(truth_seed).uniform(1.0, 2.0)
+
+    def sample(g, m):
+        x = g.uniform(-1.0, 1.0, size=(m, p))
+        return x, slope * x[:, :1]
+
+    return Law(p, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=(0,)), sample)
+
+
+def test_a_new_design_is_one_module_and_a_registry_line(monkeypatch):
+    from types import MappingProxyType
+
+    import simulations.designs as designs
+    import simulations.spec as spec_module
+    from simulations.designs.base import design, synthetic
+    from simulations.spec import parse_spec
+
+    toy = design(
+        "toy", "1", "x ~ U(-1,1)^p; f0 = a x1; y = f0 + sigma_e e",
+        synthetic(_toy_law), {"p": 3, "sigma_e": 0.5}, {"n": 20, "replicates": 2, "n_test": 10},
+    )  # fmt: skip
+    registry = MappingProxyType({**DESIGNS, "toy": toy})  # the registry line
+    monkeypatch.setattr(designs, "DESIGNS", registry)
+    monkeypatch.setattr(spec_module, "DESIGNS", registry)
+    d = generate("toy", seed=0, **toy.quick)
+    assert (d.replicates, d.n, d.p, d.n_test) == (2, 20, 3, 10)
+    assert d.truth.relevant_inputs == (0,) and d.noise_sd == 0.5
+
+    def spec(**design):
+        return parse_spec(
+            {
+                "study": {"name": "toy"},
+                "design": {"name": "toy", **design},
+                "model": {"priors": ["ss-gl"], "hidden": [4]},
+                "train": {"n": [20], "steps": 2},
+            }
+        )
+
+    assert spec(p=4).design.p == 4 and spec().design.noise_sd == 0.5
+    with pytest.raises(InvalidParameterError, match=r"^design\.p: must be an integer in \[2"):
+        spec(p=1)
