@@ -46,7 +46,7 @@ L2_TESTS = (
 )
 L3_TESTS = (
     T + "test_selection.py::test_theory_prescription_by_hand",
-    T + "test_selection.py::test_reference_formula_matches_models_md",
+    T + "test_selection.py::test_reference_formula_matches_the_reference_scripts",
     T + "test_selection.py::test_edge_prescription_matches_bai_formula",
     T + "test_selection.py::test_selection_mass_is_exact_for_extreme_probabilities",
     T + "test_selection.py",

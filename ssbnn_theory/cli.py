@@ -261,8 +261,8 @@ def add_rate_command(subparsers: Any) -> ArgumentParser:
         "--inclusion",
         default="theory",
         choices=["theory", "reference"],
-        help="inclusion probabilities: ours (THEORY.md section 4) or the "
-        "reference scripts' layer-wise formula (MODELS.md)",
+        help="inclusion probabilities: ours (docs/theory.md, section 4.2) or the "
+        "reference scripts' layer-wise formula (docs/engine.md, Layers)",
     )
     rate.add_argument(
         "--inclusion-prob",

@@ -120,7 +120,7 @@ def sieve_entropy(
 
     ``sum_{l<=L} log C(k_l, sbar_l) + sum_{l<=L+1} sbar_l rbar_l log max(1, ceil(Bbar_l / delta))``
     with ``delta = delta*_sieve(eps)`` the L1 inverse of the sieve (``rbar_l = mbar_l + 1``
-    constrained coordinates per group; ``sbar_{L+1}`` = outputs). THEORY.md's
+    constrained coordinates per group; ``sbar_{L+1}`` = outputs). The original statement's
     ``sbar_l d_l log(3 Lambdabar / eps)`` is not a valid bound in general (it omits
     ``Bbar_l``); docs/theory.md, section 3.4 gives the derivation and a counterexample.
 

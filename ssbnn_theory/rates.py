@@ -667,8 +667,9 @@ def contraction_rate(
         Approximation error ``||f_theta* - f0||_inf^2`` (``0`` for a teacher in the class),
         a number or one value per ``n``.
     inclusion
-        ``"theory"`` (THEORY.md section 4, with ``C_lambda``), ``"reference"`` (MODELS.md
-        layer-wise formula) or the user's ``lambda_l`` (one per hidden layer, or ``(n, L)``).
+        ``"theory"`` (docs/theory.md section 4.2, with ``C_lambda``), ``"reference"`` (the
+        reference scripts' layer-wise formula, docs/engine.md "Layers") or the user's
+        ``lambda_l`` (one per hidden layer, or ``(n, L)``).
     C_lambda
         Constant of the theory prescription.
     closed_form

@@ -95,7 +95,7 @@ def _n_array(n: np.ndarray | float) -> np.ndarray:
 def theory_log_inv_inclusion(
     arch: Architecture, n: np.ndarray | float, C_lambda: float = 1.0
 ) -> np.ndarray:
-    """Our prescription (THEORY.md, section 4).
+    """Our prescription (docs/theory.md, section 4.2).
 
     ``log(1/lambda_l) = log k_l + C_lambda d_l log(Lambda sqrt n)``.
 
@@ -130,7 +130,7 @@ def reference_log_inv_inclusion(
     n: np.ndarray | float,
     C: float = 1e-9,
 ) -> np.ndarray:
-    """``log(1/lambda_l)``, ``l = 1..L``, of the reference MLP scripts (MODELS.md).
+    """``log(1/lambda_l)``, ``l = 1..L``, of the reference MLP scripts (docs/engine.md, "Layers").
 
     With Python-style indices ``l = 0..L``, ``k_0 = p``, ``k_{L+1} = outputs``::
 
@@ -174,12 +174,13 @@ def reference_inclusion_probs(
     n: np.ndarray | float,
     C: float = 1e-9,
 ) -> np.ndarray:
-    """``lambda_1..lambda_L`` of the reference MLP scripts (MODELS.md); close to ``1/k_l``."""
+    """``lambda_1..lambda_L`` of the reference MLP scripts (docs/engine.md, "Layers"); close
+    to ``1/k_l``."""
     return np.exp(-reference_log_inv_inclusion(p, hidden, outputs, n, C))
 
 
 def edge_log_inv_inclusion(arch: Architecture, n: np.ndarray | float) -> np.ndarray:
-    """Bai et al. (2020) edge-level prescription used by the reference (MODELS.md).
+    """Bai et al. (2020) edge-level prescription used by the reference (docs/engine.md, "Layers").
 
     ``log(1/lambda) = log T + 0.1 [(L+1) log max_l k_l + log(sqrt(n) p)]`` with ``T`` the
     number of weights and biases of the dense network. Shape ``n.shape``.

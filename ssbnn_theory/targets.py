@@ -2,7 +2,7 @@
 
 * A *teacher* is a node-sparse network in the model class, so the approximation error is
   ``xi_n = 0`` and the rate is the architecture's ``eps_n`` (:func:`teacher_rate`). The
-  built-in default is the ``relu_teacher`` design of DESIGNS.md.
+  built-in default is the ``relu_teacher`` design of docs/designs.md.
 * For ``f0`` in the Hoelder ball ``C^beta([0,1]^d)``, :func:`hoelder_architecture` picks a
   depth ``L_n ~ log n`` and a width ``N_n`` with every node active, under the
   approximation *assumption* of docs/theory.md, section 5.2 (a neuron-efficient ReLU
@@ -35,7 +35,7 @@ __all__ = [
 
 
 def relu_teacher_architecture(p: int = 100, width: int = 16) -> Architecture:
-    """The ``relu_teacher`` design of DESIGNS.md as seen by a ``width``-``width`` ReLU student.
+    """The ``relu_teacher`` design of docs/designs.md as seen by a ``width``-``width`` ReLU student.
 
     True active nodes ``(4, 3)``; weights ``+-U[0.5, 1.5]`` and biases ``U(-0.5, 0.5)`` give
     the nominal bound ``B_l = 1.5`` on every layer (the design rescales the output to

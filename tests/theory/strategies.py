@@ -23,7 +23,7 @@ RESULT_KEYS = (
     "n_informative",
     "likelihood",
 )
-"""Keys issue 2 requires of ``contraction_rate(...).to_dict()`` and of ``ssbnn rate --json``."""
+"""Keys the tests require of ``contraction_rate(...).to_dict()`` and of ``ssbnn rate --json``."""
 
 ACTIVATIONS = {
     Activation.RELU: (lambda u: np.maximum(u, 0.0), lambda u: (u > 0).astype(float)),

@@ -139,14 +139,15 @@ def test_count_formula_is_achieved_by_an_explicit_grid():
         assert np.max(np.abs(f - g)) <= eps * (1 + 1e-12)
 
 
-def test_theory_md_formula_is_not_what_the_grid_gives():
-    # THEORY.md: sbar d log(3 Lambdabar / eps), without Bbar. With large bounds the grid
-    # needs ceil(Bbar/delta) > 3 Lambdabar / eps points per coordinate (docs/theory.md, 3.4)
+def test_original_formula_is_not_what_the_grid_gives():
+    # the original statement (docs/theory.md, section 7): sbar d log(3 Lambdabar / eps),
+    # without Bbar. With large bounds the grid needs ceil(Bbar/delta) > 3 Lambdabar / eps
+    # points per coordinate (docs/theory.md, 3.4)
     sieve = Architecture(1, [1], [1], [1e6, 1e-3], "sigmoid")
     eps = 1e-3
-    theory_md = sum(s * d for s, d in zip(sieve.active_nodes, sieve.group_sizes, strict=True))
-    theory_md *= math.log(3 * math.exp(log_lipschitz(sieve)) / eps)
-    assert float(sieve_entropy(sieve, eps)[()]) > theory_md
+    original = sum(s * d for s, d in zip(sieve.active_nodes, sieve.group_sizes, strict=True))
+    original *= math.log(3 * math.exp(log_lipschitz(sieve)) / eps)
+    assert float(sieve_entropy(sieve, eps)[()]) > original
 
 
 @settings(max_examples=200)

@@ -265,7 +265,8 @@ def test_scale_mass_matches_scipy_and_stays_finite():
     hs = np.exp(log_scale_mass("ss-ghs", t, 3))
     expected = 2 / np.pi * (np.arctan(np.sqrt(2 * t)) - np.arctan(np.sqrt(t)))
     assert hs == pytest.approx(expected, rel=1e-12)
-    # THEORY.md's trap: for large t both CDFs round to 1; the log mass must keep decreasing
+    # the trap of docs/theory.md, section 3.2: for large t both CDFs round to 1; the log mass
+    # must keep decreasing
     big = np.array([1e3, 1e4, 1e6, 1e9])
     log_gl = log_scale_mass(gl, big, 3)
     assert np.all(np.isfinite(log_gl)) and np.all(np.diff(log_gl) < 0)

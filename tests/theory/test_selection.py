@@ -65,7 +65,8 @@ def test_selection_mass_rejects_bad_input():
 
 
 def _reference_by_hand(p, hidden, outputs, n, C=1e-9):
-    """MODELS.md, transcribed literally with Python-style indices l = 0..L."""
+    """The reference scripts' formula (docs/engine.md, "Layers"), transcribed literally with
+    Python-style indices l = 0..L."""
     L = len(hidden)
     k = [p, *hidden, outputs]
     u = [
@@ -95,10 +96,10 @@ def _reference_by_hand(p, hidden, outputs, n, C=1e-9):
         (3, [2], 4, 2),
     ],
 )
-def test_reference_formula_matches_models_md(p, hidden, outputs, n):
+def test_reference_formula_matches_the_reference_scripts(p, hidden, outputs, n):
     ours = reference_inclusion_probs(p, hidden, outputs, n)
     assert ours == pytest.approx(_reference_by_hand(p, hidden, outputs, n), rel=1e-12)
-    # "so in practice lambda_l is close to 1/k_l" (MODELS.md) while C (k_{l-1} + 1)^3 is small
+    # "so in practice lambda_l is close to 1/k_l" (docs/engine.md) while C (k_{l-1} + 1)^3 is small
     fan_in = np.asarray([p, *hidden[:-1]], dtype=float) + 1
     small = 1e-9 * fan_in**3 < 0.01
     assert (ours * np.asarray(hidden))[small] == pytest.approx(1.0, rel=0.05)
@@ -111,7 +112,7 @@ def test_reference_formula_matches_models_md(p, hidden, outputs, n):
 
 
 def test_theory_prescription_by_hand():
-    # log(1/lambda_l) = log k_l + C d_l log(Lambda sqrt n) (THEORY.md section 4) with Lambda
+    # log(1/lambda_l) = log k_l + C d_l log(Lambda sqrt n) (docs/theory.md, section 4.2) with Lambda
     # worked out by hand from the L1 recursion (docs/theory.md, 3.1):
     # p = 2, 3 ReLU nodes, B = 1: H_1 = 2 + 1 = 3, Lambda_1 = 3, Lambda_2 = (3 H_1 + 1) + 3 Lambda_1
     # = 19; d_1 = 3, n = 100, C = 1: log 3 + 3 log(19 * 10) = 16.839684505
