@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "BASELINE_COLORS",
     "BASELINE_MARKERS",
+    "BASELINE_NAMES",
     "OKABE_ITO",
     "PRIOR_COLORS",
     "PRIOR_MARKERS",
@@ -49,6 +50,7 @@ __all__ = [
     "mark_informative",
     "prior_color",
     "prior_marker",
+    "prior_name",
     "save",
     "save_png_pdf",
     "shade_vacuous",
@@ -74,6 +76,9 @@ BASELINE_COLORS: dict[str, str] = {
 
 BASELINE_MARKERS: dict[str, str] = {"edge-ss": "D", "dense": "x"}
 """Markers of the engine's baselines."""
+
+BASELINE_NAMES: dict[str, str] = {"edge-ss": "edge SS", "dense": "dense"}
+"""Display names of the engine's baselines."""
 
 PRIOR_COLORS: dict[str, str] = {
     **{f.value: OKABE_ITO.get(s.color, s.color) for f, s in SLABS.items()},
@@ -125,7 +130,7 @@ RC_PARAMS: dict[str, Any] = {
 
 
 def _family(prior: object) -> str:
-    key = str(getattr(prior, "value", prior)).split("(")[0].strip().lower()
+    key = str(getattr(prior, "value", prior)).strip().lower()
     if key not in _colors():
         allowed = "one of " + ", ".join(repr(k) for k in _colors())
         raise InvalidParameterError("prior", allowed, prior)
@@ -141,7 +146,8 @@ def _colors() -> dict[str, str]:
 
 
 def prior_color(prior: object) -> str:
-    """Colour (hex) of a prior family: ``Prior``, its value, a label like ``ss-gl(...)``."""
+    """Colour (hex) of a prior family: a ``Prior`` (theory or engine) or its value, as in a
+    results table's ``prior_family`` column."""
     return _colors()[_family(prior)]
 
 
@@ -149,6 +155,13 @@ def prior_marker(prior: object) -> str:
     """Marker of a prior family."""
     key = _family(prior)
     return BASELINE_MARKERS[key] if key in BASELINE_MARKERS else SLABS[Prior(key)].marker
+
+
+def prior_name(prior: object) -> str:
+    """Display name of a prior family (``ss-gl`` -> ``SS-GL``, ``edge-ss`` -> ``edge SS``): the
+    slab's :attr:`~ssbnn_theory.slabs.Slab.display`, or the baseline's name."""
+    key = _family(prior)
+    return BASELINE_NAMES[key] if key in BASELINE_NAMES else SLABS[Prior(key)].display
 
 
 def _params() -> dict[str, Any]:

@@ -173,7 +173,7 @@ def test_rate_cli_and_style_list_the_new_family(wide, capsys):
     assert main(["rate", "--prior", "ss-wide", "--n", "1e3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["prior"]["prior"] == "ss-wide"
     assert style.prior_color(wide) == style.OKABE_ITO["orange"]
-    assert style.prior_marker("ss-wide") == "v"
+    assert style.prior_marker("ss-wide") == "v" and style.prior_name(wide) == "SS-WIDE"
 
 
 def test_engine_model_builds_and_trains_a_few_steps(wide):

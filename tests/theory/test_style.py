@@ -18,6 +18,8 @@ def test_one_distinct_okabe_ito_colour_and_marker_per_family():
     assert style.prior_color(Prior.SS_GL) == style.prior_color("SS-GL")
     with pytest.raises(InvalidParameterError, match=r"^prior: "):
         style.prior_color("horseshoe")
+    names = [style.prior_name(f) for f in families]
+    assert names == ["SS-IG", "SS-GL", "SS-GHS", "edge SS", "dense"]
 
 
 def test_context_applies_and_restores(tmp_path):
@@ -48,7 +50,9 @@ def test_importing_the_package_does_not_import_matplotlib_or_sympy():
 def test_data_figure_helpers(tmp_path):
     import numpy as np
 
-    assert style.prior_color("ss-gl(input_spike=True)") == style.prior_color("ss-gl")
+    # a family, never a label: labels are not parsed (results tables carry prior_family)
+    with pytest.raises(InvalidParameterError, match=r"^prior: "):
+        style.prior_color("ss-gl(input_spike=True)")
     np.testing.assert_allclose(style.dodge([10.0, 20.0], 1, 3), [10.0, 20.0])
     left, right = style.dodge([10.0], 0, 2, factor=0.1), style.dodge([10.0], 1, 2, factor=0.1)
     np.testing.assert_allclose([left[0] * right[0], right[0] / left[0]], [100.0, np.exp(0.1)])
