@@ -44,6 +44,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _add_skip_bad(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="leave out cell files that do not verify and say how many "
+        "(default: refuse them, exit 1)",
+    )
+
+
 def build_parser() -> ArgumentParser:
     """The ``ssbnn`` argument parser with its five subcommands."""
     parser = ArgumentParser(
@@ -120,12 +129,7 @@ def build_parser() -> ArgumentParser:
     results.add_argument("dir", metavar="DIR", help="the study's output folder")
     results.add_argument("--csv", metavar="FILE", help="write the full table as CSV")
     results.add_argument("--parquet", metavar="FILE", help="write the full table as Parquet")
-    results.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave out cell files that do not verify and say how many "
-        "(default: refuse them, exit 1)",
-    )
+    _add_skip_bad(results)
     results.set_defaults(run=_results)
 
     report = commands.add_parser(
@@ -139,12 +143,7 @@ def build_parser() -> ArgumentParser:
         ),
     )
     report.add_argument("dir", metavar="DIR", help="the study's output folder")
-    report.add_argument(
-        "--skip-bad",
-        action="store_true",
-        help="leave out cell files that do not verify and say how many "
-        "(default: refuse them, exit 1)",
-    )
+    _add_skip_bad(report)
     report.set_defaults(run=_report)
 
     demo = commands.add_parser(

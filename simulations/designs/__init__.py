@@ -23,6 +23,7 @@ rounding. ``docs/designs.md`` documents each design and its version.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
@@ -66,6 +67,16 @@ DESIGNS: Mapping[str, Design] = MappingProxyType(
 """The registry: design name -> :class:`Design`."""
 
 
+def _check_known(spec: Design, params: Mapping[str, Any]) -> None:
+    unknown = sorted(set(params) - set(spec.defaults))
+    if unknown:
+        raise InvalidParameterError(
+            unknown[0],
+            f"a parameter of {spec.name}: one of {sorted(spec.defaults)}",
+            params[unknown[0]],
+        )
+
+
 def get_design(design: str | Design) -> Design:
     """The registered :class:`Design` of that name (or the design itself)."""
     if isinstance(design, Design):
@@ -90,13 +101,7 @@ def available_rows(design: str | Design, **params: Any) -> int | None:
     spec = get_design(design)
     if spec.rows is None:
         return None
-    unknown = sorted(set(params) - set(spec.defaults))
-    if unknown:
-        raise InvalidParameterError(
-            unknown[0],
-            f"a parameter of {spec.name}: one of {sorted(spec.defaults)}",
-            params[unknown[0]],
-        )
+    _check_known(spec, params)
     return spec.rows({**spec.defaults, **params})
 
 
@@ -142,13 +147,7 @@ def generate(
         Unknown design or parameter, or a parameter outside its range.
     """
     spec = get_design(design)
-    unknown = sorted(set(params) - set(spec.defaults))
-    if unknown:
-        raise InvalidParameterError(
-            unknown[0],
-            f"a parameter of {spec.name}: one of {sorted(spec.defaults)}",
-            params[unknown[0]],
-        )
+    _check_known(spec, params)
     n = check_integer("n", n, lower=1)
     replicates = check_integer("replicates", replicates, lower=1)
     seed = check_integer("seed", seed, lower=0)
@@ -167,13 +166,5 @@ def generate(
         version=spec.version,
         params=MappingProxyType(resolved),
         seed=seed,
-        likelihood=draws.likelihood,
-        outputs=draws.outputs,
-        x_train=draws.x_train,
-        y_train=draws.y_train,
-        x_test=draws.x_test,
-        f_test=draws.f_test,
-        y_test=draws.y_test,
-        noise_sd=draws.noise_sd,
-        truth=draws.truth,
+        **{f.name: getattr(draws, f.name) for f in dataclasses.fields(draws)},
     )

@@ -61,7 +61,22 @@ class Truth:
 
 
 @dataclass(frozen=True, eq=False)
-class SimulationData:
+class Draws:
+    """What a design's generator draws: the data and the truth (:class:`SimulationData`)."""
+
+    likelihood: Likelihood
+    outputs: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    f_test: torch.Tensor | None
+    y_test: torch.Tensor
+    noise_sd: float | None
+    truth: Truth | None
+
+
+@dataclass(frozen=True, eq=False)
+class SimulationData(Draws):
     """Training replicates, a shared test set and the truth of one design draw.
 
     Attributes
@@ -102,15 +117,6 @@ class SimulationData:
     version: str
     params: Mapping[str, Any]
     seed: int
-    likelihood: Likelihood
-    outputs: int
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    f_test: torch.Tensor | None
-    y_test: torch.Tensor
-    noise_sd: float | None
-    truth: Truth | None
 
     @property
     def replicates(self) -> int:
@@ -177,19 +183,6 @@ class Law:
     noise_sd: float | None
     truth: Truth
     sample: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Draws:
-    likelihood: Likelihood
-    outputs: int
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    f_test: torch.Tensor | None
-    y_test: torch.Tensor
-    noise_sd: float | None
-    truth: Truth | None
 
 
 def design(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -13,22 +14,20 @@ from simulations.enums import Likelihood
 from ssbnn_theory.validation import check_integer, check_positive
 
 
-def _bai_f0(x: np.ndarray) -> np.ndarray:
-    """``f0 = 7 x2 / (1 + x1^2) + 5 sin(x3 x4) + 2 x5`` (1-based ``x_j``)."""
-    return (7 * x[:, 1] / (1 + x[:, 0] ** 2) + 5 * np.sin(x[:, 2] * x[:, 3]) + 2 * x[:, 4])[:, None]
+def _sparse_f0(a: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``f0 = a x2 / (1 + x1^2) + 5 sin(x3 x4) + 2 x5`` (1-based ``x_j``): Bai's ``a = 7``,
+    Sun's ``a = 5``."""
+
+    def f0(x: np.ndarray) -> np.ndarray:
+        value = a * x[:, 1] / (1 + x[:, 0] ** 2) + 5 * np.sin(x[:, 2] * x[:, 3]) + 2 * x[:, 4]
+        return value[:, None]
+
+    return f0
 
 
-def _bai_sparse_function(params: dict[str, Any], truth_seed: int) -> Law:
-    """Bai, Song & Cheng (2020): ``x ~ U(-1,1)^p``, ``y = f0(x) + sigma_e e``."""
-    del truth_seed  # f0 is fixed
-    p = check_integer("p", params["p"], lower=5, upper=MAX_P)
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
-
-    def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
-        x = g.uniform(-1.0, 1.0, size=(m, p))
-        return x, _bai_f0(x)
-
-    return Law(p, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=tuple(range(5))), sample)
+def _uniform(g: np.random.Generator, m: int, p: int) -> np.ndarray:
+    """``x ~ U(-1, 1)^p``."""
+    return g.uniform(-1.0, 1.0, size=(m, p))
 
 
 def _equicorrelated(g: np.random.Generator, m: int, p: int) -> np.ndarray:
@@ -37,22 +36,32 @@ def _equicorrelated(g: np.random.Generator, m: int, p: int) -> np.ndarray:
     return (e + g.standard_normal((m, p))) / math.sqrt(2.0)
 
 
-def _sun_f0(x: np.ndarray) -> np.ndarray:
-    """``f0 = 5 x2 / (1 + x1^2) + 5 sin(x3 x4) + 2 x5`` (1-based ``x_j``)."""
-    return (5 * x[:, 1] / (1 + x[:, 0] ** 2) + 5 * np.sin(x[:, 2] * x[:, 3]) + 2 * x[:, 4])[:, None]
+def _sparse_regression(
+    params: dict[str, Any],
+    inputs: Callable[[np.random.Generator, int, int], np.ndarray],
+    f0: Callable[[np.ndarray], np.ndarray],
+) -> Law:
+    """``y = f0(x) + sigma_e e`` with ``f0`` of the first five inputs (a fixed truth)."""
+    p = check_integer("p", params["p"], lower=5, upper=MAX_P)
+    sigma_e = check_positive("sigma_e", params["sigma_e"])
+
+    def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
+        x = inputs(g, m, p)
+        return x, f0(x)
+
+    return Law(p, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=tuple(range(5))), sample)
+
+
+def _bai_sparse_function(params: dict[str, Any], truth_seed: int) -> Law:
+    """Bai, Song & Cheng (2020): ``x ~ U(-1,1)^p``, ``y = f0(x) + sigma_e e``."""
+    del truth_seed  # f0 is fixed
+    return _sparse_regression(params, _uniform, _sparse_f0(7))
 
 
 def _sun_regression(params: dict[str, Any], truth_seed: int) -> Law:
     """Sun, Song & Liang (2021): equicorrelated Gaussian inputs, ``y = f0(x) + sigma_e e``."""
     del truth_seed  # f0 is fixed
-    p = check_integer("p", params["p"], lower=5, upper=MAX_P)
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
-
-    def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
-        x = _equicorrelated(g, m, p)
-        return x, _sun_f0(x)
-
-    return Law(p, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=tuple(range(5))), sample)
+    return _sparse_regression(params, _equicorrelated, _sparse_f0(5))
 
 
 def _sun_label(x: np.ndarray) -> np.ndarray:
