@@ -120,25 +120,17 @@ SOURCES: dict[str, StudySource] = {
 }
 """The studies behind the data figures, by key."""
 
-_FAMILY_NAMES = {
-    "ss-ig": "SS-IG",
-    "ss-gl": "SS-GL",
-    "ss-ghs": "SS-GHS",
-    "edge-ss": "edge SS",
-    "dense": "dense",
-}
-
 
 def prior_name(family: object) -> str:
     """Display name of a prior family (``ss-gl`` -> ``SS-GL``, ``edge-ss`` -> ``edge SS``).
 
     The figures name a prior by its family alone: hyperparameters (an input spike) are not
-    named. ``family`` is a results table's ``prior_family`` value or a ``Prior``.
+    named. ``family`` is a results table's ``prior_family`` value or a ``Prior``
+    (:func:`ssbnn_theory.style.prior_name`).
     """
-    key = str(getattr(family, "value", family))
-    if key not in _FAMILY_NAMES:
-        raise InvalidParameterError("prior", "one of " + ", ".join(_FAMILY_NAMES), family)
-    return _FAMILY_NAMES[key]
+    from ssbnn_theory import style
+
+    return style.prior_name(family)
 
 
 def prior_families(table: pd.DataFrame) -> dict[str, str]:

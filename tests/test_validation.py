@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from ssbnn_theory import _checks
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import (
     check_integer,
@@ -40,7 +39,3 @@ def test_sequence_names_items_from_first():
 def test_real_interval_words():
     with pytest.raises(InvalidParameterError, match=r"a finite number in \(0, 1\)"):
         check_real("p", 1.0, lower=0, upper=1, lower_open=True, upper_open=True)
-
-
-def test_former_module_name_still_imports():
-    assert _checks.check_real is check_real
