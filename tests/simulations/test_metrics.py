@@ -629,6 +629,13 @@ def test_evaluate_on_user_data_reports_no_truth_metrics(fixed_mlp):
     assert not {"l2_risk_mean", "dH2_mean", "input_fnr", "true_nodes", "flops_true"} & m.keys()
     assert {"rmse_test", "kept_nodes", "flops", "weight_density"} <= m.keys()
     assert m["rmse_test"].shape == (2,) and np.isfinite(m["rmse_test"]).all()
+    # the typed record: metrics the design lacks are None, and a row fills in the ones named
+    assert m.dH2_mean is None and m.true_nodes is None and m.exceedance == {}
+    assert m.rmse_test is m["rmse_test"] and m.kept_nodes.shape == (2, 2)
+    row = m.row(1, always=("dH2_mean", "true_nodes", "rmse_test"))
+    assert row["true_nodes"] is None and math.isnan(row["dH2_mean"])
+    assert row["rmse_test"] == m.rmse_test[1] and row["kept_nodes"] == m.kept_nodes[1].tolist()
+    assert "l2_risk_mean" not in row and set(m) <= set(row)
 
 
 def test_cost_metrics_of_a_real_fit():

@@ -271,3 +271,43 @@ def test_failed_replicates_are_counted_and_left_out_unconverged_ones_marked():
     text = contraction_markdown(summary)
     assert "| 2 (+1 failed) |" in text and "| not converged |" in text and "| 1 of 3 |" in text
     assert replicate_notes(table.drop(columns="status")) == []
+
+
+# --------------------------------------------------------------------------- the schema
+
+
+def test_schema_lists_and_labels_come_from_one_table():
+    from simulations import schema
+
+    names = [c.name for c in schema.COLUMNS]
+    assert len(names) == len(set(names))
+    assert set(schema.RESULT_COLUMNS) | set(schema.RUN_COLUMNS) <= set(names)
+    assert schema.RESULT_COLUMNS[:3] == ("design", "prior", "prior_family")
+    assert schema.PRINTED_COLUMNS[-2:] == ("status", "wall_s")  # the run's column last
+    assert all(schema.column(c).role is schema.Role.RUN for c in schema.RUN_COLUMNS)
+    assert schema.label("dH2_mean") == "E_q d_H^2" and schema.label("unknown") == "unknown"
+    assert schema.slope_labels("dH2_mean")["dH2_mean_low"] == "E_q d_H^2 low"
+
+
+def test_tables_without_the_prior_and_student_columns_get_them():
+    from simulations import schema
+    from simulations.enums import Prior
+    from simulations.spec import StudyPrior
+
+    old = pd.DataFrame(
+        {
+            "prior": ["ss-gl", "ss-ghs(global_scale=0.001)", "edge-ss"],
+            "hidden": [[16, 8], [16, 8], [4]],
+            "activation": ["relu", "relu", "tanh"],
+        }
+    )
+    derived = schema.with_derived_columns(old)
+    assert list(derived["prior_family"]) == ["ss-gl", "ss-ghs", "edge-ss"]
+    assert list(derived["student"]) == ["16x8-relu", "16x8-relu", "4-tanh"]
+    assert derived["prior_options"].isna().all()  # unknown without the study's priors
+    ghs = StudyPrior(Prior.SS_GHS, {"global_scale": 0.001})
+    known = schema.with_derived_columns(old, [ghs])
+    assert known["prior_options"].iloc[1] == '{"global_scale":0.001}'
+    assert schema.with_derived_columns(derived) is derived
+    with pytest.raises(KeyError):
+        schema.legacy_prior_family("horseshoe")

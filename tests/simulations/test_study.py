@@ -17,7 +17,7 @@ import pytest
 
 from simulations.execution import Execution
 from simulations.rng import stream_seed
-from simulations.schema import RESULT_COLUMNS, RUN_COLUMNS
+from simulations.schema import COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, options_json
 from simulations.spec import parse_spec
 from simulations.store import ResultStore
 from simulations.study import (
@@ -156,6 +156,11 @@ def test_run_cell_rows_columns_and_reproducibility():
     assert (first["steps"] == 8).all() and (first["n"] == 80).all()
     assert np.isfinite(first["eps_n"]).all() and (first["dH2_mean"] > 0).all()
     assert first["hidden"].map(list).tolist() == [[6, 4], [6, 4]]
+    # the prior and the student have their own columns; every column is in the schema
+    assert (first["prior_family"] == cell.prior.prior.value).all()
+    assert (first["prior_options"] == options_json(cell.prior.options)).all()
+    assert (first["student"] == cell.student.label).all()
+    assert set(first.columns) <= {c.name for c in COLUMNS}
     second = run_cell(cell)
     pd.testing.assert_frame_equal(_result_columns(first), _result_columns(second))
 
