@@ -19,6 +19,7 @@ from simulations.layers import (
     NodeSpikeSlabLinear,
     replicate_generators,
 )
+from simulations.layers.registry import SCALE_FACTORS
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,8 @@ def _node(slab: str, **options) -> Callable:
 
 LAYER_FAMILIES = (
     LayerFamily("dense", lambda i, o, g, dt: MeanFieldLinear(i, o, g, dtype=dt), "dense"),
-    LayerFamily("ss-ig", _node("ss-ig"), "node"),
-    LayerFamily("ss-gl", _node("ss-gl"), "node"),
-    LayerFamily("ss-ghs", _node("ss-ghs"), "node"),
+    # every registered node prior family (simulations.layers.registry), then option variants
+    *(LayerFamily(f.value, _node(f.value), "node") for f in SCALE_FACTORS),
     LayerFamily("ss-ghs-plain", _node("ss-ghs", slab_width=None), "node"),
     LayerFamily(
         "edge-ss",
