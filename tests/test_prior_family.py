@@ -164,6 +164,24 @@ def test_theory_rate_is_computed_for_the_new_family(wide):
     np.testing.assert_allclose(sym.evaluate(n), closed.eps2, rtol=1e-9)
 
 
+def test_generic_slab_property_tests_hold_for_the_new_family(wide):
+    # the property tests of tests/theory draw from every registered family
+    # (tests.theory.strategies.prior_specs); run the generic ones here on the new family
+    from tests.theory import test_priors
+    from tests.theory.strategies import prior_specs
+
+    spec = PriorSpec(wide, sigma_0=0.7)
+    for d, seed in ((1, 0), (4, 1)):
+        test_priors.test_tail_bound_above_monte_carlo.hypothesis.inner_test(spec, d, seed)
+    for r, delta, bound in ((1, 1e-3, 0.0), (5, 0.1, 2.0), (30, 1e-8, 50.0)):
+        test_priors.test_sharp_bound_is_below_closed_form.hypothesis.inner_test(
+            spec, r, delta, bound
+        )
+    from hypothesis import find
+
+    assert find(prior_specs(), lambda drawn: drawn.prior is wide).prior is wide
+
+
 def test_rate_cli_and_style_list_the_new_family(wide, capsys):
     from ssbnn_theory.cli import main
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
-from ssbnn_theory import Activation, Architecture, FanIn, PriorSpec
+from ssbnn_theory import Activation, Architecture, FanIn, PriorSpec, slabs
 
 RESULT_KEYS = (
     "n",
@@ -76,11 +76,12 @@ def architectures(
 
 
 @st.composite
-def prior_specs(draw: st.DrawFn, families: tuple[str, ...] = ("ss-ig", "ss-gl", "ss-ghs")):
-    """Prior families with hyperparameters in moderate ranges, regularised or not."""
-    family = draw(st.sampled_from(families))
+def prior_specs(draw: st.DrawFn, families: tuple[str, ...] | None = None):
+    """Prior families (default: every registered one, ``ssbnn_theory.slabs.SLABS``) with
+    hyperparameters in moderate ranges, regularised or not."""
+    family = draw(st.sampled_from(families or tuple(f.value for f in slabs.families())))
     c = None
-    if family == "ss-ghs" and draw(st.booleans()):
+    if slabs.slab_of(family).takes_slab_width and draw(st.booleans()):
         c = draw(st.floats(0.3, 3.0))
     return PriorSpec(
         family,
