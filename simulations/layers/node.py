@@ -37,7 +37,8 @@ class NodeSpikeSlabLinear(VariationalLinear):
     in_features, out_features, generators, sigma_0, rho_init, dtype, device
         As :class:`VariationalLinear`.
     slab
-        ``Prior.SS_IG`` (``scale = 1``), ``Prior.SS_GL`` or ``Prior.SS_GHS``.
+        A node prior family of :data:`simulations.layers.registry.SCALE_FACTORS`:
+        ``Prior.SS_IG`` (``scale = 1``), ``Prior.SS_GL``, ``Prior.SS_GHS`` or a registered one.
     prior_inclusion
         ``lambda`` in ``(0, 1)``.
     inclusion_init
@@ -45,11 +46,13 @@ class NodeSpikeSlabLinear(VariationalLinear):
     straight_through
         Hard indicators in the forward pass with the Concrete gradient (default),
         else soft Concrete samples.
-    kappa_shape, kappa_rate
-        SS-GL: Gamma hyperprior of ``kappa^2`` (shape, rate).
-    global_scale, local_scale, slab_width
-        SS-GHS: ``g ~ C+(0, global_scale)``, ``tau ~ C+(0, local_scale)``; slab width
-        ``c`` of the regularised horseshoe, ``None`` for the plain horseshoe.
+    **hyperparameters
+        The scale factor's hyperparameters (its ``hyperparameters``, names of
+        ``ModelConfig`` fields, defaults in its class); those of other families are ignored.
+        SS-GL: ``kappa_shape, kappa_rate``, the Gamma hyperprior of ``kappa^2`` (shape,
+        rate). SS-GHS: ``global_scale, local_scale, slab_width``: ``g ~ C+(0, global_scale)``,
+        ``tau ~ C+(0, local_scale)``; slab width ``c`` of the regularised horseshoe, ``None``
+        for the plain horseshoe.
     """
 
     def __init__(
