@@ -1,14 +1,15 @@
 """Contraction-rate bounds for node-sparse Bayesian neural networks (pure numpy/scipy/sympy).
 
-The lemma-level bounds L1-L5 of docs/theory.md, their assembly into the variational
-contraction rate (:func:`contraction_rate`), comparison rates, the symbolic rate
-(:mod:`ssbnn_theory.symbolic`, sympy imported lazily), targets and the shared plotting
-style (:mod:`ssbnn_theory.style`, matplotlib imported lazily). Never imports torch.
+The lemma-level bounds L1-L5 of docs/theory.md (each prior family's slab is one class of
+:mod:`ssbnn_theory.slabs`), their assembly into the variational contraction rate
+(:func:`contraction_rate`), comparison rates, the symbolic rate (:mod:`ssbnn_theory.symbolic`,
+sympy imported lazily), targets and the shared plotting style (:mod:`ssbnn_theory.style`,
+matplotlib imported lazily). Never imports torch.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ssbnn_theory import style
+from ssbnn_theory import slabs, style
 from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.entropy import (
     log_binomial_tail,
@@ -56,6 +57,7 @@ from ssbnn_theory.selection import (
     theory_inclusion_probs,
     theory_log_inv_inclusion,
 )
+from ssbnn_theory.slabs import SLABS, Slab, register_slab
 from ssbnn_theory.symbolic import SymbolicRate, symbolic_rate
 from ssbnn_theory.targets import (
     DEFAULT_ARCHITECTURE,
@@ -74,6 +76,7 @@ except PackageNotFoundError:  # pragma: no cover - source tree without installat
 
 __all__ = [
     "DEFAULT_ARCHITECTURE",
+    "SLABS",
     "Activation",
     "Architecture",
     "Condition",
@@ -85,6 +88,7 @@ __all__ = [
     "Likelihood",
     "Prior",
     "PriorSpec",
+    "Slab",
     "SymbolicRate",
     "VariationalGap",
     "__version__",
@@ -116,6 +120,7 @@ __all__ = [
     "perturbation_bound",
     "reference_inclusion_probs",
     "reference_log_inv_inclusion",
+    "register_slab",
     "relu_teacher_architecture",
     "sample_slab",
     "selection_mass",
@@ -123,6 +128,7 @@ __all__ = [
     "slab_log_density",
     "slab_log_tail",
     "slab_small_ball",
+    "slabs",
     "style",
     "symbolic_rate",
     "teacher_rate",
