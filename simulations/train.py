@@ -464,15 +464,18 @@ def fit(
 ) -> FitReport:
     """Fit the ``R`` replicates of ``model`` to their data by minimising the negative ELBO.
 
-    With ``config.steps = "auto"`` the fit runs in phases, each until the
-    :class:`~simulations.convergence.ConvergenceRule` holds for every replicate
-    (a converged replicate stops updating while the others go on):
+    With ``config.steps = "auto"`` the fit runs in phases, at most ``max_steps``
+    steps in all (a replicate that has converged stops updating while the others go on):
 
-    1. relaxed indicators (Concrete, straight-through);
-    2. the indicators frozen at the kept structure, the coordinate-ascent
-       :func:`~simulations.structure.indicator_pass` over them, then fine-tuning
-       of the slab and scale factors; repeated (at most three rounds in all) for the
-       replicates whose pass at the end of a round switched a node.
+    1. relaxed indicators (Concrete, straight-through), for the KL warm-up and one
+       pruning round (``kl_warmup_steps + prune_every`` steps) or until the
+       :class:`~simulations.convergence.ConvergenceRule` holds;
+    2. rounds with the indicators frozen, each after the coordinate-ascent
+       :func:`~simulations.structure.indicator_pass`: ``prune_every`` steps while the
+       replicate's pass switches nodes, then until the rule holds; a replicate is done
+       when the rule held and the next pass switched nothing;
+    3. when every replicate is done, removal trials against a control arm
+       (``docs/engine.md``); a replicate that accepted a removal goes back to 2.
 
     Each phase after the first starts a fresh optimiser and draws its noise and
     minibatches from streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``),
