@@ -35,7 +35,7 @@ from simulations.model import BayesianMLP
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation
 
-__all__ = ["ElboEstimate", "indicator_pass"]
+__all__ = ["ElboEstimate", "indicator_pass", "removal_costs", "remove_nodes"]
 
 # Rows of one evaluation chunk times the widest layer, per replicate: bounds the memory.
 _CHUNK_ELEMENTS = 2**24
@@ -119,7 +119,13 @@ def _prior_rho(sigma_0: float) -> float:
 
 
 @torch.no_grad()
-def indicator_pass(model: BayesianMLP, elbo: ElboEstimate, *, sweeps: int = 2) -> torch.Tensor:
+def indicator_pass(
+    model: BayesianMLP,
+    elbo: ElboEstimate,
+    *,
+    sweeps: int = 2,
+    replicates: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Coordinate ascent over the frozen node (and input) indicators.
 
     The model's indicators must be frozen (``model.freeze_masks()``). Each replicate
@@ -130,14 +136,19 @@ def indicator_pass(model: BayesianMLP, elbo: ElboEstimate, *, sweeps: int = 2) -
     so that a node whose output the others can carry costs nothing to remove. The
     proposal is kept when ``L(q)`` falls and reverted otherwise. Replicates take their
     steps together but each decides on its own values. A sweep visits every layer;
-    sweeps repeat until one makes no switch (at most ``sweeps``). Returns the switches
-    per replicate, ``[R]``.
+    sweeps repeat until one makes no switch (at most ``sweeps``). ``replicates`` (``[R]``
+    bool, default all) selects the replicates that take part; the others are left as they
+    are. Returns the switches per replicate, ``[R]``.
     """
     if not model.masks_frozen:
         raise RuntimeError("indicator_pass needs frozen indicators (model.freeze_masks())")
-    zero_output = model.config.activation is not Activation.SIGMOID
     reps = model.replicates
     every = torch.arange(reps, device=model.device)
+    taking_part = (
+        torch.ones(reps, dtype=torch.bool, device=model.device)
+        if replicates is None
+        else replicates.to(model.device)
+    )
     switched = torch.zeros(reps, dtype=torch.long, device=model.device)
     current = elbo()
     for _ in range(sweeps):
@@ -148,20 +159,11 @@ def indicator_pass(model: BayesianMLP, elbo: ElboEstimate, *, sweeps: int = 2) -
             order = _weakest_first(outgoing)
             for t in range(order.shape[1]):
                 j = order[:, t]
-                on = mask[every, j] > 0.5
+                on = (mask[every, j] > 0.5) & taking_part
                 if not bool(on.any()):
                     continue
                 saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho[every, :, j].clone()
-                if zero_output:
-                    if _compensable(outgoing):
-                        mu = _compensated_means(model, index, j, elbo.x)
-                        outgoing.mu.copy_(torch.where(on[:, None, None], mu, outgoing.mu))
-                    prior = torch.full_like(saved_rho, _prior_rho(outgoing.sigma_0))
-                    outgoing.mu[every, :, j] = torch.where(
-                        on[:, None], 0.0, outgoing.mu[every, :, j]
-                    )
-                    outgoing.rho[every, :, j] = torch.where(on[:, None], prior, saved_rho)
-                mask[every, j] = torch.where(on, 0.0, mask[every, j])
+                _propose_removal(model, block, index, j, on, elbo.x)
                 trial = elbo()
                 better = on & (trial < current)
                 revert = on & ~better
@@ -176,6 +178,74 @@ def indicator_pass(model: BayesianMLP, elbo: ElboEstimate, *, sweeps: int = 2) -
             break
     _sync_logits(model)
     return switched
+
+
+def _propose_removal(model: BayesianMLP, block, index: int, j: torch.Tensor, on, x) -> None:
+    """Switch node ``j[r]`` of ``block`` off in the replicates ``on`` (``[R]`` bool).
+
+    Where the activation has ``psi(0) = 0`` the outgoing weights' ``q`` goes to the prior
+    and the next layer's means are refitted by least squares (:func:`_compensated_means`,
+    on the rows ``x``).
+    """
+    outgoing = model.layers[index]
+    every = torch.arange(model.replicates, device=model.device)
+    if model.config.activation is not Activation.SIGMOID:
+        if _compensable(outgoing):
+            mu = _compensated_means(model, index, j, x)
+            outgoing.mu.copy_(torch.where(on[:, None, None], mu, outgoing.mu))
+        rho = outgoing.rho[every, :, j]
+        prior = torch.full_like(rho, _prior_rho(outgoing.sigma_0))
+        outgoing.mu[every, :, j] = torch.where(on[:, None], 0.0, outgoing.mu[every, :, j])
+        outgoing.rho[every, :, j] = torch.where(on[:, None], prior, rho)
+    mask = block.indicators.frozen_mask
+    mask[every, j] = torch.where(on, 0.0, mask[every, j])
+
+
+@torch.no_grad()
+def removal_costs(
+    model: BayesianMLP, elbo: ElboEstimate, replicates: torch.Tensor
+) -> list[torch.Tensor]:
+    """``L(q)`` after the removal proposal of each kept node minus ``L(q)`` now, per node.
+
+    One ``[R, k]`` float64 tensor per spiked block (the input spike, then the node layers);
+    ``inf`` where the node is not kept or the replicate is not in ``replicates``. The
+    model is left as it was.
+    """
+    every = torch.arange(model.replicates, device=model.device)
+    taking_part = replicates.to(model.device)
+    current = elbo()
+    costs = []
+    for block, index in _spiked_blocks(model):
+        outgoing = model.layers[index]
+        mask = block.indicators.frozen_mask
+        cost = torch.full(mask.shape, math.inf, dtype=torch.float64, device=model.device)
+        for node in range(mask.shape[1]):
+            j = torch.full((model.replicates,), node, device=model.device)
+            on = (mask[:, node] > 0.5) & taking_part
+            if not bool(on.any()):
+                continue
+            saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho.clone()
+            _propose_removal(model, block, index, j, on, elbo.x)
+            cost[:, node] = torch.where(on, elbo() - current, math.inf)
+            mask[every, j] = torch.where(on, 1.0, mask[every, j])
+            outgoing.mu.copy_(saved_mu)
+            outgoing.rho.copy_(saved_rho)
+        costs.append(cost)
+    return costs
+
+
+@torch.no_grad()
+def remove_nodes(model: BayesianMLP, choice: list[torch.Tensor], x: torch.Tensor) -> None:
+    """Switch off node ``choice[b][r]`` of spiked block ``b`` in replicate ``r`` (``-1``: none).
+
+    Each removal is :func:`indicator_pass`'s proposal (outgoing ``q`` to the prior, the next
+    layer refitted by least squares on the rows ``x``); the logits follow the masks.
+    """
+    for (block, index), nodes in zip(_spiked_blocks(model), choice, strict=True):
+        on = nodes >= 0
+        if bool(on.any()):
+            _propose_removal(model, block, index, nodes.clamp_min(0), on, x)
+    _sync_logits(model)
 
 
 # Rows used for the least-squares refit of a removal, and its ridge (relative to the mean

@@ -27,6 +27,7 @@ single operation whatever the number of parameter tensors (``docs/engine.md``).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import resource
@@ -49,18 +50,15 @@ from simulations.model import BayesianMLP
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
 from simulations.step import LossStep
-from simulations.structure import ElboEstimate, indicator_pass
+from simulations.structure import ElboEstimate, indicator_pass, removal_costs, remove_nodes
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/2"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/3"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
-# Fine-tuning rounds of an "auto" run: each after an indicator pass, the later ones only for
-# the replicates whose pass switched a node.
-_FINETUNE_ROUNDS = 3
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
 # the views are preallocated and accumulated in place, so the note does not apply.
 _LAYOUT_WARNING = ".*gradient layout contract.*"
@@ -107,8 +105,11 @@ class TrainConfig:
         in phases until the ``convergence`` rule holds, at most ``max_steps`` steps
         in all (:func:`fit`).
     max_steps
-        Cap of an ``"auto"`` run: the relaxed phase takes at most ``max_steps // 2``
-        steps, each of the (at most three) fine-tuning rounds at most ``max_steps // 6``.
+        Cap of an ``"auto"`` run, all phases together.
+    prune_every
+        ``"auto"`` runs: steps of a pruning round, the training between two indicator
+        passes while the passes still switch nodes. The relaxed phase takes at most
+        ``kl_warmup_steps + prune_every`` steps (and at most ``max_steps // 2``).
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
@@ -156,7 +157,8 @@ class TrainConfig:
     """
 
     steps: int | str = "auto"
-    max_steps: int = 20_000
+    max_steps: int = 30_000
+    prune_every: int = 1000
     batch_size: int | None = None
     lr: float = 3e-3
     logit_lr: float | None = None
@@ -178,7 +180,8 @@ class TrainConfig:
         elif not _is_int(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
-            ("max_steps", 2), ("finetune_steps", 0), ("checkpoint_every", 1), ("log_every", 1),
+            ("max_steps", 2), ("prune_every", 1), ("finetune_steps", 0), ("checkpoint_every", 1),
+            ("log_every", 1),
         ):  # fmt: skip
             if not _is_int(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
@@ -303,7 +306,11 @@ class FitReport:
         (:class:`simulations.structure.ElboEstimate`), ``[R]``; ``None`` when no
         estimate was made (a fixed run without the indicator pass).
     indicator_switches
-        Per replicate, ``[R]``: nodes the indicator passes switched off.
+        Per replicate, ``[R]``: nodes the indicator passes and the removal trials
+        switched off.
+    removal_trials
+        Per replicate, ``[R]``: removal trials (a removal against a control arm) taken
+        part in (``"auto"`` runs).
     compile_s
         With ``TrainConfig.compile``: seconds of the first step, which compiles (they
         are part of ``wall_s``); 0 otherwise.
@@ -326,6 +333,7 @@ class FitReport:
     failure: tuple[str | None, ...] = ()
     final_neg_elbo: np.ndarray | None = None
     indicator_switches: np.ndarray | None = None
+    removal_trials: np.ndarray | None = None
     compile_s: float = 0.0
 
 
@@ -456,15 +464,18 @@ def fit(
 ) -> FitReport:
     """Fit the ``R`` replicates of ``model`` to their data by minimising the negative ELBO.
 
-    With ``config.steps = "auto"`` the fit runs in phases, each until the
-    :class:`~simulations.convergence.ConvergenceRule` holds for every replicate
-    (a converged replicate stops updating while the others go on):
+    With ``config.steps = "auto"`` the fit runs in phases, at most ``max_steps``
+    steps in all (a replicate that has converged stops updating while the others go on):
 
-    1. relaxed indicators (Concrete, straight-through);
-    2. the indicators frozen at the kept structure, the coordinate-ascent
-       :func:`~simulations.structure.indicator_pass` over them, then fine-tuning
-       of the slab and scale factors; repeated (at most three rounds in all) for the
-       replicates whose pass at the end of a round switched a node.
+    1. relaxed indicators (Concrete, straight-through), for the KL warm-up and one
+       pruning round (``kl_warmup_steps + prune_every`` steps) or until the
+       :class:`~simulations.convergence.ConvergenceRule` holds;
+    2. rounds with the indicators frozen, each after the coordinate-ascent
+       :func:`~simulations.structure.indicator_pass`: ``prune_every`` steps while the
+       replicate's pass switches nodes, then until the rule holds; a replicate is done
+       when the rule held and the next pass switched nothing;
+    3. when every replicate is done, removal trials against a control arm
+       (``docs/engine.md``); a replicate that accepted a removal goes back to 2.
 
     Each phase after the first starts a fresh optimiser and draws its noise and
     minibatches from streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``),
@@ -537,7 +548,7 @@ class _Fit:
         self.fingerprint = _fingerprint(x, y) if self.path is not None else None
         # Run state (all of it goes into a checkpoint).
         self.step = 0
-        self.phase = 0  # 0: relaxed; 1, 2, ...: fine-tuning rounds
+        self.phase = 0  # 0: relaxed; 1, 2, ...: rounds with frozen indicators
         self.phase_start = 0  # the step at which the phase started ("auto" runs)
         self.wall_before = 0.0
         self.history: list[torch.Tensor] = []
@@ -546,8 +557,11 @@ class _Fit:
         self.stopped = torch.zeros(reps, dtype=torch.bool)
         self.failed = torch.zeros(reps, dtype=torch.bool)
         self.failure: list[str | None] = [None] * reps
-        self.phase_converged = torch.ones(reps, dtype=torch.bool)
-        self.converged_now = torch.zeros(reps, dtype=torch.bool)
+        self.done = torch.zeros(reps, dtype=torch.bool)  # converged: no more rounds
+        self.pruning = torch.zeros(reps, dtype=torch.bool)  # the last pass switched a node
+        self.plateaued = torch.zeros(reps, dtype=torch.bool)  # the rule held in this phase
+        self.trials_run = False  # the removal trials (once, when every replicate is done)
+        self.trials = torch.zeros(reps, dtype=torch.long)
         self.steps_taken = torch.zeros(reps, dtype=torch.long)
         self.held = self.flat.data.detach().clone()
         self.plateau = Plateau(config.convergence, reps)
@@ -572,8 +586,9 @@ class _Fit:
         config = self.config
         if not self.auto:
             return config.steps if self.phase == 0 else config.total_steps
-        share = 2 if self.phase == 0 else 2 * _FINETUNE_ROUNDS
-        return self.phase_start + config.max_steps // share
+        if self.phase == 0:
+            return min(config.max_steps // 2, config.kl_warmup_steps + config.prune_every)
+        return config.max_steps
 
     def _stop(self, which: torch.Tensor) -> None:
         """Stop updating the replicates ``which`` (``[R]`` bool) at their current values."""
@@ -588,7 +603,7 @@ class _Fit:
             if not self.failed[r]:
                 self.failure[r] = f"non-finite {what} at step {step}"
         self.failed |= replicates
-        self.phase_converged &= ~replicates
+        self.done &= ~replicates
         self._stop(replicates)
         if bool(self.failed.all()):
             first = int(self.failed.nonzero()[0, 0])
@@ -603,7 +618,8 @@ class _Fit:
             self.flat.data.copy_(
                 torch.where(self.stopped.to(self.device)[:, None], self.held, self.flat.data)
             )
-            self.switches += indicator_pass(model, self.elbo).cpu()
+            taking_part = ~(self.done | self.failed)
+            self.switches += indicator_pass(model, self.elbo, replicates=taking_part).cpu()
         self.frozen_values = self.flat.data[:, self.spike_cols].clone()
         self.phase = phase
         if self.auto:
@@ -618,32 +634,174 @@ class _Fit:
             self.batches.perm = None
             self.opt = self._optimizer()
             self.plateau = Plateau(config.convergence, self.reps)
+            self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
             self.stopped = self.failed.clone()
             self.held = self.flat.data.detach().clone()
 
     def _check(self) -> None:
         """One convergence check: stop the replicates that converged."""
-        self._stop(self.plateau.update(self.elbo()) & ~self.stopped)
+        converged = self.plateau.update(self.elbo()) & ~self.stopped
+        self.plateaued |= converged
+        self._stop(converged)
 
     def _end_phase(self) -> bool:
-        """Close the current phase; ``True`` when the fit is finished."""
+        """Close the current phase; ``True`` when the fit is finished.
+
+        ``"auto"`` runs: after the relaxed phase and after every round, the indicator pass
+        (for the replicates not done). A replicate whose pass switched a node trains for a
+        pruning round (``prune_every`` steps, or until the rule holds); one whose pass
+        switched nothing trains until the rule holds. A replicate is done (converged) when
+        the rule held in its round and the pass after it switched nothing.
+        """
         if not self.auto:
             if self.phase == 0 and self.config.finetune_steps > 0:
                 self._start_phase(1)
                 return False
             return True
-        converged = self.stopped & ~self.failed
-        self.phase_converged &= converged | self.failed
-        if self.phase == _FINETUNE_ROUNDS:
+        if self.step >= self.config.max_steps:
             return True
+        settled = self.plateaued & ~self.failed if self.phase > 0 else torch.zeros_like(self.done)
         before = self.switches.clone()
         self._start_phase(self.phase + 1)
-        if self.phase > 1:
-            # Another fine-tuning round only for the replicates whose pass switched a node.
-            again = (self.switches != before) & ~self.failed
-            self._stop(~again)
-            return not bool(again.any())
+        switched = self.switches != before
+        self.done |= settled & ~switched
+        self.pruning = switched & ~self.done
+        self._stop(self.done)
+        if not bool((self.done | self.failed).all()):
+            return False
+        if self.trials_run or not self.config.indicator_pass:
+            return True
+        self.trials_run = True
+        accepted = self._removal_trials() > 0
+        if not bool(accepted.any()):
+            return True
+        # Replicates that accepted a removal settle again (a pass, then until the rule holds).
+        self.done &= ~accepted
+        before = self.switches.clone()
+        self._start_phase(self.phase + 1)
+        self.pruning = (self.switches != before) & ~self.done
+        self._stop(self.done)
         return False
+
+    def _update(self, xb, yb, weight: float, lr_scale: torch.Tensor, step: int):
+        """One optimiser step of the replicates not stopped; ``(loss, nll)`` per replicate."""
+        config, flat = self.config, self.flat
+        loss, nll, _ = self.loss_step(xb, yb, weight)
+        loss.sum().backward()
+        gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
+        bad = (~(torch.isfinite(loss) & torch.isfinite(gnorm))).cpu() & ~self.stopped
+        if bool(bad.any()):
+            what = "loss" if not bool(torch.isfinite(loss[bad]).all()) else "gradient"
+            self._fail(what, bad, step + 1)
+        stopped = self.stopped.to(self.device)
+        if bool(stopped.any()):
+            flat.grad[stopped] = 0.0
+        if config.grad_clip is not None:
+            coef = (config.grad_clip / (gnorm + 1e-12)).clamp_(max=1.0)
+            coef = torch.where(torch.isfinite(coef), coef, 0.0)
+            flat.grad.mul_(coef.unsqueeze(1))
+        logit_factor = config.logit_lr / config.lr
+        scale = lr_scale.to(flat.data)
+        scaled = logit_factor != 1.0 or bool((scale != 1.0).any())
+        before = flat.data.clone() if scaled else None
+        self.opt.step()
+        flat.grad.zero_()
+        if scaled:
+            delta = flat.data - before
+            if logit_factor != 1.0 and len(self.spike_cols):
+                delta[:, self.spike_cols] *= logit_factor
+            flat.data.copy_(torch.addcmul(before, delta, scale.unsqueeze(1)))
+        if self.frozen_values is not None:
+            flat.data[:, self.spike_cols] = self.frozen_values
+        if bool(stopped.any()):
+            flat.data.copy_(torch.where(stopped[:, None], self.held, flat.data))
+        return loss, nll
+
+    # ------------------------------------------------------------------ removal trials
+
+    def _removal_trials(self) -> torch.Tensor:
+        """Removals that need more than the pass's least-squares refit; ``[R]`` accepted counts.
+
+        Run once, when every replicate is done. Round ``t``: each replicate in the search
+        proposes the removal of its cheapest node (:func:`removal_costs`) that no earlier
+        round rejected. From the same state and with the same streams (``"trial<t>"``,
+        common random numbers) two arms of ``prune_every // 2`` steps follow, at the
+        learning rate the rule ended with: the control arm trains the structure as it is,
+        the other arm the structure without the node. The replicate keeps the arm with the
+        lower ``L(q)``. A replicate leaves the search after two rejections in a row or when
+        no candidate is left; the search ends when the step cap would be passed.
+        """
+        model, config, flat = self.model, self.config, self.flat
+        arm_steps = max(1, config.prune_every // 2)
+        searching = ~self.failed
+        rejected = None
+        misses = torch.zeros(self.reps, dtype=torch.long)
+        accepted = torch.zeros(self.reps, dtype=torch.long)
+        lr_scale = torch.full((self.reps,), 0.5**config.convergence.decays, dtype=torch.float64)
+        for t in itertools.count():
+            if self.step + 2 * arm_steps > config.max_steps:
+                break
+            searching &= (misses < 2) & ~self.failed
+            costs = [c.cpu() for c in removal_costs(model, self.elbo, searching)]
+            if rejected is None:
+                rejected = [torch.zeros(c.shape, dtype=torch.bool) for c in costs]
+            costs = [c.masked_fill(r, math.inf) for c, r in zip(costs, rejected, strict=True)]
+            flat_costs = torch.cat(costs, dim=1)
+            best = flat_costs.argmin(dim=1)
+            searching &= torch.isfinite(flat_costs.min(dim=1).values)
+            removal, offset = [], 0
+            for c in costs:
+                inside = searching & (best >= offset) & (best < offset + c.shape[1])
+                removal.append(torch.where(inside, best - offset, -1))
+                offset += c.shape[1]
+            if not bool(searching.any()):
+                break
+            masks = [ind.frozen_mask for ind in model._indicators()]
+            start = flat.data.clone(), [None if m is None else m.clone() for m in masks]
+            control = self._arm(f"trial{t}", searching, arm_steps, lr_scale)
+            control_state = flat.data.clone()
+            flat.data.copy_(start[0])
+            remove_nodes(model, [j.to(self.device) for j in removal], self.elbo.x)
+            self.frozen_values = flat.data[:, self.spike_cols].clone()
+            moved = self._arm(f"trial{t}", searching, arm_steps, lr_scale)
+            keep = searching & (moved < control) & ~self.failed
+            back = searching & ~keep
+            flat.data.copy_(torch.where(back.to(self.device)[:, None], control_state, flat.data))
+            for mask, saved in zip(masks, start[1], strict=True):
+                if mask is not None:
+                    mask.copy_(torch.where(back.to(self.device)[:, None], saved, mask))
+            self.frozen_values = flat.data[:, self.spike_cols].clone()
+            for r, j in zip(rejected, removal, strict=True):
+                miss = (back & (j >= 0)).nonzero().flatten()
+                r[miss, j[miss]] = True
+            misses = torch.where(keep, 0, misses + back.long())
+            accepted += keep.long()
+            self.trials += searching.long()
+            self.switches += keep.long()
+        return accepted
+
+    def _arm(self, stream: str, active: torch.Tensor, steps: int, lr_scale) -> torch.Tensor:
+        """``steps`` steps of the replicates ``active`` from fresh streams ``stream``; ``L(q)``."""
+        model = self.model
+        seeds = model.replicate_seeds
+        model.generators = replicate_generators(
+            [stream_seed(s, f"noise/{stream}") for s in seeds], self.device
+        )
+        self.batches.generators = replicate_generators(
+            [stream_seed(s, f"minibatch/{stream}") for s in seeds], self.device
+        )
+        self.batches.perm = None
+        self.opt = self._optimizer()
+        self.stopped = ~active | self.failed
+        self.held = self.flat.data.detach().clone()
+        for local in range(steps):
+            xb, yb = self.batches.gather(local)
+            self._update(xb, yb, 1.0, lr_scale, self.step)
+            self.steps_taken += (~self.stopped).long()
+            self.step += 1
+            if progress := self.progress:
+                progress(self.step, self.config.max_steps)
+        return self.elbo().cpu()
 
     # ------------------------------------------------------------------ loop
 
@@ -655,7 +813,6 @@ class _Fit:
             model.unfreeze_masks()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        logit_factor = 1.0 if config.logit_lr is None else config.logit_lr / config.lr
         rule = config.convergence
         total = config.max_steps if self.auto else config.total_steps
         t0 = time.perf_counter()
@@ -677,34 +834,7 @@ class _Fit:
                     model.temperature = config.temperature(step)
                 xb, yb = self.batches.gather(local)
                 weight = config.kl_weight(step) if relaxed else 1.0
-                loss, nll, _ = self.loss_step(xb, yb, weight)
-                loss.sum().backward()
-                gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
-                bad = (~(torch.isfinite(loss) & torch.isfinite(gnorm))).cpu() & ~self.stopped
-                if bool(bad.any()):
-                    what = "loss" if not bool(torch.isfinite(loss[bad]).all()) else "gradient"
-                    self._fail(what, bad, step + 1)
-                stopped = self.stopped.to(self.device)
-                if bool(stopped.any()):
-                    flat.grad[stopped] = 0.0
-                if config.grad_clip is not None:
-                    coef = (config.grad_clip / (gnorm + 1e-12)).clamp_(max=1.0)
-                    coef = torch.where(torch.isfinite(coef), coef, 0.0)
-                    flat.grad.mul_(coef.unsqueeze(1))
-                scale = self.plateau.lr_scale.to(flat.data)
-                scaled = logit_factor != 1.0 or bool((scale != 1.0).any())
-                before = flat.data.clone() if scaled else None
-                self.opt.step()
-                flat.grad.zero_()
-                if scaled:
-                    delta = flat.data - before
-                    if logit_factor != 1.0 and len(self.spike_cols):
-                        delta[:, self.spike_cols] *= logit_factor
-                    flat.data.copy_(torch.addcmul(before, delta, scale.unsqueeze(1)))
-                if self.frozen_values is not None:
-                    flat.data[:, self.spike_cols] = self.frozen_values
-                if bool(stopped.any()):
-                    flat.data.copy_(torch.where(stopped[:, None], self.held, flat.data))
+                loss, nll = self._update(xb, yb, weight, self.plateau.lr_scale, step)
                 self.steps_taken += (~self.stopped).long()
                 self.step = done = step + 1
                 self.last_nll = nll.detach()
@@ -716,6 +846,8 @@ class _Fit:
                         self._fail("parameters", ~finite & ~self.stopped, done)
                 if self.auto and (local + 1) % rule.check_every == 0:
                     self._check()
+                if self.auto and self.phase > 0 and local + 1 == config.prune_every:
+                    self._stop(self.pruning)  # the end of a pruning round
                 if self.path is not None and done % config.checkpoint_every == 0:
                     self._save()
                 if progress := self.progress:
@@ -736,7 +868,7 @@ class _Fit:
         wall = self.wall_before + elapsed
         taken = self.steps_taken.numpy().copy()
         if self.auto:
-            converged = (self.phase_converged & ~self.failed).numpy()
+            converged = (self.done & ~self.failed).numpy()
             status = tuple(
                 "failed" if self.failed[r] else ("converged" if converged[r] else "max_steps")
                 for r in range(reps)
@@ -767,6 +899,7 @@ class _Fit:
             failure=tuple(self.failure),
             final_neg_elbo=neg_elbo,
             indicator_switches=self.switches.numpy().copy(),
+            removal_trials=self.trials.numpy().copy(),
             compile_s=self.loss_step.compile_s,
         )
 
@@ -808,7 +941,11 @@ class _Fit:
                 "stopped": self.stopped.clone(),
                 "failed": self.failed.clone(),
                 "failure": list(self.failure),
-                "phase_converged": self.phase_converged.clone(),
+                "done": self.done.clone(),
+                "pruning": self.pruning.clone(),
+                "plateaued": self.plateaued.clone(),
+                "trials_run": self.trials_run,
+                "trials": self.trials.clone(),
                 "steps_taken": self.steps_taken.clone(),
                 "switches": self.switches.clone(),
             },
@@ -850,7 +987,11 @@ class _Fit:
         self.plateau.load_state_dict(state["plateau"])
         self.stopped, self.failed = state["stopped"].clone(), state["failed"].clone()
         self.failure = list(state["failure"])
-        self.phase_converged = state["phase_converged"].clone()
+        self.done = state["done"].clone()
+        self.pruning = state["pruning"].clone()
+        self.plateaued = state["plateaued"].clone()
+        self.trials_run = state["trials_run"]
+        self.trials = state["trials"].clone()
         self.steps_taken = state["steps_taken"].clone()
         self.switches = state["switches"].clone()
 

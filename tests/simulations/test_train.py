@@ -48,13 +48,13 @@ FULL = TrainConfig(
 
 
 # An "auto" run with a rule small enough that replicates converge at different steps,
-# through the relaxed phase, the indicator passes and the fine-tuning rounds.
+# through the relaxed phase, the indicator passes, the pruning rounds and the removal trials.
 AUTO = TrainConfig(
     steps="auto",
     max_steps=2000,
+    prune_every=24,
     batch_size=16,
     lr=2e-2,
-    logit_lr=0.2,
     kl_warmup_steps=20,
     convergence=ConvergenceRule(
         check_every=4, patience=2, decays=1, tolerance=1e-2, rows=40, draws=2
@@ -138,14 +138,16 @@ def test_auto_batched_run_equals_separate_runs():
         assert alone.steps_taken[0] == report.steps_taken[r]
         assert alone.status[0] == report.status[r]
         assert alone.indicator_switches[0] == report.indicator_switches[r]
+        assert alone.removal_trials[0] == report.removal_trials[r]
         assert_replicate_equals(batched, r, single)
         np.testing.assert_allclose(alone.final_neg_elbo, report.final_neg_elbo[r : r + 1])
 
 
 def test_auto_run_converges_and_reports_it():
     x, y = data(2, n=80)
-    report = fit(BayesianMLP(config("ss-gl"), [1, 2], dtype=D), x, y, AUTO)
+    report = fit(BayesianMLP(config("ss-ghs"), [1, 2], dtype=D), x, y, AUTO)
     assert report.status == ("converged", "converged") and report.converged.all()
+    assert (report.removal_trials > 0).all(), report.removal_trials
     assert (report.steps_taken <= report.steps).all() and (report.steps_taken > 8).all()
     assert report.final_neg_elbo.shape == (2,) and np.isfinite(report.final_neg_elbo).all()
     capped = replace(AUTO, max_steps=10)
@@ -154,10 +156,11 @@ def test_auto_run_converges_and_reports_it():
     assert short.steps <= 10
 
 
-@pytest.mark.parametrize("stop_at", [13, 60])
+@pytest.mark.parametrize("stop_at", [13, 60, 240])
 def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
-    """Interrupted in the relaxed phase (step 13) or later (step 60) and resumed, an "auto"
-    run ends bitwise equal to the uninterrupted one."""
+    """Interrupted in the relaxed phase (step 13), a pruning round (step 60) or the removal
+    trials (step 240; no checkpoint is written inside them, so the run goes back to the last
+    one) and resumed, an "auto" run ends bitwise equal to the uninterrupted one."""
     x, y = data(2, n=80)
     cfg = config("ss-ghs", input_spike=True)
     straight = BayesianMLP(cfg, [3, 4], dtype=D)

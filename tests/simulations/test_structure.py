@@ -1,0 +1,84 @@
+"""The moves over the frozen indicators: the pass, removal costs and removals."""
+
+import math
+
+import torch
+
+from simulations.model import BayesianMLP, ModelConfig
+from simulations.structure import ElboEstimate, indicator_pass, removal_costs, remove_nodes
+
+D = torch.float64
+R, N, P = 2, 200, 3
+
+
+def frozen_model(**kw) -> tuple[BayesianMLP, torch.Tensor, torch.Tensor]:
+    """A 4-3 ReLU SS-GL student with its indicators frozen, every node kept, and data."""
+    config = ModelConfig(p=P, hidden=(4, 3), prior="ss-gl", sigma_e=0.5, **kw)
+    model = BayesianMLP(config, [5, 6], n=N, dtype=D)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(R, N, P, generator=g, dtype=D) * 2 - 1
+    y = torch.sin(2 * x[..., :1]) + 0.1 * torch.randn(R, N, 1, generator=g, dtype=D)
+    model.freeze_masks()
+    return model, x, y
+
+
+def state(model):
+    masks = [layer.indicators.frozen_mask.clone() for layer in model.hidden_layers]
+    return {k: v.clone() for k, v in model.state_dict().items()}, masks
+
+
+def assert_same_state(a, b):
+    for key in a[0]:
+        torch.testing.assert_close(a[0][key], b[0][key], rtol=0, atol=0, msg=key)
+    for m, n in zip(a[1], b[1], strict=True):
+        torch.testing.assert_close(m, n, rtol=0, atol=0)
+
+
+def test_removal_costs_leave_the_model_as_it_was_and_price_kept_nodes_only():
+    model, x, y = frozen_model()
+    model.hidden_layers[0].indicators.frozen_mask[0, 2] = 0.0  # a dropped node
+    elbo = ElboEstimate(model, x, y, rows=N, draws=2)
+    before = state(model)
+    costs = removal_costs(model, elbo, torch.tensor([True, False]))
+    assert_same_state(before, state(model))
+    assert [tuple(c.shape) for c in costs] == [(R, 4), (R, 3)]
+    assert math.isinf(costs[0][0, 2]) and torch.isfinite(costs[0][0, [0, 1, 3]]).all()
+    assert torch.isinf(costs[0][1]).all() and torch.isinf(costs[1][1]).all()  # not taking part
+
+
+def test_a_duplicated_node_costs_less_than_nothing_to_remove():
+    """Node 1 of the first layer copies node 0 (same incoming means), and the next layer
+    reads them through equal weights: the least-squares refit carries node 1's output on
+    node 0, so removing it changes the mean network by nothing and saves its KL."""
+    model, x, y = frozen_model()
+    first, second = model.layers[0], model.layers[1]
+    with torch.no_grad():
+        first.mu[:, 1] = first.mu[:, 0]
+        first.rho[:, 1] = first.rho[:, 0]
+        second.mu[:, :, 1] = second.mu[:, :, 0]
+    elbo = ElboEstimate(model, x, y, rows=N, draws=2)
+    costs = removal_costs(model, elbo, torch.ones(R, dtype=torch.bool))
+    assert (costs[0][:, 1] < 0).all(), costs[0]
+
+
+def test_the_pass_leaves_replicates_that_do_not_take_part_as_they_are():
+    model, x, y = frozen_model()
+    elbo = ElboEstimate(model, x, y, rows=N, draws=2)
+    before = state(model)
+    indicator_pass(model, elbo, replicates=torch.tensor([False, True]))
+    after = state(model)
+    for key in before[0]:
+        if key.endswith(("mu", "rho")):
+            torch.testing.assert_close(before[0][key][0], after[0][key][0], rtol=0, atol=0)
+    for m, n in zip(before[1], after[1], strict=True):
+        torch.testing.assert_close(m[0], n[0], rtol=0, atol=0)
+
+
+def test_remove_nodes_switches_off_the_chosen_node_of_each_replicate():
+    model, x, _ = frozen_model()
+    remove_nodes(model, [torch.tensor([1, -1]), torch.tensor([-1, 2])], x)
+    first, second = (layer.indicators for layer in model.hidden_layers)
+    assert first.frozen_mask.tolist() == [[1, 0, 1, 1], [1, 1, 1, 1]]
+    assert second.frozen_mask.tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert ((first.theta > 0) == (first.frozen_mask > 0.5)).all()  # logits follow the masks
+    assert (model.layers[1].mu[0, :, 1] == 0).all() and (model.layers[2].mu[1, :, 2] == 0).all()
