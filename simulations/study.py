@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from simulations._io import git_commit
+from simulations._io import TMP_PREFIX, git_commit
 from simulations.execution import (
     Execution,
     Failure,
@@ -604,7 +604,7 @@ def _run_locked(
     done = set(store.prepare(spec.name, [c.record() for c in cells], meta))
     todo = [c for c in cells if c.cell_id not in done]
     checkpoints = out / "checkpoints"
-    for stale in checkpoints.glob(".*.tmp"):  # a checkpoint being written when a run was killed
+    for stale in checkpoints.glob(TMP_PREFIX + "*"):  # a checkpoint being written when killed
         stale.unlink(missing_ok=True)
     in_process = execution.backend.value == "in-process"
     bar = tqdm(

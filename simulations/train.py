@@ -31,7 +31,6 @@ import itertools
 import math
 import os
 import resource
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simulations._io import atomic_write
 from simulations.convergence import ConvergenceRule, Plateau
 from simulations.enums import Likelihood
 from simulations.layers import replicate_generators
@@ -431,26 +431,6 @@ def _peak_memory(device: torch.device) -> int:
 def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> list:
     """Shapes and sums of the data: a resumed run must see the same data."""
     return [list(x.shape), list(y.shape), float(x.sum()), float(y.sum())]
-
-
-def _write_atomic(path: Path, payload: dict) -> None:
-    """Write ``payload`` with ``torch.save`` to a temporary file beside ``path``, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def fit(
@@ -912,44 +892,42 @@ class _Fit:
             torch.cuda.synchronize(self.device)
         model = self.model
         masks = [ind.frozen_mask for ind in model._indicators()]
-        _write_atomic(
-            self.path,
-            {
-                "format": _CHECKPOINT_FORMAT,
-                "train_config": self.config.record(),
-                "replicate_seeds": list(model.replicate_seeds),
-                "fingerprint": self.fingerprint,
-                "step": self.step,
-                "phase": self.phase,
-                "phase_start": self.phase_start,
-                "finished": self.finished,
-                "wall_s": self.wall_before + time.perf_counter() - self.t0,
-                "flat": self.flat.data.detach().cpu(),
-                "held": self.held.detach().cpu(),
-                "optimizer": self.opt.state_dict(),
-                "noise_generators": [g.get_state() for g in model.generators],
-                "batch_generators": [g.get_state() for g in self.batches.generators],
-                "perm": None if self.batches.perm is None else self.batches.perm.cpu(),
-                "model_config": _plain(asdict(model.config)),
-                "temperature": model.temperature,
-                "masks": [None if m is None else m.cpu() for m in masks],
-                "frozen_values": None if self.frozen_values is None else self.frozen_values.cpu(),
-                "last_nll": None if self.last_nll is None else self.last_nll.cpu(),
-                "loss_history": [h.cpu() for h in self.history],
-                "logged_steps": list(self.logged),
-                "plateau": self.plateau.state_dict(),
-                "stopped": self.stopped.clone(),
-                "failed": self.failed.clone(),
-                "failure": list(self.failure),
-                "done": self.done.clone(),
-                "pruning": self.pruning.clone(),
-                "plateaued": self.plateaued.clone(),
-                "trials_run": self.trials_run,
-                "trials": self.trials.clone(),
-                "steps_taken": self.steps_taken.clone(),
-                "switches": self.switches.clone(),
-            },
-        )
+        payload = {
+            "format": _CHECKPOINT_FORMAT,
+            "train_config": self.config.record(),
+            "replicate_seeds": list(model.replicate_seeds),
+            "fingerprint": self.fingerprint,
+            "step": self.step,
+            "phase": self.phase,
+            "phase_start": self.phase_start,
+            "finished": self.finished,
+            "wall_s": self.wall_before + time.perf_counter() - self.t0,
+            "flat": self.flat.data.detach().cpu(),
+            "held": self.held.detach().cpu(),
+            "optimizer": self.opt.state_dict(),
+            "noise_generators": [g.get_state() for g in model.generators],
+            "batch_generators": [g.get_state() for g in self.batches.generators],
+            "perm": None if self.batches.perm is None else self.batches.perm.cpu(),
+            "model_config": _plain(asdict(model.config)),
+            "temperature": model.temperature,
+            "masks": [None if m is None else m.cpu() for m in masks],
+            "frozen_values": None if self.frozen_values is None else self.frozen_values.cpu(),
+            "last_nll": None if self.last_nll is None else self.last_nll.cpu(),
+            "loss_history": [h.cpu() for h in self.history],
+            "logged_steps": list(self.logged),
+            "plateau": self.plateau.state_dict(),
+            "stopped": self.stopped.clone(),
+            "failed": self.failed.clone(),
+            "failure": list(self.failure),
+            "done": self.done.clone(),
+            "pruning": self.pruning.clone(),
+            "plateaued": self.plateaued.clone(),
+            "trials_run": self.trials_run,
+            "trials": self.trials.clone(),
+            "steps_taken": self.steps_taken.clone(),
+            "switches": self.switches.clone(),
+        }
+        atomic_write(self.path, lambda handle: torch.save(payload, handle))
 
     def _resume(self) -> None:
         state = _load_checkpoint(self.path, self.model, self.config, self.fingerprint)

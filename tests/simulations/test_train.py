@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from simulations._io import TMP_PREFIX
 from simulations.convergence import ConvergenceRule
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.relaxed import TemperatureSchedule
@@ -239,7 +240,7 @@ def test_checkpoint_resume_is_bitwise_identical(tmp_path):
     # a finished checkpoint: nothing left to do, the same report figures
     again = fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, FULL, checkpoint=path)
     assert again.resumed_from == 30 and np.array_equal(again.final_nll, reference.final_nll)
-    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
+    assert [f for f in os.listdir(tmp_path) if f.startswith(TMP_PREFIX)] == []
 
 
 def test_a_finished_checkpoint_restores_the_finished_model(tmp_path):
