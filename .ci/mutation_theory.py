@@ -289,8 +289,8 @@ MUTANTS = (
     M(
         "L5",
         "kl.py",
-        "inv_mean = b * np.exp(-mu + 0.5 * sigma**2)",
-        "inv_mean = b * np.exp(-mu + {f} * 0.5 * sigma**2)",
+        "return _lognormal_gamma(-mu, sigma, a, b)",
+        "return _lognormal_gamma({f} * -mu, sigma, a, b)",
         L5_TESTS,
     ),
     M(

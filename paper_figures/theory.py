@@ -79,6 +79,16 @@ def _hyper(spec: PriorSpec) -> str:
     return ", ".join([rf"$\sigma_0={spec.sigma_0:g}$", *spec.slab.math_hyperparameters(spec)])
 
 
+def _dashed(widths: Sequence[int]) -> str:
+    """``16-8`` for the widths ``(16, 8)``."""
+    return "-".join(map(str, widths))
+
+
+def _shape(arch: Architecture) -> str:
+    """``p = 10, hidden 16-16, active 4-3`` (figure titles)."""
+    return f"p = {arch.p}, hidden {_dashed(arch.hidden)}, active {_dashed(arch.active)}"
+
+
 def _eps2(arch: Architecture, spec: PriorSpec, n: float | np.ndarray, sigma_e: float) -> np.ndarray:
     return contraction_rate(arch, spec, n, sigma_e, conditions=False).eps2
 
@@ -222,9 +232,7 @@ def rate_figure(
             )  # fmt: skip
         fig.suptitle(
             r"Contraction rate bound $\varepsilon_n^2$ (up to constants, $\sigma_e = "
-            f"{sigma_e:g}$): p = {arch.p}, hidden {'-'.join(map(str, arch.hidden))}, "
-            f"active {'-'.join(map(str, arch.active))}, "
-            f"$B_l = {arch.bounds[0]:g}$, {arch.activation.value}"
+            f"{sigma_e:g}$): {_shape(arch)}, $B_l = {arch.bounds[0]:g}$, {arch.activation.value}"
         )
         return save(fig, out, stem)
 
@@ -274,8 +282,7 @@ def terms_figure(
         axes[0].legend(loc="upper right")
         fig.suptitle(
             f"Which term dominates each layer ($n = 10^{{{np.log10(n):g}}}$; ★ largest per "
-            f"layer): p = {arch.p}, hidden {'-'.join(map(str, arch.hidden))}, "
-            f"active {'-'.join(map(str, arch.active))}"
+            f"layer): {_shape(arch)}"
         )
         return save(fig, out, stem)
 
@@ -325,7 +332,7 @@ def node_edge_figure(
         for (label, look), values in zip(series, by_width.T, strict=True):
             ax_k.loglog(widths, values, label=label, **look)
         ax_n.set_xlabel("sample size $n$ (log scale)")
-        ax_n.set_title(f"(a) against $n$ (hidden {'-'.join(map(str, arch.hidden))})")
+        ax_n.set_title(f"(a) against $n$ (hidden {_dashed(arch.hidden)})")
         ax_k.set_xlabel(r"hidden width $k_1 = k_2$ (log scale)")
         ax_k.set_xscale("log", base=2)
         ax_k.set_title(f"(b) against the width ($n = 10^{{{np.log10(n_ref):g}}}$)")
@@ -334,7 +341,7 @@ def node_edge_figure(
             ax.legend()
         fig.suptitle(
             f"Node against edge sparsity, same truth: p = {arch.p}, active "
-            f"{'-'.join(map(str, arch.active))}, {arch.edges} active weights; node prior "
+            f"{_dashed(arch.active)}, {arch.edges} active weights; node prior "
             f"{_name(prior)} ({_hyper(prior)})"
         )
         return save(fig, out, stem)

@@ -65,13 +65,7 @@ def kl_lognormal_gamma(
 
         KL = -a mu - log(sigma sqrt(2 pi e)) - a log b + log Gamma(a) + b exp(mu + sigma^2/2)
     """
-    mu = check_real_array("mu", mu)
-    sigma = check_real_array("sigma", sigma, lower=0.0, lower_open=True)
-    a = check_real_array("shape", shape, lower=0.0, lower_open=True)
-    b = check_real_array("rate", rate, lower=0.0, lower_open=True)
-    with np.errstate(over="ignore"):
-        mean = b * np.exp(mu + 0.5 * sigma**2)
-    return -a * mu - np.log(sigma) - _HALF_LOG_2PI_E - a * np.log(b) + special.gammaln(a) + mean
+    return _lognormal_gamma(*_lognormal_against(mu, sigma, shape, "rate", rate))
 
 
 def kl_lognormal_invgamma(
@@ -88,10 +82,25 @@ def kl_lognormal_invgamma(
 
         KL = a mu - log(sigma sqrt(2 pi e)) - a log b + log Gamma(a) + b exp(-mu + sigma^2/2)
     """
+    mu, sigma, a, b = _lognormal_against(mu, sigma, shape, "scale", scale)
+    # 1/X ~ LogNormal(-mu, sigma^2) and KL is invariant under X -> 1/X; -a (-mu) == a mu exactly
+    return _lognormal_gamma(-mu, sigma, a, b)
+
+
+def _lognormal_against(
+    mu: object, sigma: object, shape: object, name: str, value: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The validated ``(mu, sigma, a, b)`` of a LogNormal against a (inverse) Gamma whose second
+    parameter is called ``name``."""
     mu = check_real_array("mu", mu)
     sigma = check_real_array("sigma", sigma, lower=0.0, lower_open=True)
     a = check_real_array("shape", shape, lower=0.0, lower_open=True)
-    b = check_real_array("scale", scale, lower=0.0, lower_open=True)
+    b = check_real_array(name, value, lower=0.0, lower_open=True)
+    return mu, sigma, a, b
+
+
+def _lognormal_gamma(mu: np.ndarray, sigma: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Kernel of :func:`kl_lognormal_gamma` on validated arrays."""
     with np.errstate(over="ignore"):
-        inv_mean = b * np.exp(-mu + 0.5 * sigma**2)
-    return a * mu - np.log(sigma) - _HALF_LOG_2PI_E - a * np.log(b) + special.gammaln(a) + inv_mean
+        mean = b * np.exp(mu + 0.5 * sigma**2)
+    return -a * mu - np.log(sigma) - _HALF_LOG_2PI_E - a * np.log(b) + special.gammaln(a) + mean

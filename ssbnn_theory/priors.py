@@ -28,7 +28,7 @@ import numpy as np
 
 from ssbnn_theory.enums import Prior, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
-from ssbnn_theory.slabs import SLABS, Slab, slab_of
+from ssbnn_theory.slabs import SLABS, Slab, SmallBall, slab_of
 from ssbnn_theory.validation import check_integer, check_real, check_real_array
 
 __all__ = [
@@ -216,20 +216,6 @@ def mixture_conditional(
     return _mixture(spec).mixture_conditional(spec, t, log_delta, bound, r, closed_form)
 
 
-def closed_form_log_t(
-    spec: PriorSpec, log_delta: np.ndarray, bound: np.ndarray, r: np.ndarray, d: np.ndarray
-) -> np.ndarray:
-    """Closed-form ``log t`` (docs/theory.md, 3.2): stationary point of the asymptotic objective.
-
-    ``ss-gl``: ``beta t^2 + (r/2 - alpha + 1) t - r Q = 0`` with ``beta = kappa^2/2``,
-    ``alpha = (d+1)/2``, ``Q = (B+delta)^2 / (2 sigma_0^2)``. ``ss-ghs``: ``t = 2 r Q / (r + 1)``
-    with ``Q = (B+delta)^2 / (2 sigma_0^2 g^2)``; regularised:
-    ``g^2 t^2 + (c^2 (1+r) - 2 r Q g^2) t - 2 r Q c^2 = 0``. Positive roots, computed in log
-    space without cancellation (``Q`` may underflow when ``B = 0`` and ``delta`` is tiny).
-    """
-    return _mixture(spec).closed_form_log_t(spec, log_delta, bound, r, d)
-
-
 def optimal_log_t(
     spec: PriorSpec, log_delta: np.ndarray, bound: np.ndarray, r: np.ndarray, d: np.ndarray
 ) -> np.ndarray:
@@ -238,23 +224,7 @@ def optimal_log_t(
     The bracket is ``[log t_cf - 20, log t_cf + 10]`` around the closed-form choice; any
     ``t`` gives a valid bound, the search only makes it smaller.
     """
-    return _mixture(spec).optimal_log_t(spec, log_delta, bound, r, d)
-
-
-def small_ball_phi(
-    spec: PriorSpec,
-    log_delta: np.ndarray,
-    bound: np.ndarray,
-    r: np.ndarray,
-    d: np.ndarray,
-    *,
-    closed_form: bool,
-    log_t: np.ndarray | None = None,
-) -> np.ndarray:
-    """Unvalidated kernel of :func:`slab_small_ball`, from ``log delta`` (which may underflow)."""
-    return spec.slab.small_ball_phi(
-        spec, log_delta, bound, r, d, closed_form=closed_form, log_t=log_t
-    )
+    return _mixture(spec).optimal_log_t(spec, SmallBall(log_delta, bound, r, d))
 
 
 def slab_small_ball(
@@ -295,9 +265,8 @@ def slab_small_ball(
     bound = check_real_array("bound", bound, lower=0.0)
     r_ = check_integer("r", r)
     d_ = r_ if d is None else check_integer("d", d, lower=r_)
-    return small_ball_phi(
-        spec, np.log(delta), bound, np.float64(r_), np.float64(d_), closed_form=closed_form
-    )
+    ball = SmallBall(np.log(delta), bound, np.float64(r_), np.float64(d_))
+    return spec.slab.small_ball_phi(spec, ball, closed_form=closed_form)
 
 
 # ----------------------------------------------------------------------- slab tails

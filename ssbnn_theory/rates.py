@@ -40,9 +40,9 @@ from ssbnn_theory.priors import (
     mixture_conditional,
     optimal_log_t,
     scale_log_mass,
-    small_ball_phi,
 )
 from ssbnn_theory.selection import edge_kernel, reference_kernel, selection_terms, theory_kernel
+from ssbnn_theory.slabs import SmallBall
 from ssbnn_theory.validation import check_real, check_real_array
 
 __all__ = [
@@ -391,7 +391,8 @@ def _slab_per_coordinate_group(
     unique, inverse = np.unique(np.stack([b, r, d], axis=1), axis=0, return_inverse=True)
     ub, ur, ud = unique[:, 0], unique[:, 1], unique[:, 2]
     if not spec.slab.mixture or closed:
-        phi = small_ball_phi(spec, log_delta[:, None], ub, ur, ud, closed_form=closed)
+        ball = SmallBall(log_delta[:, None], ub, ur, ud)
+        phi = spec.slab.small_ball_phi(spec, ball, closed_form=closed)
     else:
         phi = _mixture_per_group(spec, log_delta, ub, ur, ud)
     return phi[:, inverse.ravel()]

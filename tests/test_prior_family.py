@@ -54,8 +54,8 @@ class WideSlab:
         v = self._sd(spec) ** 2
         return np.full_like(t, v), np.full_like(t, v)
 
-    def small_ball_phi(self, spec, log_delta, bound, r, d, *, closed_form, log_t=None):
-        return _ig_phi(self._sd(spec), log_delta, bound, r, closed_form)
+    def small_ball_phi(self, spec, ball, *, closed_form):
+        return _ig_phi(self._sd(spec), ball.log_delta, ball.bound, ball.r, closed_form)
 
     def log_tail(self, spec, log_bound, d):
         return gaussian_log_tail(self._sd(spec), log_bound, d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,20 @@ from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import check_integer, check_positive
 
 __all__ = ["MeanFieldLinear", "VariationalLinear"]
+
+
+class _Columns:
+    """Read-only view of the weight columns ``[..., :-1]`` (or the bias column ``[..., -1]``)
+    of a layer's ``[R, out, in + 1]`` attribute ``name``."""
+
+    def __init__(self, name: str, *, bias: bool, doc: str) -> None:
+        self.name, self.bias, self.__doc__ = name, bias, doc
+
+    def __get__(self, layer: object, owner: type | None = None) -> Any:
+        if layer is None:  # looked up on the class (documentation)
+            return self
+        values = getattr(layer, self.name)
+        return values[..., -1] if self.bias else values[..., :-1]
 
 
 class VariationalLinear(nn.Module):
@@ -74,25 +89,10 @@ class VariationalLinear(nn.Module):
                 self.mu[r, :, :-1].uniform_(-bound, bound, generator=gen)
                 self.mu[r, :, -1].uniform_(-bound, bound, generator=gen)
 
-    @property
-    def weight_mu(self) -> torch.Tensor:
-        """Means of the weights, ``[R, out, in]`` (a view of ``mu``)."""
-        return self.mu[..., :-1]
-
-    @property
-    def bias_mu(self) -> torch.Tensor:
-        """Means of the biases, ``[R, out]`` (a view of ``mu``)."""
-        return self.mu[..., -1]
-
-    @property
-    def weight_rho(self) -> torch.Tensor:
-        """``rho`` of the weights, ``[R, out, in]``."""
-        return self.rho[..., :-1]
-
-    @property
-    def bias_rho(self) -> torch.Tensor:
-        """``rho`` of the biases, ``[R, out]``."""
-        return self.rho[..., -1]
+    weight_mu = _Columns("mu", bias=False, doc="Weight means ``[R, out, in]`` (a view of ``mu``).")
+    bias_mu = _Columns("mu", bias=True, doc="Bias means ``[R, out]`` (a view of ``mu``).")
+    weight_rho = _Columns("rho", bias=False, doc="``rho`` of the weights, ``[R, out, in]``.")
+    bias_rho = _Columns("rho", bias=True, doc="``rho`` of the biases, ``[R, out]``.")
 
     @property
     def group_size(self) -> int:

@@ -6,16 +6,15 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from simulations.kl import kl_normal
-from simulations.layers.dense import VariationalLinear
-from simulations.layers.indicators import _Indicators
+from simulations.layers.dense import VariationalLinear, _Columns
+from simulations.layers.indicators import _Gated, _Indicators
 
 __all__ = ["EdgeSpikeSlabLinear"]
 
 
-class EdgeSpikeSlabLinear(VariationalLinear):
+class EdgeSpikeSlabLinear(_Gated, VariationalLinear):
     """Edge spike-and-slab layer (Bai, Song & Cheng 2020): one indicator per weight and bias.
 
     ``w_ji = z_ji beta_ji``, ``z_ji ~ Bernoulli(sigmoid(theta_ji))`` (prior
@@ -57,20 +56,8 @@ class EdgeSpikeSlabLinear(VariationalLinear):
             kw={"dtype": dtype, "device": device},
         )  # fmt: skip
 
-    @property
-    def theta(self) -> nn.Parameter:
-        """Inclusion logits of weights and biases, ``[R, out, in + 1]`` (laid out as ``mu``)."""
-        return self.indicators.theta
-
-    @property
-    def weight_theta(self) -> torch.Tensor:
-        """Inclusion logits of the weights, ``[R, out, in]`` (a view of ``theta``)."""
-        return self.theta[..., :-1]
-
-    @property
-    def bias_theta(self) -> torch.Tensor:
-        """Inclusion logits of the biases, ``[R, out]`` (a view of ``theta``)."""
-        return self.theta[..., -1]
+    weight_theta = _Columns("theta", bias=False, doc="Weight inclusion logits ``[R, out, in]``.")
+    bias_theta = _Columns("theta", bias=True, doc="Bias inclusion logits ``[R, out]``.")
 
     @property
     def uniform_count(self) -> int:

@@ -91,3 +91,15 @@ class _Indicators(nn.Module):
     def unfreeze(self) -> None:
         """Return to relaxed indicators."""
         self.frozen_mask = None
+
+
+class _Gated:
+    """Mixin of the layers with a spike, whose indicators are ``self.indicators``."""
+
+    indicators: _Indicators
+
+    @property
+    def theta(self) -> nn.Parameter:
+        """Inclusion logits: per weight and bias ``[R, out, in + 1]`` (edge, laid out as
+        ``mu``), per node ``[R, out]`` or per input ``[R, p]``."""
+        return self.indicators.theta

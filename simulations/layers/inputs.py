@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from simulations.layers.indicators import _Indicators
+from simulations.layers.indicators import _Gated, _Indicators
 from ssbnn_theory.validation import check_integer
 
 __all__ = ["InputSpike"]
 
 
-class InputSpike(nn.Module):
+class InputSpike(_Gated, nn.Module):
     """Node spike on the ``p`` inputs, without a slab: input ``i`` enters as ``z_i x_i``.
 
     ``z_i ~ Bernoulli(sigmoid(theta_i))`` with prior ``Bernoulli(lambda)``;
@@ -49,11 +49,6 @@ class InputSpike(nn.Module):
             straight_through=straight_through, field="input_inclusion",
             kw={"dtype": dtype, "device": device},
         )  # fmt: skip
-
-    @property
-    def theta(self) -> nn.Parameter:
-        """Inclusion logits of the inputs, ``[R, p]``."""
-        return self.indicators.theta
 
     @property
     def uniform_count(self) -> int:

@@ -6,19 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from simulations.enums import Prior
 from simulations.layers import registry
 from simulations.layers.dense import VariationalLinear
-from simulations.layers.indicators import _Indicators
+from simulations.layers.indicators import _Gated, _Indicators
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = ["NodeSpikeSlabLinear"]
 
 
-class NodeSpikeSlabLinear(VariationalLinear):
+class NodeSpikeSlabLinear(_Gated, VariationalLinear):
     """Node spike-and-slab layer: ``w_j = z_j * scale_j * beta_j`` for each node's group.
 
     ``z_j ~ Bernoulli(sigmoid(theta_j))`` (prior ``Bernoulli(lambda)``), trained with
@@ -115,11 +114,6 @@ class NodeSpikeSlabLinear(VariationalLinear):
     def _draw_scale(self, normal: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | float]:
         """A draw of ``scale_j`` (``None``: 1) from this layer's normals and the scale KL."""
         return self.scale_factor.draw(normal[..., self.slab_normal_count :])
-
-    @property
-    def theta(self) -> nn.Parameter:
-        """Inclusion logits ``[R, out]``."""
-        return self.indicators.theta
 
     def _gate(self, normal, uniform, temperature):
         """``z_j * scale_j`` (relaxed ``z_j``, or the frozen mask) and the gate's KL ``[R]``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ssbnn_theory.enums import Prior, extend_enum, parse_enum, retract_enum
 from ssbnn_theory.errors import InvalidParameterError
-from ssbnn_theory.slabs.base import ScaleMixtureSlab, Slab
+from ssbnn_theory.slabs.base import ScaleMixtureSlab, Slab, SmallBall
 from ssbnn_theory.slabs.gaussian import GaussianSlab
 from ssbnn_theory.slabs.group_horseshoe import GroupHorseshoeSlab
 from ssbnn_theory.slabs.group_lasso import GroupLassoSlab
@@ -27,6 +27,7 @@ __all__ = [
     "GroupLassoSlab",
     "ScaleMixtureSlab",
     "Slab",
+    "SmallBall",
     "families",
     "register_slab",
     "slab_of",

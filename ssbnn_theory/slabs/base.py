@@ -9,7 +9,7 @@ holds the hyperparameters and every function of :mod:`ssbnn_theory.priors`, ``ra
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 
@@ -19,7 +19,13 @@ from ssbnn_theory.enums import Prior
 if TYPE_CHECKING:
     from ssbnn_theory.priors import PriorSpec
 
-__all__ = ["ScaleMixtureSlab", "Slab", "least_lognormal_gamma_kl", "symbolic_mixture_phi"]
+__all__ = [
+    "ScaleMixtureSlab",
+    "Slab",
+    "SmallBall",
+    "least_lognormal_gamma_kl",
+    "symbolic_mixture_phi",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _LOG_4PI = float(np.log(4.0 * np.pi))
@@ -32,6 +38,20 @@ _LOG_2PI_M = math.log(2.0 * math.pi)  # as math computes it (the variational-gap
 # objective is flat at its minimum, so its value is within ~1e-8 of the minimum)
 _T_ITERATIONS = 28
 _T_BRACKET = (-20.0, 10.0)
+
+
+class SmallBall(NamedTuple):
+    """The question of Lemma L2, as broadcasting arrays: the mass of ``r`` of a group's ``d``
+    coordinates in boxes of half-width ``delta`` around centres ``|w*_i| <= B``."""
+
+    log_delta: np.ndarray
+    """``log delta`` (may underflow: ``delta`` itself is never formed from it first)."""
+    bound: np.ndarray
+    """``B >= 0``."""
+    r: np.ndarray
+    """Constrained coordinates ``r``."""
+    d: np.ndarray
+    """Group size ``d >= r``."""
 
 
 class Slab(Protocol):
@@ -67,17 +87,7 @@ class Slab(Protocol):
         """Conditional variance of a coordinate at ``tau^2 = t`` and ``2t``."""
         ...
 
-    def small_ball_phi(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-        *,
-        closed_form: bool,
-        log_t: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def small_ball_phi(self, spec: PriorSpec, ball: SmallBall, *, closed_form: bool) -> np.ndarray:
         """Lemma L2: ``-log inf_{|w*_i| <= B} G(|w_i - w*_i| <= delta, i = 1..r)`` bound."""
         ...
 
@@ -122,14 +132,7 @@ class ScaleMixtureSlab:
         """A lower bound on ``log P(tau^2 in [t, 2t])``."""
         raise NotImplementedError
 
-    def closed_form_log_t(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-    ) -> np.ndarray:
+    def closed_form_log_t(self, spec: PriorSpec, ball: SmallBall) -> np.ndarray:
         """The closed-form ``log t`` of L2 (docs/theory.md, 3.2)."""
         raise NotImplementedError
 
@@ -179,59 +182,39 @@ class ScaleMixtureSlab:
         self,
         spec: PriorSpec,
         log_t: np.ndarray,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
+        ball: SmallBall,
         closed_form: bool,
     ) -> np.ndarray:
         """``-log P(tau^2 in [t,2t]) - r log inf_{v in [v(t), v(2t)]} P(|N(0,v) - B| <= delta)``."""
         t = np.exp(log_t)
+        log_delta, bound, r, d = ball
         return self.mixture_conditional(
             spec, t, log_delta, bound, r, closed_form
         ) - self.log_scale_mass(spec, t, d, closed_form)
 
-    def optimal_log_t(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-    ) -> np.ndarray:
+    def optimal_log_t(self, spec: PriorSpec, ball: SmallBall) -> np.ndarray:
         """Numerical minimiser (golden section in ``log t``) of the sharp L2 objective.
 
         The bracket is ``[log t_cf - 20, log t_cf + 10]`` around the closed-form choice; any
         ``t`` gives a valid bound, the search only makes it smaller.
         """
-        log_delta, bound, r, d = np.broadcast_arrays(log_delta, bound, r, d)
-        center = self.closed_form_log_t(spec, log_delta, bound, r, d)
+        ball = SmallBall(*np.broadcast_arrays(*ball))
+        center = self.closed_form_log_t(spec, ball)
 
         def objective(log_t: np.ndarray) -> np.ndarray:
-            return self.mixture_phi(spec, log_t, log_delta, bound, r, d, closed_form=False)
+            return self.mixture_phi(spec, log_t, ball, closed_form=False)
 
         return golden_section_argmin(
             objective, center + _T_BRACKET[0], center + _T_BRACKET[1], _T_ITERATIONS
         )
 
-    def small_ball_phi(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-        *,
-        closed_form: bool,
-        log_t: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """The sharp (or closed-form) bound at the optimal (or closed-form, or given) ``t``."""
-        if log_t is None:
-            if closed_form:
-                log_t = self.closed_form_log_t(spec, log_delta, bound, r, d)
-            else:
-                log_t = self.optimal_log_t(spec, log_delta, bound, r, d)
-        return self.mixture_phi(spec, log_t, log_delta, bound, r, d, closed_form)
+    def small_ball_phi(self, spec: PriorSpec, ball: SmallBall, *, closed_form: bool) -> np.ndarray:
+        """The sharp (or closed-form) bound at the optimal (or closed-form) ``t``."""
+        if closed_form:
+            log_t = self.closed_form_log_t(spec, ball)
+        else:
+            log_t = self.optimal_log_t(spec, ball)
+        return self.mixture_phi(spec, log_t, ball, closed_form)
 
 
 def symbolic_mixture_phi(v_lo: Any, delta: Any, bound: Any, r: Any) -> Any:

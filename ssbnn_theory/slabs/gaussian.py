@@ -11,7 +11,7 @@ from scipy import special
 from ssbnn_theory._numerics import log_normal_box
 from ssbnn_theory.enums import Prior
 from ssbnn_theory.errors import InvalidParameterError
-from ssbnn_theory.slabs.base import _LOG2, _LOG_2PI
+from ssbnn_theory.slabs.base import _LOG2, _LOG_2PI, SmallBall
 
 if TYPE_CHECKING:
     from ssbnn_theory.priors import PriorSpec
@@ -75,20 +75,10 @@ class GaussianSlab:
     ) -> np.ndarray:
         raise InvalidParameterError("prior", "a scale-mixture family", spec.prior.value)
 
-    def small_ball_phi(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-        *,
-        closed_form: bool,
-        log_t: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def small_ball_phi(self, spec: PriorSpec, ball: SmallBall, *, closed_form: bool) -> np.ndarray:
         """``-r log(Phi((B+delta)/sigma_0) - Phi((B-delta)/sigma_0))`` (exact worst case), or
         ``r [log(sigma_0 sqrt(2 pi)/(2 delta)) + (B+delta)^2/(2 sigma_0^2)]``."""
-        return _ig_phi(spec.sigma_0, log_delta, bound, r, closed_form)
+        return _ig_phi(spec.sigma_0, ball.log_delta, ball.bound, ball.r, closed_form)
 
     def log_tail(self, spec: PriorSpec, log_bound: np.ndarray, d: np.ndarray) -> np.ndarray:
         return gaussian_log_tail(spec.sigma_0, log_bound, d)

@@ -19,6 +19,7 @@ from ssbnn_theory.slabs.base import (
     _LOG_2PI,
     _SQRT2,
     ScaleMixtureSlab,
+    SmallBall,
     least_lognormal_gamma_kl,
     symbolic_mixture_phi,
 )
@@ -123,17 +124,11 @@ class GroupHorseshoeSlab(ScaleMixtureSlab):
         """``tau ~ C+(0, 1)``: exact."""
         return _log_half_cauchy_interval(t)
 
-    def closed_form_log_t(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-    ) -> np.ndarray:
+    def closed_form_log_t(self, spec: PriorSpec, ball: SmallBall) -> np.ndarray:
         """``t = 2 r Q / (r + 1)`` with ``Q = (B+delta)^2 / (2 sigma_0^2 g^2)``; regularised:
         the positive root of ``g^2 t^2 + (c^2 (1+r) - 2 r Q g^2) t - 2 r Q c^2 = 0``, in log
         space without cancellation (``Q`` may underflow when ``B = 0`` and ``delta`` is tiny)."""
+        log_delta, bound, r, _ = ball
         with np.errstate(divide="ignore"):
             log_b_plus = np.logaddexp(np.log(bound), log_delta)  # log(B + delta)
         log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2 * spec.global_scale**2)

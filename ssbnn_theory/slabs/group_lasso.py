@@ -15,6 +15,7 @@ from ssbnn_theory.kl import kl_lognormal_gamma
 from ssbnn_theory.slabs.base import (
     _LOG2,
     ScaleMixtureSlab,
+    SmallBall,
     least_lognormal_gamma_kl,
     symbolic_mixture_phi,
 )
@@ -88,17 +89,11 @@ class GroupLassoSlab(ScaleMixtureSlab):
             return _log_gamma_interval_closed(alpha, x)
         return _log_gamma_interval(alpha, x)
 
-    def closed_form_log_t(
-        self,
-        spec: PriorSpec,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        d: np.ndarray,
-    ) -> np.ndarray:
+    def closed_form_log_t(self, spec: PriorSpec, ball: SmallBall) -> np.ndarray:
         """``beta t^2 + (r/2 - alpha + 1) t - r Q = 0`` with ``beta = kappa^2/2``,
         ``alpha = (d+1)/2``, ``Q = (B+delta)^2 / (2 sigma_0^2)``; its positive root, in log
         space without cancellation."""
+        log_delta, bound, r, d = ball
         with np.errstate(divide="ignore"):
             log_b_plus = np.logaddexp(np.log(bound), log_delta)  # log(B + delta)
         log_q = 2.0 * log_b_plus - np.log(2.0 * spec.sigma_0**2)
