@@ -24,12 +24,9 @@ from dataclasses import dataclass
 import torch
 
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import is_integer
 
 __all__ = ["ConvergenceRule", "Plateau"]
-
-
-def _is_int(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class ConvergenceRule:
     def __post_init__(self) -> None:
         for name, low in (("check_every", 1), ("patience", 1), ("decays", 0), ("rows", 1),
                           ("draws", 1)):  # fmt: skip
-            if not _is_int(getattr(self, name), low):
+            if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(
                     f"convergence.{name}", f"an integer >= {low}", getattr(self, name)
                 )

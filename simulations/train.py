@@ -53,6 +53,7 @@ from simulations.step import LossStep
 from simulations.structure import ElboEstimate, indicator_pass, removal_costs, remove_nodes
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
+from ssbnn_theory.validation import is_integer
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit"]
 
@@ -88,10 +89,6 @@ class NonFiniteError(FloatingPointError):
         self.replicate = replicate
         self.step = step
         super().__init__(f"non-finite {what} in replicate {replicate} at step {step}")
-
-
-def _is_int(value: object, low: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
 @dataclass(frozen=True)
@@ -177,17 +174,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.steps, str) and self.steps.strip().lower() == "auto":
             object.__setattr__(self, "steps", "auto")
-        elif not _is_int(self.steps, 1):
+        elif not is_integer(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
             ("max_steps", 2), ("prune_every", 1), ("finetune_steps", 0), ("checkpoint_every", 1),
             ("log_every", 1),
         ):  # fmt: skip
-            if not _is_int(getattr(self, name), low):
+            if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
         if self.kl_warmup_steps is None:
             object.__setattr__(self, "kl_warmup_steps", _AUTO_WARMUP if self.steps == "auto" else 0)
-        elif not _is_int(self.kl_warmup_steps, 0):
+        elif not is_integer(self.kl_warmup_steps, 0):
             allowed = "an integer >= 0 or None"
             raise InvalidParameterError("kl_warmup_steps", allowed, self.kl_warmup_steps)
         if self.steps == "auto" and self.finetune_steps:
@@ -200,7 +197,7 @@ class TrainConfig:
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
-        if self.batch_size is not None and not _is_int(self.batch_size, 1):
+        if self.batch_size is not None and not is_integer(self.batch_size, 1):
             raise InvalidParameterError("batch_size", "an integer >= 1 or None", self.batch_size)
         if not isinstance(self.lr, int | float) or not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidParameterError("lr", "a finite number > 0", self.lr)
@@ -604,19 +601,24 @@ class _Fit:
         self.phase = phase
         if self.auto:
             self.phase_start = self.step
-            seeds = model.replicate_seeds
-            model.generators = replicate_generators(
-                [stream_seed(s, f"noise/phase{phase}") for s in seeds], self.device
-            )
-            self.batches.generators = replicate_generators(
-                [stream_seed(s, f"minibatch/phase{phase}") for s in seeds], self.device
-            )
-            self.batches.perm = None
-            self.opt = self._optimizer()
+            self._fresh_streams(f"phase{phase}")
             self.plateau = Plateau(config.convergence, self.reps)
             self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
             self.stopped = self.failed.clone()
             self.held = self.flat.data.detach().clone()
+
+    def _fresh_streams(self, name: str) -> None:
+        """Noise and minibatches from the streams ``"noise/<name>"``, ``"minibatch/<name>"``
+        of every replicate, a new epoch and a fresh optimiser."""
+        seeds = self.model.replicate_seeds
+        self.model.generators = replicate_generators(
+            [stream_seed(s, f"noise/{name}") for s in seeds], self.device
+        )
+        self.batches.generators = replicate_generators(
+            [stream_seed(s, f"minibatch/{name}") for s in seeds], self.device
+        )
+        self.batches.perm = None
+        self.opt = self._optimizer()
 
     def _check(self) -> None:
         """One convergence check: stop the replicates that converged."""
@@ -762,16 +764,7 @@ class _Fit:
 
     def _arm(self, stream: str, active: torch.Tensor, steps: int, lr_scale) -> torch.Tensor:
         """``steps`` steps of the replicates ``active`` from fresh streams ``stream``; ``L(q)``."""
-        model = self.model
-        seeds = model.replicate_seeds
-        model.generators = replicate_generators(
-            [stream_seed(s, f"noise/{stream}") for s in seeds], self.device
-        )
-        self.batches.generators = replicate_generators(
-            [stream_seed(s, f"minibatch/{stream}") for s in seeds], self.device
-        )
-        self.batches.perm = None
-        self.opt = self._optimizer()
+        self._fresh_streams(stream)
         self.stopped = ~active | self.failed
         self.held = self.flat.data.detach().clone()
         for local in range(steps):
@@ -939,16 +932,8 @@ class _Fit:
         self.flat.data.copy_(state["flat"].to(device))
         self.held = state["held"].to(device)
         if self.auto and self.phase > 0:
-            self.opt = self._optimizer()  # the phase's optimiser, as _start_phase made it
+            self._fresh_streams(f"phase{self.phase}")  # as _start_phase made them
         self.opt.load_state_dict(state["optimizer"])
-        if self.auto and self.phase > 0:
-            seeds = model.replicate_seeds
-            model.generators = replicate_generators(
-                [stream_seed(s, f"noise/phase{self.phase}") for s in seeds], device
-            )
-            self.batches.generators = replicate_generators(
-                [stream_seed(s, f"minibatch/phase{self.phase}") for s in seeds], device
-            )
         for g, s in zip(model.generators, state["noise_generators"], strict=True):
             g.set_state(s)
         for g, s in zip(self.batches.generators, state["batch_generators"], strict=True):

@@ -21,6 +21,7 @@ __all__ = [
     "check_positive",
     "check_real",
     "check_real_array",
+    "is_integer",
 ]
 
 
@@ -34,6 +35,11 @@ def _interval(lower: float | None, upper: float | None, lower_open: bool, upper_
     if upper is not None:
         return f"a finite number {'<' if upper_open else '<='} {upper:g}"
     return "a finite number"
+
+
+def is_integer(value: object, lower: int) -> bool:
+    """Whether ``value`` is an integer ``>= lower`` (bools are not)."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and value >= lower
 
 
 def check_integer(field: str, value: object, *, lower: int = 1, upper: int | None = None) -> int:
