@@ -22,6 +22,10 @@ to the prior (their KL becomes 0). The pass visits the kept nodes of every
 hidden layer (and, with an input spike, the kept inputs), weakest first, and
 keeps every switch that lowers ``L(q)`` (``docs/engine.md``, "Training until
 convergence").
+
+**Removal costs** (:func:`removal_costs`): the rise of ``L(q)`` under the pass's proposal
+for every kept node, the order in which ``fit``'s removal trials propose nodes; a trial
+applies the proposal with :func:`remove_nodes` and then trains (``simulations.train``).
 """
 
 from __future__ import annotations
