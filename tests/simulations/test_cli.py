@@ -244,8 +244,9 @@ def test_demo_spec_is_the_promised_study():
 
     spec = demo_spec()
     assert spec.design.name == "relu_teacher" and spec.replicates == 4
-    assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs"] and len(spec.n) == 5
-    assert len(expand(spec)) == 10
+    assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs"]
+    assert spec.n == (1024, 2048, 4096, 8192)  # README: n = 1024 ... 8192
+    assert len(expand(spec)) == 8
     quick = demo_spec(quick=True)
     assert quick.design.name == "relu_teacher" and len(expand(quick)) == 4
     assert demo_execution(quick=True).backend is Backend.IN_PROCESS
