@@ -144,9 +144,11 @@ def indicator_pass(
     bool, default all) selects the replicates that take part; the others are left as they
     are. Returns the switches per replicate, ``[R]``.
     """
+    reps = model.replicates
+    if not _spiked_blocks(model):  # no node or input indicators: nothing to switch
+        return torch.zeros(reps, dtype=torch.long, device=model.device)
     if not model.masks_frozen:
         raise RuntimeError("indicator_pass needs frozen indicators (model.freeze_masks())")
-    reps = model.replicates
     every = torch.arange(reps, device=model.device)
     taking_part = (
         torch.ones(reps, dtype=torch.bool, device=model.device)

@@ -725,6 +725,8 @@ class _Fit:
                 break
             searching &= (misses < 2) & ~self.failed
             costs = [c.cpu() for c in removal_costs(model, self.elbo, searching)]
+            if not costs:  # no node indicators (edge or dense layers only)
+                break
             if rejected is None:
                 rejected = [torch.zeros(c.shape, dtype=torch.bool) for c in costs]
             costs = [c.masked_fill(r, math.inf) for c, r in zip(costs, rejected, strict=True)]
@@ -750,8 +752,9 @@ class _Fit:
             back = searching & ~keep
             flat.data.copy_(torch.where(back.to(self.device)[:, None], control_state, flat.data))
             for mask, saved in zip(masks, start[1], strict=True):
-                if mask is not None:
-                    mask.copy_(torch.where(back.to(self.device)[:, None], saved, mask))
+                if mask is not None:  # node masks [R, k], edge masks [R, out, in]
+                    rows = back.to(self.device).view(-1, *[1] * (mask.dim() - 1))
+                    mask.copy_(torch.where(rows, saved, mask))
             self.frozen_values = flat.data[:, self.spike_cols].clone()
             for r, j in zip(rejected, removal, strict=True):
                 miss = (back & (j >= 0)).nonzero().flatten()

@@ -157,6 +157,14 @@ def test_auto_run_converges_and_reports_it():
     assert short.steps <= 10
 
 
+@pytest.mark.parametrize("prior", ["edge-ss", "dense"])
+def test_auto_run_without_node_indicators_skips_the_removal_trials(prior):
+    """Edge and dense students have no node to remove: the run ends without trials."""
+    x, y = data(2, n=80)
+    report = fit(BayesianMLP(config(prior), [1, 2], dtype=D), x, y, AUTO)
+    assert not (report.removal_trials > 0).any() and np.isfinite(report.final_neg_elbo).all()
+
+
 @pytest.mark.parametrize("stop_at", [13, 60, 240])
 def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
     """Interrupted in the relaxed phase (step 13), a pruning round (step 60) or the removal
