@@ -60,6 +60,9 @@ class ElboEstimate:
         ``S``: noise draws.
     stream
         Name of the seed streams (rows: ``stream + "/rows"``, noise: ``stream + "/noise"``).
+    seeds
+        The replicates' seeds of those streams (default: ``model.replicate_seeds``);
+        restarts of one replicate share its seed, so their estimates are comparable.
     """
 
     def __init__(
@@ -71,12 +74,13 @@ class ElboEstimate:
         rows: int = 2048,
         draws: int = 4,
         stream: str = "elbo",
+        seeds: tuple[int, ...] | None = None,
     ) -> None:
         self.model = model
         reps, n = x.shape[:2]
         self.n = n
         self.draws = draws
-        seeds = model.replicate_seeds
+        seeds = model.replicate_seeds if seeds is None else seeds
         if rows >= n:
             self.x, self.y = x, y
         else:

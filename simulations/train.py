@@ -34,7 +34,7 @@ import resource
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -146,6 +146,12 @@ class TrainConfig:
         With a checkpoint path, write a checkpoint every this many steps (and at the end).
     log_every
         Record the per-replicate loss every this many steps (and at the last step).
+    restarts
+        ``K``: independent starts per replicate (initial values, noise and minibatches
+        from streams of their own), trained as one batched fit of ``K R`` replicates;
+        each replicate keeps the start with the lowest ``L(q)`` at the end, estimated on
+        the same rows and noise for all its starts (``docs/engine.md``, "Restarts").
+        Costs ``K`` times the compute and the data's memory.
     compile
         Compile the step's network and loss with ``torch.compile``
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
@@ -169,6 +175,7 @@ class TrainConfig:
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
     log_every: int = 50
+    restarts: int = 1
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -178,7 +185,7 @@ class TrainConfig:
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
             ("max_steps", 2), ("prune_every", 1), ("finetune_steps", 0), ("checkpoint_every", 1),
-            ("log_every", 1),
+            ("log_every", 1), ("restarts", 1),
         ):  # fmt: skip
             if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
@@ -311,6 +318,13 @@ class FitReport:
     compile_s
         With ``TrainConfig.compile``: seconds of the first step, which compiles (they
         are part of ``wall_s``); 0 otherwise.
+    restart
+        Per replicate, ``[R]``: the start it kept (``TrainConfig.restarts``); ``None``
+        without restarts.
+    restart_neg_elbo
+        ``L(q)`` of every start, ``[R, K]`` (``inf`` for a failed start); ``None`` without
+        restarts. The per-replicate fields above describe the kept start, ``steps``,
+        ``wall_s`` and ``replicate_steps_per_s`` the whole batched fit.
     """
 
     steps: int
@@ -332,6 +346,8 @@ class FitReport:
     indicator_switches: np.ndarray | None = None
     removal_trials: np.ndarray | None = None
     compile_s: float = 0.0
+    restart: np.ndarray | None = None
+    restart_neg_elbo: np.ndarray | None = None
 
 
 class _FlatParameters:
@@ -497,13 +513,75 @@ def fit(
         raise InvalidParameterError("model", "a BayesianMLP", type(model).__name__)
     if not isinstance(config, TrainConfig):
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
-    return _Fit(model, x, y, config, checkpoint, progress).run()
+    if config.restarts == 1:
+        return _Fit(model, x, y, config, checkpoint, progress).run()
+    return _fit_restarts(model, x, y, config, checkpoint, progress)
+
+
+def restart_seeds(seeds: tuple[int, ...], restarts: int) -> tuple[int, ...]:
+    """Seeds of the ``K R`` starts, start-major: start 0 of every replicate is the replicate
+    itself, start ``k > 0`` of replicate ``r`` takes ``stream_seed(seed_r, "restart", k)``."""
+    return tuple(
+        s if k == 0 else stream_seed(s, "restart", k) for k in range(restarts) for s in seeds
+    )
+
+
+def _fit_restarts(model, x, y, config, checkpoint, progress) -> FitReport:
+    """``fit`` with ``config.restarts = K``: the ``K R`` starts as one batched fit, then each
+    replicate takes over the parameters and structure of its start with the lowest ``L(q)``.
+
+    Start 0 of a replicate is the model's replicate as it stands (so it trains exactly as
+    without restarts); start ``k > 0`` begins at the initial values of its own seed.
+    """
+    x, y, _ = _validate_data(model, x, y)
+    k, reps = config.restarts, model.replicates
+    starts = BayesianMLP(
+        model.config, restart_seeds(model.replicate_seeds, k), n=model.n,
+        dtype=model.dtype, device=model.device,
+    )  # fmt: skip
+    starts.temperature = model.temperature
+    with torch.no_grad():  # start 0 is the model as it stands, as in a fit without restarts
+        for mine, theirs in zip(model.parameters(), starts.parameters(), strict=True):
+            theirs[:reps].copy_(mine)
+    tile = (k, *[1] * (x.dim() - 1)), (k, *[1] * (y.dim() - 1))
+    run = _Fit(
+        starts, x.repeat(tile[0]), y.repeat(tile[1]), config, checkpoint, progress,
+        estimate_seeds=model.replicate_seeds * k,
+    )  # fmt: skip
+    report = run.run()
+    scores = np.where(run.failed.numpy(), np.inf, report.final_neg_elbo).reshape(k, reps)
+    chosen = scores.argmin(axis=0)
+    rows = torch.as_tensor(chosen * reps + np.arange(reps), device=model.device)
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), starts.parameters(), strict=True):
+            mine.copy_(theirs[rows])
+    for mine, theirs in zip(model._indicators(), starts._indicators(), strict=True):
+        mine.frozen_mask = None if theirs.frozen_mask is None else theirs.frozen_mask[rows].clone()
+    model.temperature = starts.temperature
+    pick = rows.cpu().numpy()
+    per_replicate = {
+        name: getattr(report, name)[pick]
+        for name in (
+            "final_nll", "final_kl", "converged", "steps_taken", "final_neg_elbo",
+            "indicator_switches", "removal_trials",
+        )
+    }  # fmt: skip
+    return replace(
+        report,
+        replicates=reps,
+        loss_history=report.loss_history[:, pick],
+        status=tuple(report.status[i] for i in pick),
+        failure=tuple(report.failure[i] for i in pick),
+        restart=chosen,
+        restart_neg_elbo=scores.T.copy(),
+        **per_replicate,
+    )
 
 
 class _Fit:
     """The state of one :func:`fit` call: phases, per-replicate stops, checkpoints."""
 
-    def __init__(self, model, x, y, config, checkpoint, progress) -> None:
+    def __init__(self, model, x, y, config, checkpoint, progress, estimate_seeds=None) -> None:
         x, y, n = _validate_data(model, x, y)
         batch = n if config.batch_size is None else config.batch_size
         if batch > n:
@@ -518,9 +596,11 @@ class _Fit:
         self.batches = Minibatches(x, y, batch, model.replicate_seeds)
         self.loss_step = LossStep(model, n, batch, compile=config.compile)
         self.elbo = None
-        if self.auto or config.indicator_pass:
+        if self.auto or config.indicator_pass or estimate_seeds is not None:
             rule = config.convergence
-            self.elbo = ElboEstimate(model, x, y, rows=rule.rows, draws=rule.draws)
+            self.elbo = ElboEstimate(
+                model, x, y, rows=rule.rows, draws=rule.draws, seeds=estimate_seeds
+            )
         self.path = None if checkpoint is None else Path(checkpoint)
         self.fingerprint = _fingerprint(x, y) if self.path is not None else None
         # Run state (all of it goes into a checkpoint).
