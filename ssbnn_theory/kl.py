@@ -9,6 +9,7 @@ parameter spaces (docs/theory.md, section 3.5). The engine's torch versions
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from ssbnn_theory.validation import check_real_array
@@ -18,7 +19,7 @@ __all__ = ["kl_bernoulli", "kl_lognormal_gamma", "kl_lognormal_invgamma", "kl_no
 _HALF_LOG_2PI_E = 0.5 * float(np.log(2.0 * np.pi * np.e))
 
 
-def kl_bernoulli(q: np.ndarray | float, p: np.ndarray | float) -> np.ndarray:
+def kl_bernoulli(q: ArrayLike, p: ArrayLike) -> np.ndarray:
     """``KL(Bern(q) || Bern(p)) = q log(q/p) + (1-q) log((1-q)/(1-p))``, with ``0 log 0 = 0``.
 
     ``q, p`` in ``[0, 1]``; the value is ``+inf`` when ``q`` puts mass where ``p`` has none.
@@ -34,12 +35,7 @@ def kl_bernoulli(q: np.ndarray | float, p: np.ndarray | float) -> np.ndarray:
         )
 
 
-def kl_normal(
-    mu_q: np.ndarray | float,
-    sd_q: np.ndarray | float,
-    mu_p: np.ndarray | float,
-    sd_p: np.ndarray | float,
-) -> np.ndarray:
+def kl_normal(mu_q: ArrayLike, sd_q: ArrayLike, mu_p: ArrayLike, sd_p: ArrayLike) -> np.ndarray:
     """``KL(N(mu_q, sd_q^2) || N(mu_p, sd_p^2))``.
 
     ``= log(sd_p/sd_q) + (sd_q^2 + (mu_q - mu_p)^2) / (2 sd_p^2) - 1/2``.
@@ -53,10 +49,7 @@ def kl_normal(
 
 
 def kl_lognormal_gamma(
-    mu: np.ndarray | float,
-    sigma: np.ndarray | float,
-    shape: np.ndarray | float,
-    rate: np.ndarray | float,
+    mu: ArrayLike, sigma: ArrayLike, shape: ArrayLike, rate: ArrayLike
 ) -> np.ndarray:
     """``KL(LogNormal(mu, sigma^2) || Gamma(shape a, rate b))``.
 
@@ -69,10 +62,7 @@ def kl_lognormal_gamma(
 
 
 def kl_lognormal_invgamma(
-    mu: np.ndarray | float,
-    sigma: np.ndarray | float,
-    shape: np.ndarray | float,
-    scale: np.ndarray | float,
+    mu: ArrayLike, sigma: ArrayLike, shape: ArrayLike, scale: ArrayLike
 ) -> np.ndarray:
     """``KL(LogNormal(mu, sigma^2) || InvGamma(shape a, scale b))``.
 

@@ -205,15 +205,10 @@ def scale_log_mass(spec: PriorSpec, t: np.ndarray, d: np.ndarray, closed_form: b
 
 # ------------------------------------------------------------------------ L2 objective
 def mixture_conditional(
-    spec: PriorSpec,
-    t: np.ndarray,
-    log_delta: np.ndarray,
-    bound: np.ndarray,
-    r: np.ndarray,
-    closed_form: bool,
+    spec: PriorSpec, t: np.ndarray, ball: SmallBall, closed_form: bool
 ) -> np.ndarray:
     """The conditional part of the L2 bound: ``-r log inf_v P(|N(0,v) - B| <= delta)``."""
-    return _mixture(spec).mixture_conditional(spec, t, log_delta, bound, r, closed_form)
+    return _mixture(spec).mixture_conditional(spec, t, ball, closed_form)
 
 
 def optimal_log_t(

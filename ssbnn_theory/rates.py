@@ -375,7 +375,8 @@ def _mixture_per_group(
     log_t = optimal_log_t(spec, nodes[:, None], b, r, d)
     t = np.exp(log_t)
     mass = scale_log_mass(spec, t, d, closed_form=False)
-    cond = mixture_conditional(spec, t[idx], log_delta[:, None], b, r, closed_form=False)
+    ball = SmallBall(log_delta[:, None], b, r, d)
+    cond = mixture_conditional(spec, t[idx], ball, closed_form=False)
     return cond - mass[idx]
 
 

@@ -7,6 +7,8 @@ thousands for wide layers), so every function here has a form in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from ssbnn_theory._numerics import log1mexp
@@ -124,11 +126,7 @@ def theory_inclusion_probs(
 
 
 def reference_log_inv_inclusion(
-    p: int,
-    hidden: list[int] | tuple[int, ...],
-    outputs: int,
-    n: np.ndarray | float,
-    C: float = 1e-9,
+    p: int, hidden: Sequence[int], outputs: int, n: np.ndarray | float, C: float = 1e-9
 ) -> np.ndarray:
     """``log(1/lambda_l)``, ``l = 1..L``, of the reference MLP scripts (docs/engine.md, "Layers").
 
@@ -168,11 +166,7 @@ def reference_kernel(widths: np.ndarray, log_n: np.ndarray, c: float = 1e-9) -> 
 
 
 def reference_inclusion_probs(
-    p: int,
-    hidden: list[int] | tuple[int, ...],
-    outputs: int,
-    n: np.ndarray | float,
-    C: float = 1e-9,
+    p: int, hidden: Sequence[int], outputs: int, n: np.ndarray | float, C: float = 1e-9
 ) -> np.ndarray:
     """``lambda_1..lambda_L`` of the reference MLP scripts (docs/engine.md, "Layers"); close
     to ``1/k_l``."""

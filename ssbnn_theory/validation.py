@@ -7,15 +7,16 @@ field, the allowed range and the value received.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from numbers import Integral, Real
+from typing import NamedTuple, TypedDict, Unpack
 
 import numpy as np
 
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
+    "Bounds",
     "check_integer",
     "check_integer_sequence",
     "check_positive",
@@ -25,16 +26,48 @@ __all__ = [
 ]
 
 
-def _interval(lower: float | None, upper: float | None, lower_open: bool, upper_open: bool) -> str:
-    if lower is not None and upper is not None:
-        left = "(" if lower_open else "["
-        right = ")" if upper_open else "]"
-        return f"a finite number in {left}{lower:g}, {upper:g}{right}"
-    if lower is not None:
-        return f"a finite number {'>' if lower_open else '>='} {lower:g}"
-    if upper is not None:
-        return f"a finite number {'<' if upper_open else '<='} {upper:g}"
-    return "a finite number"
+class Bounds(TypedDict, total=False):
+    """The interval of :func:`check_real` and :func:`check_real_array`, as keywords.
+
+    ``lower`` and ``upper`` (``None``, the default: unbounded on that side) are included
+    unless ``lower_open`` or ``upper_open`` is true.
+    """
+
+    lower: float | None
+    upper: float | None
+    lower_open: bool
+    upper_open: bool
+
+
+class _Interval(NamedTuple):
+    """An interval of :class:`Bounds`: its description and membership of finite numbers."""
+
+    lower: float | None = None
+    upper: float | None = None
+    lower_open: bool = False
+    upper_open: bool = False
+
+    def describe(self) -> str:
+        """``"a finite number in [lower, upper)"`` and the like, for error messages."""
+        lower, upper = self.lower, self.upper
+        if lower is not None and upper is not None:
+            left = "(" if self.lower_open else "["
+            right = ")" if self.upper_open else "]"
+            return f"a finite number in {left}{lower:g}, {upper:g}{right}"
+        if lower is not None:
+            return f"a finite number {'>' if self.lower_open else '>='} {lower:g}"
+        if upper is not None:
+            return f"a finite number {'<' if self.upper_open else '<='} {upper:g}"
+        return "a finite number"
+
+    def outside(self, x: np.ndarray | float) -> np.ndarray | bool:
+        """Where ``x`` is not finite or lies outside the interval (elementwise)."""
+        bad = ~np.isfinite(x)
+        if self.lower is not None:
+            bad |= (x < self.lower) | ((x == self.lower) if self.lower_open else False)
+        if self.upper is not None:
+            bad |= (x > self.upper) | ((x == self.upper) if self.upper_open else False)
+        return bad
 
 
 def is_integer(value: object, lower: int) -> bool:
@@ -71,29 +104,17 @@ def check_integer_sequence(
     )
 
 
-def check_real(
-    field: str,
-    value: object,
-    *,
-    lower: float | None = None,
-    upper: float | None = None,
-    lower_open: bool = False,
-    upper_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite ``float`` inside the stated interval."""
-    allowed = _interval(lower, upper, lower_open, upper_open)
+def check_real(field: str, value: object, **bounds: Unpack[Bounds]) -> float:
+    """Return ``value`` as a finite ``float`` inside the interval ``bounds`` (:class:`Bounds`)."""
+    interval = _Interval(**bounds)
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise InvalidParameterError(field, allowed, value)
+        raise InvalidParameterError(field, interval.describe(), value)
     try:
         x = float(value)
     except OverflowError:  # an integer too large for a float
-        raise InvalidParameterError(field, allowed, value) from None
-    if not math.isfinite(x):
-        raise InvalidParameterError(field, allowed, value)
-    if lower is not None and (x < lower or (lower_open and x == lower)):
-        raise InvalidParameterError(field, allowed, value)
-    if upper is not None and (x > upper or (upper_open and x == upper)):
-        raise InvalidParameterError(field, allowed, value)
+        raise InvalidParameterError(field, interval.describe(), value) from None
+    if interval.outside(x):
+        raise InvalidParameterError(field, interval.describe(), value)
     return x
 
 
@@ -102,17 +123,11 @@ def check_positive(field: str, value: object) -> float:
     return check_real(field, value, lower=0.0, lower_open=True)
 
 
-def check_real_array(
-    field: str,
-    value: object,
-    *,
-    lower: float | None = None,
-    upper: float | None = None,
-    lower_open: bool = False,
-    upper_open: bool = False,
-) -> np.ndarray:
-    """Return ``value`` as a float64 array whose every entry is finite and inside the interval."""
-    allowed = _interval(lower, upper, lower_open, upper_open)
+def check_real_array(field: str, value: object, **bounds: Unpack[Bounds]) -> np.ndarray:
+    """Return ``value`` as a float64 array whose every entry is finite and inside the interval
+    ``bounds`` (:class:`Bounds`)."""
+    interval = _Interval(**bounds)
+    allowed = interval.describe()
     if isinstance(value, (str, bytes, bool)):
         raise InvalidParameterError(field, allowed, value)
     try:
@@ -121,11 +136,7 @@ def check_real_array(
         raise InvalidParameterError(field, allowed, value) from None
     if x.size == 0:
         raise InvalidParameterError(field, "a non-empty array of " + allowed[2:], value)
-    bad = ~np.isfinite(x)
-    if lower is not None:
-        bad |= (x < lower) | ((x == lower) if lower_open else False)
-    if upper is not None:
-        bad |= (x > upper) | ((x == upper) if upper_open else False)
+    bad = interval.outside(x)
     if np.any(bad):
         first = x.flat[int(np.flatnonzero(bad)[0])]
         raise InvalidParameterError(field, allowed, float(first))

@@ -161,16 +161,10 @@ class VariationalLinear(nn.Module):
         """The layer's KL ``[R]`` from the slab KL per node and the gate's own KL."""
         return slab_rows.sum(-1)
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        normal: torch.Tensor,
-        uniform: torch.Tensor | None = None,
-        temperature: float = 0.5,
-        column_gate: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Training pass ``[R, B, in] -> [R, B, out]`` (relaxed indicators); see :meth:`step`."""
-        return self.step(x, normal, uniform, temperature, column_gate)[0]
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Training pass ``[R, B, in] -> [R, B, out]`` (relaxed indicators): :meth:`step`, with
+        its arguments, without the KL."""
+        return self.step(*args, **kwargs)[0]
 
     def kl(self) -> torch.Tensor:
         """``KL(q || prior)`` of the layer per replicate, ``[R]``."""

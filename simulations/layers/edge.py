@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn.functional as F
 
 from simulations.kl import kl_normal
-from simulations.layers.dense import VariationalLinear, _Columns
-from simulations.layers.indicators import _Gated, _Indicators
+from simulations.layers.dense import _Columns
+from simulations.layers.indicators import _SpikeSlabLinear
 
 __all__ = ["EdgeSpikeSlabLinear"]
 
 
-class EdgeSpikeSlabLinear(_Gated, VariationalLinear):
+class EdgeSpikeSlabLinear(_SpikeSlabLinear):
     """Edge spike-and-slab layer (Bai, Song & Cheng 2020): one indicator per weight and bias.
 
     ``w_ji = z_ji beta_ji``, ``z_ji ~ Bernoulli(sigmoid(theta_ji))`` (prior
@@ -27,34 +25,9 @@ class EdgeSpikeSlabLinear(_Gated, VariationalLinear):
     Parameters as :class:`NodeSpikeSlabLinear` (no scale).
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        generators: Sequence[torch.Generator],
-        *,
-        prior_inclusion: float = 0.5,
-        inclusion_init: float = 0.99,
-        straight_through: bool = True,
-        sigma_0: float = 1.0,
-        rho_init: float = -6.0,
-        dtype: torch.dtype = torch.float32,
-        device: str | torch.device = "cpu",
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            generators,
-            sigma_0=sigma_0,
-            rho_init=rho_init,
-            dtype=dtype,
-            device=device,
-        )
-        self.indicators = _Indicators(
-            self.mu.shape, prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
-            straight_through=straight_through, field="prior_inclusion",
-            kw={"dtype": dtype, "device": device},
-        )  # fmt: skip
+    def _indicator_shape(self) -> tuple[int, ...]:
+        """One indicator per weight and bias, ``[R, out, in + 1]``."""
+        return tuple(self.mu.shape)
 
     weight_theta = _Columns("theta", bias=False, doc="Weight inclusion logits ``[R, out, in]``.")
     bias_theta = _Columns("theta", bias=True, doc="Bias inclusion logits ``[R, out]``.")

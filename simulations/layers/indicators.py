@@ -1,14 +1,17 @@
-"""Inclusion indicators of a spike (nodes, edges or inputs), relaxed or frozen."""
+"""Inclusion indicators of a spike (nodes, edges or inputs), relaxed or frozen, and the base of
+the layers with a spike on their Gaussian slab."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from simulations.kl import LogProbability, bernoulli_logs, kl_bernoulli
+from simulations.layers.dense import VariationalLinear
 from simulations.layers.fused import _ConcreteGate
 from simulations.relaxed import logistic_noise, relaxed_bernoulli
 from ssbnn_theory.errors import InvalidParameterError
@@ -103,3 +106,31 @@ class _Gated:
         """Inclusion logits: per weight and bias ``[R, out, in + 1]`` (edge, laid out as
         ``mu``), per node ``[R, out]`` or per input ``[R, p]``."""
         return self.indicators.theta
+
+
+class _SpikeSlabLinear(_Gated, VariationalLinear):
+    """A Gaussian slab (:class:`VariationalLinear`) with a spike: inclusion indicators of the
+    shape :meth:`_indicator_shape` (one per weight, or one per node).
+
+    Takes the arguments of :class:`VariationalLinear` and the spike's ``prior_inclusion``,
+    ``inclusion_init`` and ``straight_through`` (see :class:`NodeSpikeSlabLinear`).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        prior_inclusion: float = 0.5,
+        inclusion_init: float = 0.99,
+        straight_through: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.indicators = _Indicators(
+            self._indicator_shape(), prior_inclusion=prior_inclusion,
+            inclusion_init=inclusion_init, straight_through=straight_through,
+            field="prior_inclusion", kw={"dtype": self.mu.dtype, "device": self.mu.device},
+        )  # fmt: skip
+
+    def _indicator_shape(self) -> tuple[int, ...]:
+        """The shape of the indicators, replicate axis first."""
+        raise NotImplementedError

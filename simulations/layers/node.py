@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from simulations.enums import Prior
 from simulations.layers import registry
-from simulations.layers.dense import VariationalLinear
-from simulations.layers.indicators import _Gated, _Indicators
+from simulations.layers.indicators import _SpikeSlabLinear
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = ["NodeSpikeSlabLinear"]
 
 
-class NodeSpikeSlabLinear(_Gated, VariationalLinear):
+class NodeSpikeSlabLinear(_SpikeSlabLinear):
     """Node spike-and-slab layer: ``w_j = z_j * scale_j * beta_j`` for each node's group.
 
     ``z_j ~ Bernoulli(sigmoid(theta_j))`` (prior ``Bernoulli(lambda)``), trained with
@@ -45,7 +44,7 @@ class NodeSpikeSlabLinear(_Gated, VariationalLinear):
     straight_through
         Hard indicators in the forward pass with the Concrete gradient (default),
         else soft Concrete samples.
-    **hyperparameters
+    Scale hyperparameters (keywords)
         The scale factor's hyperparameters (its ``hyperparameters``, names of
         ``ModelConfig`` fields, defaults in its class); those of other families are ignored.
         SS-GL: ``kappa_shape, kappa_rate``, the Gamma hyperprior of ``kappa^2`` (shape,
@@ -54,52 +53,24 @@ class NodeSpikeSlabLinear(_Gated, VariationalLinear):
         for the plain horseshoe.
     """
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        generators: Sequence[torch.Generator],
-        *,
-        slab: Prior | str = Prior.SS_GHS,
-        prior_inclusion: float = 0.5,
-        inclusion_init: float = 0.99,
-        straight_through: bool = True,
-        sigma_0: float = 1.0,
-        rho_init: float = -6.0,
-        dtype: torch.dtype = torch.float32,
-        device: str | torch.device = "cpu",
-        **hyperparameters: float | None,
-    ) -> None:
-        super().__init__(
-            in_features,
-            out_features,
-            generators,
-            sigma_0=sigma_0,
-            rho_init=rho_init,
-            dtype=dtype,
-            device=device,
-        )
+    def __init__(self, *args: Any, slab: Prior | str = Prior.SS_GHS, **options: Any) -> None:
+        known = registry.scale_hyperparameters()
+        super().__init__(*args, **{k: v for k, v in options.items() if k not in known})
         self.slab = parse_enum(Prior, slab, "slab")
         if not self.slab.is_node_sparse:
             allowed = "one of " + ", ".join(repr(f.value) for f in registry.SCALE_FACTORS)
             raise InvalidParameterError("slab", allowed, slab)
         factor = registry.scale_factor_class(self.slab)
-        known = registry.scale_hyperparameters()
-        for name in hyperparameters:
-            if name not in known:
-                raise InvalidParameterError(
-                    "hyperparameter", "one of " + ", ".join(sorted(known)), name
-                )
-        kw = {"dtype": dtype, "device": device}
-        reps, out = self.replicates, self.out_features
-        self.indicators = _Indicators(
-            (reps, out), prior_inclusion=prior_inclusion, inclusion_init=inclusion_init,
-            straight_through=straight_through, field="prior_inclusion", kw=kw,
-        )  # fmt: skip
-        options = {k: v for k, v in hyperparameters.items() if k in factor.hyperparameters}
+        hyperparameters = {k: v for k, v in options.items() if k in factor.hyperparameters}
+        kw = {"dtype": self.mu.dtype, "device": self.mu.device}
         self.scale_factor = factor(
-            reps, out, self.group_size, rho_init=self.rho_init, kw=kw, **options
-        )
+            self.replicates, self.out_features, self.group_size, rho_init=self.rho_init, kw=kw,
+            **hyperparameters,
+        )  # fmt: skip
+
+    def _indicator_shape(self) -> tuple[int, ...]:
+        """One indicator per node, ``[R, out]``."""
+        return (self.replicates, self.out_features)
 
     @property
     def normal_count(self) -> int:

@@ -153,15 +153,11 @@ class ScaleMixtureSlab:
         return np.sqrt(var)[:, None] * z
 
     def mixture_conditional(
-        self,
-        spec: PriorSpec,
-        t: np.ndarray,
-        log_delta: np.ndarray,
-        bound: np.ndarray,
-        r: np.ndarray,
-        closed_form: bool,
+        self, spec: PriorSpec, t: np.ndarray, ball: SmallBall, closed_form: bool
     ) -> np.ndarray:
-        """The conditional part of the bound: ``-r log inf_v P(|N(0,v) - B| <= delta)``."""
+        """The conditional part of the bound: ``-r log inf_v P(|N(0,v) - B| <= delta)`` over
+        ``v`` in ``[v(t), v(2t)]`` (``ball.d`` is not used)."""
+        log_delta, bound, r, _ = ball
         delta = np.exp(log_delta)
         v_lo, v_hi = self.variance_range(spec, t)
         if closed_form:
@@ -187,10 +183,9 @@ class ScaleMixtureSlab:
     ) -> np.ndarray:
         """``-log P(tau^2 in [t,2t]) - r log inf_{v in [v(t), v(2t)]} P(|N(0,v) - B| <= delta)``."""
         t = np.exp(log_t)
-        log_delta, bound, r, d = ball
-        return self.mixture_conditional(
-            spec, t, log_delta, bound, r, closed_form
-        ) - self.log_scale_mass(spec, t, d, closed_form)
+        return self.mixture_conditional(spec, t, ball, closed_form) - self.log_scale_mass(
+            spec, t, ball.d, closed_form
+        )
 
     def optimal_log_t(self, spec: PriorSpec, ball: SmallBall) -> np.ndarray:
         """Numerical minimiser (golden section in ``log t``) of the sharp L2 objective.
