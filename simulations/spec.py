@@ -981,6 +981,8 @@ _MODEL_CHECKS: dict[str, _Check] = {
 _TRAIN_CHECKS: dict[str, _Check] = {
     "steps": _steps,
     "max_steps": _count(2),
+    "prune_every": _count(1),
+    "restarts": _count(1),
     "batch_size": _count(1),
     "lr": _positive,
     "logit_lr": _positive,
