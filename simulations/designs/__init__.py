@@ -32,7 +32,7 @@ import torch
 
 from simulations.designs import literature, teachers, user_data
 from simulations.designs.base import DEFAULT_N_TEST, Design, SimulationData, Truth
-from simulations.designs.teachers import teacher_forward
+from simulations.designs.teachers import node_effects, teacher_forward
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import check_integer
 
@@ -45,6 +45,7 @@ __all__ = [
     "available_rows",
     "generate",
     "get_design",
+    "node_effects",
     "teacher_forward",
 ]
 

@@ -37,6 +37,14 @@ _REFERENCE_SIZE = 1_000_000
 _ALIVE_RANGE = (0.05, 0.95)
 """``relu_teacher`` redraws its weights until each hidden node is positive on this share."""
 
+_MIN_NODE_EFFECT = 0.2
+"""``relu_teacher`` redraws its weights until removing any node of hidden layer ``l``, with the
+next layer refitted by least squares, leaves at least this share of ``Var f0 / s_l``
+unexplained (a fifth of the layer's equal share ``1 / s_l``)."""
+
+_EFFECT_SAMPLE = 20_000
+"""Points of the reference sample on which the node effects are measured."""
+
 _MAX_TEACHER_DRAWS = 1000
 
 _MAX_RELEVANT = 100
@@ -160,6 +168,39 @@ def _teacher_truth(
     )
 
 
+def node_effects(
+    weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], x: np.ndarray
+) -> list[np.ndarray]:
+    """What each hidden node of a ReLU network carries: per layer ``l`` and node ``j``, the share
+
+        e_lj = mean_x ( f(x) - f_{-lj}(x) )^2 / Var_x f(x)
+
+    where ``f_{-lj}`` is the network without node ``j`` of layer ``l`` and with the next
+    layer's weights and bias refitted by least squares to the pre-activations they had
+    (the removal that ``simulations.structure.indicator_pass`` proposes). A node whose
+    ``e_lj`` is small can be dropped at almost no cost in fit: its role is carried by the
+    others. Means and variance are over the rows of ``x``.
+    """
+    hs = [x]
+    for w, b in zip(weights[:-1], biases[:-1], strict=True):
+        hs.append(np.maximum(hs[-1] @ w.T + b, 0.0))
+    f = hs[-1] @ weights[-1].T + biases[-1]
+    effects = []
+    for layer in range(1, len(hs)):
+        h = hs[layer]
+        target = h @ weights[layer].T + biases[layer]
+        row = np.empty(h.shape[1])
+        for j in range(h.shape[1]):
+            design = np.c_[np.delete(h, j, axis=1), np.ones(len(h))]
+            coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+            z = design @ coef
+            for w, b in zip(weights[layer + 1 :], biases[layer + 1 :], strict=True):
+                z = np.maximum(z, 0.0) @ w.T + b
+            row[j] = np.mean((z - f) ** 2) / f.var()
+        effects.append(row)
+    return effects
+
+
 @functools.lru_cache(maxsize=16)
 def _random_relu_teacher(
     truth_seed: int, relevant: int, active: tuple[int, ...]
@@ -168,7 +209,10 @@ def _random_relu_teacher(
 
     Weights ``+-U[0.5, 1.5]`` (random sign), biases ``U(-0.5, 0.5)``; redrawn until
     every hidden node is positive on a share in ``[0.05, 0.95]`` of a reference
-    sample ``U(-1,1)^relevant`` of 10^6 points, so that no node is dead or linear.
+    sample ``U(-1,1)^relevant`` of 10^6 points, so that no node is dead or linear,
+    and until every node of hidden layer ``l`` carries a share of at least ``0.2 / s_l``
+    of ``Var f0`` (:func:`node_effects` on the first 20,000 reference points; ``s_l`` the
+    layer's active nodes), so that the active structure is identified.
     The output layer is then divided by the sd of the output on the reference
     sample, so ``Var f0 = 1`` there.
     """
@@ -181,6 +225,10 @@ def _random_relu_teacher(
             for i, o in itertools.pairwise(sizes)
         ]
         biases = [rng.uniform(-0.5, 0.5, size=o) for o in sizes[1:]]
+        with np.errstate(divide="ignore", invalid="ignore"):  # a constant f: shares NaN
+            effects = node_effects(weights, biases, x_ref[:_EFFECT_SAMPLE])
+        if not all(e.min() * len(e) >= _MIN_NODE_EFFECT for e in effects):
+            continue
         h, alive = x_ref, True
         for w, b in zip(weights[:-1], biases[:-1], strict=True):
             pre = h @ w.T + b
@@ -190,7 +238,7 @@ def _random_relu_teacher(
         sd = float((h @ weights[-1].T + biases[-1]).std())
         if alive and sd > 0:
             break
-    else:  # deep, narrow structures where almost every draw has a dead or linear node
+    else:  # deep, narrow structures where almost every draw has a dead, linear or idle node
         raise InvalidParameterError(
             "active", "a structure for which a non-degenerate teacher can be drawn", active
         )
@@ -323,7 +371,7 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> Law:
 
 RELU_TEACHER = design(
     "relu_teacher",
-    "1",
+    "2",
     "x ~ U(-1,1)^p; random ReLU teacher, 5 relevant inputs, active nodes (4, 3), "
     "Var f0 = 1; y = f0 + sigma_e e",
     synthetic(_relu_teacher),
