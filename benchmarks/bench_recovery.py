@@ -19,6 +19,7 @@ of kept nodes in every hidden layer, the mean over- and under-pruning per layer
 network against ``f0`` on 5,000 test points, the final negative ELBO per observation
 (fixed-noise estimate), the median steps taken, the share of replicates whose rule
 fired, and the wall time. Statistical quality is measured here, never asserted in tests.
+``--restarts K`` trains every replicate from ``K`` starts (``TrainConfig.restarts``).
 """
 
 from __future__ import annotations
@@ -80,8 +81,11 @@ def generate_truth(truth: str, n: int, replicates: int, seed: int):
     )  # fmt: skip
 
 
-def run_cell(truth: str, prior: str, n: int, replicates: int, max_steps: int | None) -> dict:
-    """Train one cell with the default options and measure it."""
+def run_cell(
+    truth: str, prior: str, n: int, replicates: int, max_steps: int | None, restarts: int
+) -> dict:
+    """Train one cell with the default options (``max_steps`` and ``restarts`` aside) and
+    measure it."""
     import torch
 
     from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
@@ -95,7 +99,8 @@ def run_cell(truth: str, prior: str, n: int, replicates: int, max_steps: int | N
         p=data.p, hidden=spec["hidden"], prior=prior, activation=activation, sigma_e=spec["noise"]
     )
     model = BayesianMLP(config, replicate_seeds(SEED, replicates, "model"), n=n)
-    options = TrainConfig() if max_steps is None else TrainConfig(max_steps=max_steps)
+    limits = {} if max_steps is None else {"max_steps": max_steps}
+    options = TrainConfig(restarts=restarts, **limits)
     started = time.perf_counter()
     report = fit(model, data.x_train, data.y_train, options)
     wall = time.perf_counter() - started
@@ -147,6 +152,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=list(N_GRID))
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=None, help="TrainConfig.max_steps")
+    parser.add_argument("--restarts", type=int, default=1, help="TrainConfig.restarts")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
@@ -155,11 +161,13 @@ def main() -> None:
     priors = args.prior or list(PRIORS)
     cells = [(t, p, n) for t in truths for p in priors for n in args.n]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
-    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}", flush=True)
+    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {args.restarts}",
+          flush=True)  # fmt: skip
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [
-            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps) for t, p, n in cells
+            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps, args.restarts)
+            for t, p, n in cells
         ]
         for future in futures:
             row = future.result()
