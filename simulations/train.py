@@ -55,7 +55,7 @@ from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import is_integer
 
-__all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit"]
+__all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
 
 _CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/3"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
