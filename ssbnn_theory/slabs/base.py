@@ -121,10 +121,12 @@ class ScaleMixtureSlab:
 
     for any ``t > 0``, minimised over ``t`` (or at the closed-form ``t``). A subclass gives
     :meth:`log_scale_mass`, :meth:`closed_form_log_t`, :meth:`variance_range` and
-    :meth:`sample_scale` (and the rest of :class:`Slab`).
+    :meth:`sample_scale` (and the rest of :class:`Slab`); ``takes_slab_width`` is false unless
+    the subclass says otherwise.
     """
 
     mixture = True
+    takes_slab_width = False
 
     def log_scale_mass(
         self, spec: PriorSpec, t: np.ndarray, d: np.ndarray, closed_form: bool

@@ -67,7 +67,6 @@ class GroupLassoSlab(ScaleMixtureSlab):
     display = "SS-GL"
     color = "blue"
     marker = "o"
-    takes_slab_width = False
 
     def label(self, spec: PriorSpec, out: str) -> str:
         return f"ss-gl (sigma_0={spec.sigma_0:g}, kappa={spec.kappa:g}{out})"
