@@ -114,8 +114,6 @@ class Latency:
     ----------
     compact_s, dense_s
         Median seconds per forward pass (``torch.utils.benchmark``).
-    speedup
-        ``dense_s / compact_s``.
     batch
         Rows per forward pass.
     threads
@@ -126,11 +124,15 @@ class Latency:
 
     compact_s: float
     dense_s: float
-    speedup: float
     batch: int
     threads: int
     compact_widths: tuple[int, ...]
     dense_widths: tuple[int, ...]
+
+    @property
+    def speedup(self) -> float:
+        """``dense_s / compact_s``."""
+        return self.dense_s / self.compact_s
 
 
 def inference_latency(
@@ -175,11 +177,9 @@ def inference_latency(
         )
         return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
-    compact_s, dense_s = median(net.network, x_compact), median(dense, x)
     return Latency(
-        compact_s=compact_s,
-        dense_s=dense_s,
-        speedup=dense_s / compact_s,
+        compact_s=median(net.network, x_compact),
+        dense_s=median(dense, x),
         batch=batch,
         threads=threads,
         compact_widths=net.widths,

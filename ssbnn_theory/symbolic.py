@@ -54,8 +54,6 @@ class SymbolicRate:
     n: Any
     symbols: dict[str, Any]
     values: dict[Any, Any]
-    eps2: Any
-    r_n: Any
     n_r_n: Any
     delta: Any
     log_lambda: Any
@@ -63,6 +61,18 @@ class SymbolicRate:
     slab: tuple[Any, ...]
     leading_coefficient: Any
     _numeric: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def r_n(self) -> sympy.Expr:
+        """``r_n = (n r_n) / n``."""
+        return self.n_r_n / self.n
+
+    @property
+    def eps2(self) -> sympy.Expr:
+        """``eps_n^2 = r_n (log n)^{2 kappa_log}``."""
+        import sympy
+
+        return self.r_n * sympy.log(self.n) ** (2 * self._kappa())
 
     def leading_order(self) -> sympy.Expr:
         """``A (log n)^{1 + 2 kappa_log} / n``: ``eps_n^2`` over it tends to 1 (section 4.4)."""
@@ -227,8 +237,6 @@ def symbolic_rate(
     total = sympy.Add(*selection) + sympy.Add(*slab)
     # max(total, T/2) as a Piecewise: it differentiates branchwise (Max would yield Heaviside terms)
     n_r_n = sympy.Piecewise((total, total >= coords / 2), (coords / 2, True))
-    r_n = n_r_n / n
-    eps2 = r_n * sympy.log(n) ** (2 * sympy.nsimplify(kappa_log))
     lead = sympy.Rational(1, 2) * (coords + num(C_lambda) * sum(s[i] * d[i] for i in range(depth)))
     return SymbolicRate(
         architecture=arch,
@@ -237,8 +245,6 @@ def symbolic_rate(
         n=n,
         symbols=symbols,
         values=values,
-        eps2=eps2,
-        r_n=r_n,
         n_r_n=n_r_n,
         delta=delta,
         log_lambda=log_lambda,
