@@ -93,6 +93,12 @@ def _eps2(arch: Architecture, spec: PriorSpec, n: float | np.ndarray, sigma_e: f
     return contraction_rate(arch, spec, n, sigma_e, conditions=False).eps2
 
 
+def _width_grid(arch: Architecture) -> np.ndarray:
+    """The width panels' hidden widths: powers of two from ``max(4, max(s_l))`` (rounded up) to
+    1024."""
+    return 2 ** np.arange(max(2, int(np.ceil(np.log2(max(arch.active))))), 11)
+
+
 def _all_bounds(arch: Architecture, bound: float) -> Architecture:
     """``arch`` with every layer's bound, the output layer's included, set to ``bound``."""
     return arch.replace(bounds=(bound,) * (arch.depth + 1))
@@ -173,7 +179,7 @@ def rate_figure(
     from ssbnn_theory import style
 
     actives = np.arange(1, min(arch.hidden) + 1)
-    widths = 2 ** np.arange(max(2, int(np.ceil(np.log2(max(arch.active))))), 11)
+    widths = _width_grid(arch)
     bounds = np.logspace(-1.3, 1.7, 19)
     with style.context():
         fig, axes = style.figure(ncols=2, nrows=2)
@@ -322,7 +328,7 @@ def node_edge_figure(
             dense_rate(a, prior, grid, sigma_e=sigma_e, conditions=False).eps2,
         ]
 
-    widths = 2 ** np.arange(max(2, int(np.ceil(np.log2(max(arch.active))))), 11)
+    widths = _width_grid(arch)
     by_width = np.array([[r[0] for r in rates(arch.replace(hidden=(int(k),) * arch.depth), n_ref)]
                          for k in widths])  # fmt: skip
     with style.context():
