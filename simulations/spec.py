@@ -636,7 +636,7 @@ def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:
         raise InvalidParameterError(
             "train.steps", "an integer >= 1 (this engine has no convergence rule yet)", steps
         )
-    for key, what in (("max_steps", "caps"), ("convergence", "decides")):
+    for key, what in (("max_steps", "caps"), ("dense_steps", "opens"), ("convergence", "decides")):
         if key in options and steps != AUTO:
             fixed = _train_default("steps") if steps is None else steps
             raise InvalidParameterError(
@@ -981,6 +981,7 @@ _MODEL_CHECKS: dict[str, _Check] = {
 _TRAIN_CHECKS: dict[str, _Check] = {
     "steps": _steps,
     "max_steps": _count(2),
+    "dense_steps": _count(0),
     "prune_every": _count(1),
     "restarts": _count(1),
     "batch_size": _count(1),

@@ -60,6 +60,8 @@ __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "re
 _CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/3"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
+# Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
+_AUTO_DENSE = 6000
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
 # the views are preallocated and accumulated in place, so the note does not apply.
 _LAYOUT_WARNING = ".*gradient layout contract.*"
@@ -103,6 +105,12 @@ class TrainConfig:
         in all (:func:`fit`).
     max_steps
         Cap of an ``"auto"`` run, all phases together.
+    dense_steps
+        ``"auto"`` runs: steps of the dense phase, which trains every node (the indicators
+        held at 1, full KL weight) before the relaxed phase, so that pruning starts from a
+        dense fit (``docs/engine.md``). ``None`` (the default): 6,000 in an ``"auto"`` run
+        (``max_steps // 6`` when that is less); 0 (none) with a fixed number of steps, which
+        only accepts 0.
     prune_every
         ``"auto"`` runs: steps of a pruning round, the training between two indicator
         passes while the passes still switch nodes. The relaxed phase takes at most
@@ -160,7 +168,8 @@ class TrainConfig:
     """
 
     steps: int | str = "auto"
-    max_steps: int = 30_000
+    max_steps: int = 36_000
+    dense_steps: int | None = None
     prune_every: int = 1000
     batch_size: int | None = None
     lr: float = 3e-3
@@ -194,6 +203,17 @@ class TrainConfig:
         elif not is_integer(self.kl_warmup_steps, 0):
             allowed = "an integer >= 0 or None"
             raise InvalidParameterError("kl_warmup_steps", allowed, self.kl_warmup_steps)
+        if self.dense_steps is None:
+            dense = min(_AUTO_DENSE, self.max_steps // 6) if self.steps == "auto" else 0
+            object.__setattr__(self, "dense_steps", dense)
+        elif not is_integer(self.dense_steps, 0):
+            raise InvalidParameterError("dense_steps", "an integer >= 0 or None", self.dense_steps)
+        if self.steps != "auto" and self.dense_steps:
+            allowed = "0 with an integer number of steps (the dense phase is part of 'auto')"
+            raise InvalidParameterError("dense_steps", allowed, self.dense_steps)
+        if self.dense_steps >= self.max_steps // 2:
+            allowed = f"an integer below max_steps // 2 = {self.max_steps // 2}"
+            raise InvalidParameterError("dense_steps", allowed, self.dense_steps)
         if self.steps == "auto" and self.finetune_steps:
             allowed = "0 with steps = 'auto' (its fine-tuning runs until convergence)"
             raise InvalidParameterError("finetune_steps", allowed, self.finetune_steps)
@@ -240,7 +260,7 @@ class TrainConfig:
         return self.steps + self.finetune_steps
 
     def kl_weight(self, step: int) -> float:
-        """KL weight at step ``step`` (0-based): warm-up in the relaxed phase, then 1."""
+        """KL weight at step ``step`` (0-based) of the relaxed phase: the warm-up, then 1."""
         if self.kl_warmup_steps == 0 or step >= self.kl_warmup_steps:
             return 1.0
         return (step + 1) / self.kl_warmup_steps
@@ -460,6 +480,7 @@ def fit(
     With ``config.steps = "auto"`` the fit runs in phases, at most ``max_steps``
     steps in all (a replicate that has converged stops updating while the others go on):
 
+    0. the dense phase: ``dense_steps`` steps with every indicator held at 1;
     1. relaxed indicators (Concrete, straight-through), for the KL warm-up and one
        pruning round (``kl_warmup_steps + prune_every`` steps) or until the
        :class:`~simulations.convergence.ConvergenceRule` holds;
@@ -605,7 +626,8 @@ class _Fit:
         self.fingerprint = _fingerprint(x, y) if self.path is not None else None
         # Run state (all of it goes into a checkpoint).
         self.step = 0
-        self.phase = 0  # 0: relaxed; 1, 2, ...: rounds with frozen indicators
+        # -1: dense; 0: relaxed; 1, 2, ...: rounds with frozen indicators
+        self.phase = -1 if self.auto and config.dense_steps else 0
         self.phase_start = 0  # the step at which the phase started ("auto" runs)
         self.wall_before = 0.0
         self.history: list[torch.Tensor] = []
@@ -643,8 +665,11 @@ class _Fit:
         config = self.config
         if not self.auto:
             return config.steps if self.phase == 0 else config.total_steps
+        if self.phase == -1:
+            return config.dense_steps
         if self.phase == 0:
-            return min(config.max_steps // 2, config.kl_warmup_steps + config.prune_every)
+            relaxed = min(config.max_steps // 2, config.kl_warmup_steps + config.prune_every)
+            return self.phase_start + relaxed
         return config.max_steps
 
     def _stop(self, which: torch.Tensor) -> None:
@@ -665,6 +690,22 @@ class _Fit:
         if bool(self.failed.all()):
             first = int(self.failed.nonzero()[0, 0])
             raise NonFiniteError(what, first, step)
+
+    def _hold_all_on(self) -> None:
+        """The dense phase: every indicator frozen at 1, the logits held where they are."""
+        for indicators in self.model._indicators():
+            indicators.frozen_mask = torch.ones_like(indicators.theta).detach()
+        self.frozen_values = self.flat.data[:, self.spike_cols].clone()
+
+    def _start_relaxed(self) -> None:
+        """End the dense phase: relaxed indicators, fresh optimiser, noise and minibatches."""
+        self.model.unfreeze_masks()
+        self.frozen_values = None
+        self.phase, self.phase_start = 0, self.step
+        self._fresh_streams("relaxed")
+        self.plateau = Plateau(self.config.convergence, self.reps)
+        self.stopped = self.failed.clone()
+        self.held = self.flat.data.detach().clone()
 
     def _start_phase(self, phase: int) -> None:
         """Freeze (and pass over) the indicators, then fresh optimiser, noise and minibatches."""
@@ -722,6 +763,9 @@ class _Fit:
             return True
         if self.step >= self.config.max_steps:
             return True
+        if self.phase == -1:
+            self._start_relaxed()
+            return False
         settled = self.plateaued & ~self.failed if self.phase > 0 else torch.zeros_like(self.done)
         before = self.switches.clone()
         self._start_phase(self.phase + 1)
@@ -867,6 +911,8 @@ class _Fit:
             self._resume()
         elif model.masks_frozen:  # a model fine-tuned by an earlier fit starts relaxed again
             model.unfreeze_masks()
+        if self.phase == -1 and self.step == 0:
+            self._hold_all_on()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         rule = config.convergence
@@ -887,9 +933,9 @@ class _Fit:
                 local = step - self.phase_start  # the phase's own step count
                 relaxed = self.phase == 0
                 if config.temperature is not None and relaxed:
-                    model.temperature = config.temperature(step)
+                    model.temperature = config.temperature(local)
                 xb, yb = self.batches.gather(local)
-                weight = config.kl_weight(step) if relaxed else 1.0
+                weight = config.kl_weight(local) if relaxed else 1.0
                 loss, nll = self._update(xb, yb, weight, self.plateau.lr_scale, step)
                 self.steps_taken += (~self.stopped).long()
                 self.step = done = step + 1
@@ -900,7 +946,7 @@ class _Fit:
                     finite = torch.isfinite(flat.data).all(dim=1).cpu()
                     if not bool(finite.all()):
                         self._fail("parameters", ~finite & ~self.stopped, done)
-                if self.auto and (local + 1) % rule.check_every == 0:
+                if self.auto and self.phase >= 0 and (local + 1) % rule.check_every == 0:
                     self._check()
                 if self.auto and self.phase > 0 and local + 1 == config.prune_every:
                     self._stop(self.pruning)  # the end of a pruning round

@@ -470,6 +470,10 @@ def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
     [
         ({"train__max_steps": 5000}, r'^train\.max_steps: must be given only with steps = "auto"'),
         (
+            {"train__dense_steps": 100},
+            r'^train\.dense_steps: must be given only with steps = "auto"',
+        ),
+        (
             {"train__steps": ..., "train__max_steps": 0},
             r"^train\.max_steps: must be an integer in \[2, 1000000000\] \(got 0\)",
         ),

@@ -50,10 +50,12 @@ FULL = TrainConfig(
 
 
 # An "auto" run with a rule small enough that replicates converge at different steps,
-# through the relaxed phase, the indicator passes, the pruning rounds and the removal trials.
+# through the dense and relaxed phases, the indicator passes, the pruning rounds and the
+# removal trials.
 AUTO = TrainConfig(
     steps="auto",
     max_steps=2000,
+    dense_steps=12,
     prune_every=24,
     batch_size=16,
     lr=2e-2,
@@ -152,7 +154,7 @@ def test_auto_run_converges_and_reports_it():
     assert (report.removal_trials > 0).all(), report.removal_trials
     assert (report.steps_taken <= report.steps).all() and (report.steps_taken > 8).all()
     assert report.final_neg_elbo.shape == (2,) and np.isfinite(report.final_neg_elbo).all()
-    capped = replace(AUTO, max_steps=10)
+    capped = replace(AUTO, max_steps=10, dense_steps=2)
     short = fit(BayesianMLP(config("ss-gl"), [1, 2], dtype=D), x, y, capped)
     assert short.status == ("max_steps", "max_steps") and not short.converged.any()
     assert short.steps <= 10
@@ -193,11 +195,12 @@ def test_auto_run_without_node_indicators_skips_the_removal_trials(prior):
     assert not (report.removal_trials > 0).any() and np.isfinite(report.final_neg_elbo).all()
 
 
-@pytest.mark.parametrize("stop_at", [13, 60, 240])
+@pytest.mark.parametrize("stop_at", [9, 25, 72, 190])
 def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
-    """Interrupted in the relaxed phase (step 13), a pruning round (step 60) or the removal
-    trials (step 240; no checkpoint is written inside them, so the run goes back to the last
-    one) and resumed, an "auto" run ends bitwise equal to the uninterrupted one."""
+    """Interrupted in the dense phase (step 9), the relaxed phase (step 25), a pruning round
+    (step 72) or the removal trials (step 190; no checkpoint is written inside them, so the
+    run goes back to the last one) and resumed, an "auto" run ends bitwise equal to the
+    uninterrupted one."""
     x, y = data(2, n=80)
     cfg = config("ss-ghs", input_spike=True)
     straight = BayesianMLP(cfg, [3, 4], dtype=D)
@@ -385,6 +388,29 @@ def test_fine_tuning_freezes_the_indicators():
     torch.testing.assert_close(model.inclusion_probs()[0], (torch.sigmoid(seen[21]) > 0.5).to(D))
 
 
+def test_dense_phase_holds_every_node_on():
+    """The dense phase of an "auto" run trains the slabs with every indicator held at 1 and
+    the logits where they started; the relaxed phase after it starts from those weights.
+    Defaults: 6,000 steps (``max_steps // 6`` when less), none with fixed steps."""
+    x, y = data(2, n=80)
+    model = BayesianMLP(config("ss-gl", input_spike=True), [1, 2], dtype=D)
+    theta = [ind.theta.detach().clone() for ind in model._indicators()]
+    mu = model.layers[0].mu.detach().clone()
+
+    def interrupt(step, total):
+        if step == AUTO.dense_steps:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, x, y, AUTO, progress=interrupt)
+    for ind, before in zip(model._indicators(), theta, strict=True):
+        assert torch.equal(ind.frozen_mask, torch.ones_like(before))
+        assert torch.equal(ind.theta.detach(), before)
+    assert not torch.equal(model.layers[0].mu.detach(), mu)
+    assert TrainConfig().dense_steps == 6000 and TrainConfig(max_steps=600).dense_steps == 100
+    assert TrainConfig(steps=10).dense_steps == 0
+
+
 def test_kl_warm_up_schedule():
     cfg = TrainConfig(steps=10, kl_warmup_steps=4)
     assert [cfg.kl_weight(t) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
@@ -461,6 +487,9 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"checkpoint_every": 0}, "checkpoint_every"),
         ({"log_every": 0}, "log_every"),
         ({"restarts": 0}, "restarts"),
+        ({"dense_steps": -1}, "dense_steps"),
+        ({"steps": 10, "dense_steps": 5}, "dense_steps"),
+        ({"max_steps": 100, "dense_steps": 50}, "dense_steps"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, field):
