@@ -390,8 +390,8 @@ def test_fine_tuning_freezes_the_indicators():
 
 def test_dense_phase_holds_every_node_on():
     """The dense phase of an "auto" run trains the slabs with every indicator held at 1 and
-    the logits where they started; the relaxed phase after it starts from those weights.
-    Defaults: 6,000 steps (``max_steps // 6`` when less), none with fixed steps."""
+    the logits where they started. Defaults: 6,000 steps (``max_steps // 6`` when less),
+    none with fixed steps."""
     x, y = data(2, n=80)
     model = BayesianMLP(config("ss-gl", input_spike=True), [1, 2], dtype=D)
     theta = [ind.theta.detach().clone() for ind in model._indicators()]
