@@ -701,9 +701,15 @@ class _Fit:
         """End the dense phase: relaxed indicators, fresh optimiser, noise and minibatches."""
         self.model.unfreeze_masks()
         self.frozen_values = None
-        self.phase, self.phase_start = 0, self.step
-        self._fresh_streams("relaxed")
+        self._open_phase(0, "relaxed")
+
+    def _open_phase(self, phase: int, streams: str) -> None:
+        """An ``"auto"`` phase starts: its own step count, fresh streams ``streams`` and
+        optimiser, a fresh rule, and every replicate that has not failed moving again."""
+        self.phase, self.phase_start = phase, self.step
+        self._fresh_streams(streams)
         self.plateau = Plateau(self.config.convergence, self.reps)
+        self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
         self.stopped = self.failed.clone()
         self.held = self.flat.data.detach().clone()
 
@@ -721,12 +727,7 @@ class _Fit:
         self.frozen_values = self.flat.data[:, self.spike_cols].clone()
         self.phase = phase
         if self.auto:
-            self.phase_start = self.step
-            self._fresh_streams(f"phase{phase}")
-            self.plateau = Plateau(config.convergence, self.reps)
-            self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
-            self.stopped = self.failed.clone()
-            self.held = self.flat.data.detach().clone()
+            self._open_phase(phase, f"phase{phase}")
 
     def _fresh_streams(self, name: str) -> None:
         """Noise and minibatches from the streams ``"noise/<name>"``, ``"minibatch/<name>"``
