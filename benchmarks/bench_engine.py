@@ -22,8 +22,10 @@ processes with an external tool.
 Sections (``--section``, default ``speed``; ``all`` runs every one):
 
 * ``tables``: the tables above (batched against the loop and the plain MLP).
-* ``speed``: the targets in one run: W1 at R = 64 (replicate-steps/s) and W2's
-  R = 1 step against the plain MLP step, eager and compiled (``TrainConfig.compile``),
+* ``speed``: the targets in one run: W1 at R = 64 (replicate-steps/s; also with
+  ``TrainConfig.shuffle = "once"``, the case suffix ``:once``, which copies no data per
+  step) and W2's R = 1 step against the plain MLP step, eager and compiled
+  (``TrainConfig.compile``),
   with the compile time apart from the step time; with ``--baseline DIR`` the same cases
   of an older checkout in ``DIR`` run in subprocesses interleaved with this one
   (``--rounds`` times each), so ratios are against the same conditions.
@@ -100,8 +102,12 @@ def engine_model(w: Workload, prior: str, seeds) -> BayesianMLP:
     return BayesianMLP(config, list(seeds), n=w.n, device=DEVICE)
 
 
-def train_config(w: Workload, steps: int, compile: bool = False) -> TrainConfig:
+def train_config(
+    w: Workload, steps: int, compile: bool = False, shuffle: str | None = None
+) -> TrainConfig:
     extra = {"compile": compile} if HAS_COMPILE else {}
+    if shuffle is not None:
+        extra["shuffle"] = shuffle
     if "indicator_pass" in _FIELDS:  # the pass after the timed steps is not timed: skip it
         extra["indicator_pass"] = False
     return TrainConfig(steps=steps, batch_size=w.batch, log_every=steps, **extra)
@@ -135,7 +141,9 @@ def engine_steps(
     return [b - a for a, b in itertools.pairwise(marks)]
 
 
-def timed_fit(w: Workload, prior: str, reps: int, x, y, steps: int, compile=False) -> dict:
+def timed_fit(
+    w: Workload, prior: str, reps: int, x, y, steps: int, compile=False, shuffle=None
+) -> dict:
     """Step time (s) of a fresh R-replicate model and replicate-steps/s: the mean over whole
     epochs after two warm-up steps (an epoch's steps differ in cost when the minibatch
     layout copies once per epoch), in wall and in process CPU time; and the compile time
@@ -152,7 +160,7 @@ def timed_fit(w: Workload, prior: str, reps: int, x, y, steps: int, compile=Fals
 
     model = engine_model(w, prior, range(reps))
     mark()
-    fit(model, x[:reps], y[:reps], train_config(w, steps, compile), progress=mark)
+    fit(model, x[:reps], y[:reps], train_config(w, steps, compile, shuffle), progress=mark)
     out: dict = {"steps": steps}
     for k, m in marks.items():
         intervals = [b - a for a, b in itertools.pairwise(m)]
@@ -400,17 +408,21 @@ def _subprocess_case(root: str, case: str, steps: int, compile: bool) -> dict:
 
 
 def case_result(case: str, steps: int, compile: bool = False) -> dict:
-    """``WORKLOAD:PRIOR:R`` timed in this process (``plain``: the plain MLP)."""
-    name, prior, reps = case.split(":")
+    """``WORKLOAD:PRIOR:R[:SHUFFLE]`` timed in this process (``plain``: the plain MLP;
+    ``SHUFFLE``: ``TrainConfig.shuffle``, default the engine's)."""
+    name, prior, reps, *shuffle = case.split(":")
     w = workload(name)
     x, y = make_data(w, int(reps))
     if prior == "plain":
         step = statistics.fmean(plain_intervals(w, x, y, steps)[2:])
         return {"step_s": step, "rate": 1 / step, "compile_s": 0.0}
-    return timed_fit(w, prior, int(reps), x, y, steps, compile)
+    return timed_fit(w, prior, int(reps), x, y, steps, compile, *shuffle)
 
 
-SPEED_CASES = ("W1:ss-gl:64", "W1:ss-ghs:64", "W2:ss-gl:1", "W2:ss-ghs:1", "W2:plain:1")
+SPEED_CASES = (
+    "W1:ss-gl:64", "W1:ss-ghs:64", "W1:ss-gl:64:once", "W1:ss-ghs:64:once",
+    "W2:ss-gl:1", "W2:ss-ghs:1", "W2:plain:1",
+)  # fmt: skip
 
 
 def speed(rounds: int, baseline: str | None, compile: bool, quick: bool) -> dict:
@@ -426,7 +438,7 @@ def speed(rounds: int, baseline: str | None, compile: bool, quick: bool) -> dict
         for case in SPEED_CASES:
             n = steps[case[:2]] * (2 if "plain" in case else 1)
             for v in variants:
-                if v == "compiled" and "plain" in case:
+                if (v == "compiled" and "plain" in case) or (v == "baseline" and "once" in case):
                     continue
                 if v == "baseline":
                     res = _subprocess_case(baseline, case, n, False)
@@ -465,12 +477,20 @@ def speed_table(sp: dict) -> str:
             t = med[v].get(f"W2:{prior}:1")
             if t is not None:
                 lines.append(f"* {v}: W2 {prior} R = 1 step / plain step = {t / plain_step:.2f}")
+    for v in [v for v in variants if v != "baseline"]:
+        for prior in PRIORS:
+            once, every = med[v].get(f"W1:{prior}:64:once"), med[v].get(f"W1:{prior}:64")
+            if once and every:
+                lines.append(
+                    f"* {v}: W1 {prior} R = 64, shuffle once / every epoch: "
+                    f"{every / once:.2f}x replicate-steps/s"
+                )
     if "baseline" in med:
         for v in [v for v in variants if v != "baseline"]:
             for prior in PRIORS:
-                case = f"W1:{prior}:64"
-                ratio = med["baseline"][case] / med[v][case]
-                lines.append(f"* {v} / baseline, {case} replicate-steps/s: {ratio:.2f}x")
+                for case in (f"W1:{prior}:64", f"W1:{prior}:64:once"):
+                    ratio = med["baseline"][f"W1:{prior}:64"] / med[v][case]
+                    lines.append(f"* {v} {case} / baseline W1:{prior}:64: {ratio:.2f}x")
     for case, times in sp["compile_s"].items():
         lines.append(f"* compile time {case}: median {statistics.median(times):.1f} s")
     return "\n".join(lines)

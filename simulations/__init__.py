@@ -28,6 +28,7 @@ _EXPORTS = {
     "NonFiniteError": "simulations.train",
     "Optimizer": "simulations.train",
     "Prior": "simulations.enums",
+    "Shuffle": "simulations.minibatch",
     "SimulationData": "simulations.designs",
     "TemperatureSchedule": "simulations.relaxed",
     "TrainConfig": "simulations.train",

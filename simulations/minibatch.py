@@ -7,6 +7,15 @@ of ``B`` rows from it; a remainder of ``n mod B`` rows is left out of that epoch
 Replicate ``r``'s minibatches therefore depend on its seed and ``n`` alone, so a
 batched run over ``R`` replicates sees the same minibatches as ``R`` separate runs.
 
+With ``shuffle="once"`` the permutation is drawn once (the first epoch's, the same rows as
+above) and every later epoch visits the same ``floor(n / B)`` minibatches in the same
+order ("shuffle once", a cyclic pass over one random partition; the ``n mod B`` rows
+left out of it stay out). The rows are then copied
+into the epoch buffer once, and every step hands out a view of it: no data moves per step,
+which matters when the minibatch copy is a large part of the step (wide inputs, many
+replicates; ``docs/engine.md``, "Performance"). It is still a function of the replicate's
+seed and ``n`` alone.
+
 Two layouts give identical minibatches (the same rows in the same order):
 
 * ``"epoch"``: at the start of each epoch the ``floor(n / B) * B`` rows the epoch uses are
@@ -27,16 +36,27 @@ from the equal byte count) and the epoch layout doubles the data's memory;
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import StrEnum
 
 import torch
 
 from simulations.layers import replicate_generators
 from simulations.rng import stream_seed
+from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 
-__all__ = ["LAYOUTS", "Minibatches"]
+__all__ = ["LAYOUTS", "Minibatches", "Shuffle"]
 
 LAYOUTS = ("epoch", "gather")
+
+
+class Shuffle(StrEnum):
+    """When a replicate's observations are permuted (see the module docstring)."""
+
+    EPOCH = "epoch"
+    """A fresh permutation every epoch (random reshuffling)."""
+    ONCE = "once"
+    """One permutation; its minibatches visited cyclically, no data copied per step."""
 
 
 class Minibatches:
@@ -52,7 +72,11 @@ class Minibatches:
         Replicate seeds; replicate ``r``'s generator is seeded with
         ``stream_seed(seeds[r], "minibatch")``.
     layout
-        ``"gather"`` (default) or ``"epoch"`` (see the module docstring).
+        ``"gather"`` or ``"epoch"`` (see the module docstring); ``None`` (the default):
+        ``"gather"``, or ``"epoch"`` with ``shuffle="once"``.
+    shuffle
+        ``"epoch"`` (the default): a fresh permutation every epoch; ``"once"``: one
+        permutation, its minibatches visited cyclically (see the module docstring).
 
     Attributes
     ----------
@@ -70,15 +94,20 @@ class Minibatches:
         batch: int,
         seeds: Sequence[int],
         *,
-        layout: str = "gather",
+        layout: str | None = None,
+        shuffle: Shuffle | str = Shuffle.EPOCH,
     ) -> None:
         reps, n = x.shape[:2]
         if len(seeds) != reps:
             raise InvalidParameterError("seeds", f"one seed per replicate ({reps})", len(seeds))
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= n:
             raise InvalidParameterError("batch_size", f"an integer in [1, n] = [1, {n}]", batch)
+        shuffle = parse_enum(Shuffle, shuffle, "shuffle")
+        if layout is None:
+            layout = "epoch" if shuffle is Shuffle.ONCE else "gather"
         if layout not in LAYOUTS:
             raise InvalidParameterError("layout", f"one of {LAYOUTS}", layout)
+        self.reshuffle = shuffle is Shuffle.EPOCH
         self.x, self.y, self.n, self.batch = x, y, n, batch
         self.full = batch == n
         self.per_epoch = n // batch
@@ -105,9 +134,10 @@ class Minibatches:
         self._stale = True
 
     def _permutations(self, step: int) -> int:
-        """Draw the epoch's permutations when ``step`` starts one; the minibatch's index in it."""
+        """Draw the epoch's permutations when ``step`` starts one (with ``shuffle="once"``:
+        only the first); the minibatch's index in it."""
         k = step % self.per_epoch
-        if k == 0 or self._perm is None:
+        if self._perm is None or (k == 0 and self.reshuffle):
             self._perm = torch.stack(
                 [
                     torch.randperm(self.n, generator=g, device=self.offsets.device)

@@ -46,6 +46,7 @@ from typing import Any
 from simulations.convergence import ConvergenceRule
 from simulations.designs import DESIGNS, available_rows, generate
 from simulations.enums import Likelihood, Prior
+from simulations.minibatch import Shuffle
 from simulations.model import ModelConfig
 from simulations.relaxed import Annealing, TemperatureSchedule
 from simulations.train import Optimizer, TrainConfig
@@ -985,6 +986,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "prune_every": _count(1),
     "restarts": _count(1),
     "batch_size": _count(1),
+    "shuffle": _word(Shuffle),
     "lr": _positive,
     "logit_lr": _positive,
     "optimizer": _word(Optimizer),

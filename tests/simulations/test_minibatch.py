@@ -22,26 +22,29 @@ def data(reps=R, n=N, categorical=False):
     return x, y
 
 
-def reference_rows(seed, n, batch, steps):
-    """Rows of each step by the documented scheme: a fresh randperm per epoch, floor(n/B)
-    consecutive minibatches of it."""
+def reference_rows(seed, n, batch, steps, shuffle="epoch"):
+    """Rows of each step by the documented scheme: a fresh randperm per epoch (only the first
+    with ``shuffle="once"``), floor(n/B) consecutive minibatches of it."""
     gen = torch.Generator().manual_seed(stream_seed(seed, "minibatch"))
     per_epoch, rows = n // batch, []
     for step in range(steps):
         k = step % per_epoch
-        if k == 0:
+        if step == 0 or (k == 0 and shuffle == "epoch"):
             perm = torch.randperm(n, generator=gen)
         rows.append(perm[k * batch : (k + 1) * batch])
     return rows
 
 
-@pytest.mark.parametrize("layout", ["epoch", "gather"])
+SCHEMES = [("epoch", "epoch"), ("gather", "epoch"), ("epoch", "once"), ("gather", "once")]
+
+
+@pytest.mark.parametrize(("layout", "shuffle"), SCHEMES)
 @pytest.mark.parametrize("categorical", [False, True])
-def test_minibatches_follow_the_documented_scheme(layout, categorical):
+def test_minibatches_follow_the_documented_scheme(layout, shuffle, categorical):
     x, y = data(categorical=categorical)
     seeds, batch, steps = [7, 8, 9], 5, 13  # 4 minibatches per epoch, 3 rows left out
-    batches = Minibatches(x, y, batch, seeds, layout=layout)
-    expected = [reference_rows(s, N, batch, steps) for s in seeds]
+    batches = Minibatches(x, y, batch, seeds, layout=layout, shuffle=shuffle)
+    expected = [reference_rows(s, N, batch, steps, shuffle) for s in seeds]
     for step in range(steps):
         xb, yb = batches.gather(step)
         assert xb.shape == (R, batch, P) and yb.shape[:2] == (R, batch)
@@ -59,10 +62,11 @@ def test_an_epoch_uses_distinct_rows():
         assert seen[r].unique().numel() == 20  # floor(23 / 5) * 5 rows, none twice
 
 
-def test_a_replicate_does_not_depend_on_the_others():
+@pytest.mark.parametrize("shuffle", ["epoch", "once"])
+def test_a_replicate_does_not_depend_on_the_others(shuffle):
     x, y = data()
-    batched = Minibatches(x, y, 6, [4, 5, 6], layout="epoch")
-    single = Minibatches(x[1:2], y[1:2], 6, [5], layout="gather")
+    batched = Minibatches(x, y, 6, [4, 5, 6], layout="epoch", shuffle=shuffle)
+    single = Minibatches(x[1:2], y[1:2], 6, [5], layout="gather", shuffle=shuffle)
     for step in range(9):
         xb, _ = batched.gather(step)
         xs, _ = single.gather(step)
@@ -78,17 +82,32 @@ def test_the_epoch_layout_hands_out_views():
     assert second.data_ptr() - first.data_ptr() == 5 * P * x.element_size()
 
 
-@pytest.mark.parametrize("layout", ["epoch", "gather"])
-def test_a_restored_state_continues_the_epoch(layout):
+def test_shuffling_once_copies_the_data_once():
+    """``shuffle="once"`` writes its buffer at the first step and then only hands out views
+    of it: the buffer holds the same values after two epochs, and epoch 3's minibatches
+    are epoch 1's."""
+    x, y = data()
+    batches = Minibatches(x, y, 5, [1, 2, 3], shuffle="once")
+    first = batches.gather(0)[0].clone()
+    snapshot = batches.x_buffer.clone()
+    for step in range(1, 8):
+        view, _ = batches.gather(step)
+        assert view._base is batches.x_buffer
+    assert torch.equal(batches.x_buffer, snapshot)
+    assert torch.equal(batches.gather(8)[0], first)
+
+
+@pytest.mark.parametrize(("layout", "shuffle"), SCHEMES)
+def test_a_restored_state_continues_the_epoch(layout, shuffle):
     """A fresh instance given the generators' states and the current permutation (what a
     checkpoint holds) continues mid-epoch with the same minibatches."""
     x, y = data()
     seeds = [1, 2, 3]
-    run = Minibatches(x, y, 5, seeds, layout=layout)
+    run = Minibatches(x, y, 5, seeds, layout=layout, shuffle=shuffle)
     for step in range(6):
         run.gather(step)
     states, perm = [g.get_state() for g in run.generators], run.perm.clone()
-    resumed = Minibatches(x, y, 5, seeds, layout=layout)
+    resumed = Minibatches(x, y, 5, seeds, layout=layout, shuffle=shuffle)
     for g, s in zip(resumed.generators, states, strict=True):
         g.set_state(s)
     resumed.perm = perm
@@ -111,6 +130,7 @@ def test_full_batch_returns_the_data():
         ({"batch": N + 1}, "batch_size"),
         ({"seeds": [1, 2]}, "seeds"),
         ({"layout": "rows"}, "layout"),
+        ({"shuffle": "never"}, "shuffle"),
     ],
 )
 def test_bad_options_name_the_field(kwargs, field):

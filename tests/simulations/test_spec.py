@@ -369,6 +369,7 @@ _WRONG = {
     "steps": ["100", 100.0, True, {"a": 1}, [100], 10**30, 0],
     "batch_size": ["10", 10.0, True, [10], 0],
     "optimizer": [1, True, ["adam"], {"a": 1}],
+    "shuffle": ["never", 1, True, ["once"]],
     "betas": [0.9, [0.9], [0.9, "0.99"], [0.9, True], [0.9, float("nan")], {"a": 1}],
     "grad_clip": ["1", False, 0, -1.0, float("inf")],
     "kl_warmup_steps": ["5", -1, 5.5, True],
@@ -463,6 +464,12 @@ def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
     assert spec.train == {"steps": "auto", "batch_size": 10, "max_steps": 5000}
     assert spec.train_config().max_steps == 5000
     assert parse_spec(_with(train__steps=300)).train_config().steps == 300  # fixed steps stay
+
+
+def test_shuffle_reaches_the_engine():
+    spec = parse_spec(_with(train__shuffle="once"))
+    assert spec.train["shuffle"] == "once" and spec.train_config().shuffle == "once"
+    assert parse_spec(_with()).train_config().shuffle == "epoch"
 
 
 @pytest.mark.parametrize(

@@ -126,19 +126,21 @@ def test_batched_run_equals_separate_runs(prior):
         )
 
 
-def test_auto_batched_run_equals_separate_runs():
+@pytest.mark.parametrize("shuffle", ["epoch", "once"])
+def test_auto_batched_run_equals_separate_runs(shuffle):
     """Training until convergence keeps the guarantee: the replicates converge at different
     steps, a converged one stops updating, and each ends as its own R = 1 run (float64,
-    tolerance as in the fixed-steps test)."""
+    tolerance as in the fixed-steps test); with either shuffling scheme."""
     x, y = data(3, n=80)
     seeds = [11, 22, 33]
     cfg = config("ss-gl", input_spike=True)
+    train = replace(AUTO, shuffle=shuffle)
     batched = BayesianMLP(cfg, seeds, dtype=D)
-    report = fit(batched, x, y, AUTO)
+    report = fit(batched, x, y, train)
     assert len(set(report.steps_taken.tolist())) > 1, report.steps_taken
     for r, seed in enumerate(seeds):
         single = BayesianMLP(cfg, [seed], dtype=D)
-        alone = fit(single, x[r : r + 1], y[r : r + 1], AUTO)
+        alone = fit(single, x[r : r + 1], y[r : r + 1], train)
         assert alone.steps_taken[0] == report.steps_taken[r]
         assert alone.status[0] == report.status[r]
         assert alone.indicator_switches[0] == report.indicator_switches[r]
@@ -195,16 +197,20 @@ def test_auto_run_without_node_indicators_skips_the_removal_trials(prior):
     assert not (report.removal_trials > 0).any() and np.isfinite(report.final_neg_elbo).all()
 
 
-@pytest.mark.parametrize("stop_at", [9, 25, 72, 190])
-def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
+@pytest.mark.parametrize(
+    ("stop_at", "shuffle"),
+    [(9, "epoch"), (25, "epoch"), (72, "epoch"), (190, "epoch"), (72, "once")],
+)
+def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at, shuffle):
     """Interrupted in the dense phase (step 9), the relaxed phase (step 25), a pruning round
     (step 72) or the removal trials (step 190; no checkpoint is written inside them, so the
     run goes back to the last one) and resumed, an "auto" run ends bitwise equal to the
-    uninterrupted one."""
+    uninterrupted one; also when each phase shuffles its data once."""
     x, y = data(2, n=80)
     cfg = config("ss-ghs", input_spike=True)
+    train = replace(AUTO, shuffle=shuffle)
     straight = BayesianMLP(cfg, [3, 4], dtype=D)
-    reference = fit(straight, x, y, AUTO, checkpoint=tmp_path / "a.pt")
+    reference = fit(straight, x, y, train, checkpoint=tmp_path / "a.pt")
     assert reference.steps > stop_at
 
     def interrupt(step, total):
@@ -213,9 +219,9 @@ def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at):
 
     path = tmp_path / "b.pt"
     with pytest.raises(KeyboardInterrupt):
-        fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, AUTO, checkpoint=path, progress=interrupt)
+        fit(BayesianMLP(cfg, [3, 4], dtype=D), x, y, train, checkpoint=path, progress=interrupt)
     resumed_model = BayesianMLP(cfg, [3, 4], dtype=D)
-    resumed = fit(resumed_model, x, y, AUTO, checkpoint=path)
+    resumed = fit(resumed_model, x, y, train, checkpoint=path)
     assert 0 < resumed.resumed_from <= stop_at
     for (name, a), (_, b) in zip(
         straight.named_parameters(), resumed_model.named_parameters(), strict=True
@@ -302,6 +308,7 @@ def test_a_finished_checkpoint_restores_the_finished_model(tmp_path):
     ("change", "what"),
     [
         ("config", "TrainConfig"),
+        ("shuffle", "TrainConfig"),
         ("seeds", "seeds"),
         ("model", "ModelConfig"),
         ("data", "data"),
@@ -315,6 +322,8 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, change, what):
     cfg, seeds, train = config(), [1, 2], short
     if change == "config":
         train = TrainConfig(steps=5, batch_size=16, checkpoint_every=2)
+    elif change == "shuffle":
+        train = replace(short, shuffle="once")
     elif change == "seeds":
         seeds = [1, 3]
     elif change == "model":
@@ -474,6 +483,7 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"batch_size": 0}, "batch_size"),
         ({"lr": -1.0}, "lr"),
         ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"shuffle": "never"}, "shuffle"),
         ({"betas": (0.9, 1.0)}, "betas"),
         ({"grad_clip": 0.0}, "grad_clip"),
         ({"kl_warmup_steps": -1}, "kl_warmup_steps"),
