@@ -19,13 +19,17 @@ of kept nodes in every hidden layer, the mean over- and under-pruning per layer
 network against ``f0`` on 5,000 test points, the final negative ELBO per observation
 (fixed-noise estimate), the median steps taken, the share of replicates whose rule
 fired, and the wall time. Statistical quality is measured here, never asserted in tests.
-``--restarts K`` trains every replicate from ``K`` starts (``TrainConfig.restarts``).
+``--restarts K`` trains every replicate from ``K`` starts (``TrainConfig.restarts``);
+``--set model.FIELD=VALUE`` or ``--set train.FIELD=VALUE`` (repeatable; ``VALUE`` is read
+as JSON, else kept as a string) changes one option of ``ModelConfig`` or ``TrainConfig``,
+so that a candidate protocol is measured on the same cells as the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import platform
 import time
@@ -81,11 +85,32 @@ def generate_truth(truth: str, n: int, replicates: int, seed: int):
     )  # fmt: skip
 
 
+def parse_setting(text: str) -> tuple[str, str, object]:
+    """``"model.FIELD=VALUE"`` or ``"train.FIELD=VALUE"`` as ``(section, field, value)``."""
+    key, sep, raw = text.partition("=")
+    section, dot, field = key.partition(".")
+    if not sep or not dot or section not in ("model", "train") or not field:
+        raise argparse.ArgumentTypeError(
+            f"--set {text!r}: expected model.FIELD=VALUE or train.FIELD=VALUE"
+        )
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return section, field, value
+
+
 def run_cell(
-    truth: str, prior: str, n: int, replicates: int, max_steps: int | None, restarts: int
+    truth: str,
+    prior: str,
+    n: int,
+    replicates: int,
+    max_steps: int | None,
+    restarts: int,
+    settings: tuple[tuple[str, str, object], ...] = (),
 ) -> dict:
-    """Train one cell with the default options (``max_steps`` and ``restarts`` aside) and
-    measure it."""
+    """Train one cell with the default options (``max_steps``, ``restarts`` and
+    ``settings`` aside) and measure it."""
     import torch
 
     from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
@@ -95,12 +120,14 @@ def run_cell(
     spec = PANEL[truth]
     data = generate_truth(truth, n, replicates, SEED)
     activation = "tanh" if truth == "tanh_p200" else "relu"
+    changes = {s: {f: v for sec, f, v in settings if sec == s} for s in ("model", "train")}
     config = ModelConfig(
-        p=data.p, hidden=spec["hidden"], prior=prior, activation=activation, sigma_e=spec["noise"]
-    )
+        p=data.p, hidden=spec["hidden"], prior=prior, activation=activation,
+        sigma_e=spec["noise"], **changes["model"],
+    )  # fmt: skip
     model = BayesianMLP(config, replicate_seeds(SEED, replicates, "model"), n=n)
     limits = {} if max_steps is None else {"max_steps": max_steps}
-    options = TrainConfig(restarts=restarts, **limits)
+    options = TrainConfig(restarts=restarts, **limits, **changes["train"])
     started = time.perf_counter()
     report = fit(model, data.x_train, data.y_train, options)
     wall = time.perf_counter() - started
@@ -153,6 +180,11 @@ def main() -> None:
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=None, help="TrainConfig.max_steps")
     parser.add_argument("--restarts", type=int, default=1, help="TrainConfig.restarts")
+    parser.add_argument(
+        "--set", action="append", type=parse_setting, default=[], dest="settings",
+        metavar="SECTION.FIELD=VALUE", help="change one ModelConfig (model.) or TrainConfig "
+        "(train.) option, e.g. model.prior_inclusion=1e-13",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
@@ -161,12 +193,14 @@ def main() -> None:
     priors = args.prior or list(PRIORS)
     cells = [(t, p, n) for t in truths for p in priors for n in args.n]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
-    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {args.restarts}",
-          flush=True)  # fmt: skip
+    settings = tuple(args.settings)
+    changed = "".join(f", {s}.{f} = {v!r}" for s, f, v in settings)
+    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {args.restarts}"
+          f"{changed}", flush=True)  # fmt: skip
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         futures = [
-            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps, args.restarts)
+            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps, args.restarts, settings)
             for t, p, n in cells
         ]
         for future in futures:
