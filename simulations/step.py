@@ -48,6 +48,13 @@ _PARTITIONER = {"ban_recompute_materialized_backward": False}
 _INDUCTOR = {"size_asserts": False}
 
 
+def _inductor() -> dict:
+    """The options of :data:`_INDUCTOR` that this torch's inductor has."""
+    import torch._inductor.config as config
+
+    return {k: v for k, v in _INDUCTOR.items() if hasattr(config, k)}
+
+
 @contextlib.contextmanager
 def _partitioner():
     """The partitioner settings in force while the compiled step runs (it compiles, and
@@ -135,7 +142,7 @@ class LossStep:
         if self.compiled:
             try:
                 with _quiet():
-                    self._fn = torch.compile(network_loss, dynamic=False, options=_INDUCTOR)
+                    self._fn = torch.compile(network_loss, dynamic=False, options=_inductor())
             except Exception as exc:  # torch.compile itself unavailable
                 self._give_up(exc)
 
