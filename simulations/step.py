@@ -15,8 +15,9 @@ AOTAutograd, backward). The two give equal results up to float rounding
 Compilation happens on the first call (reported in :attr:`LossStep.compile_s`, apart from
 the step times). When it fails (no C++ compiler, an unsupported backend or device), the
 step falls back to the eager path, records why in :attr:`LossStep.fallback` and warns once.
-``docs/engine.md`` ("Performance") has the measured speeds that set the default
-(``TrainConfig.compile = False``).
+``docs/engine.md`` ("Performance") has the measured speeds and why the step compiles
+with the partitioner and inductor options below (the default is ``TrainConfig.compile =
+False``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,43 @@ from simulations.layers import draw_noise
 from simulations.model import BayesianMLP
 
 __all__ = ["LossStep", "network_loss"]
+
+# AOTAutograd's partitioner settings for the compiled step. By default it does not recompute
+# in the backward graph a value that a matmul reads there (a "materialized" node): the ReLU
+# output, read by the next layer's weight gradient. It then saves the ReLU's mask as a bool
+# tensor beside it, and inductor's CPU code moves bool tensors element by element (its
+# vectorised bool type has no AVX-512 specialisation): W2's compiled step spent about 4.4 of
+# its 8 ms (profiled) in the kernels that store and load those masks. Allowing the
+# recomputation saves the pre-activation instead and recomputes ReLU and its mask inside the
+# fused kernels (about 1 ms for all the step's fused kernels).
+_PARTITIONER = {"ban_recompute_materialized_backward": False}
+# Inductor options: no runtime checks of the buffers' sizes and strides around the extern
+# kernels (about 60 per step; Dynamo's guards already fix the inputs' shapes): 5 to 10 % of
+# the demo workload's compiled loss and backward.
+_INDUCTOR = {"size_asserts": False}
+
+
+def _inductor() -> dict:
+    """The options of :data:`_INDUCTOR` that this torch's inductor has."""
+    import torch._inductor.config as config
+
+    return {k: v for k, v in _INDUCTOR.items() if hasattr(config, k)}
+
+
+@contextlib.contextmanager
+def _partitioner():
+    """The partitioner settings in force while the compiled step runs (it compiles, and
+    recompiles when a graph's inputs change, on a call). Set and restored directly: a
+    ``config.patch`` builds a class on each call, which costs about 30 us per step."""
+    config = torch._functorch.config
+    saved = {k: getattr(config, k) for k in _PARTITIONER if hasattr(config, k)}
+    for k in saved:
+        setattr(config, k, _PARTITIONER[k])
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(config, k, v)
 
 
 def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weight, scale):
@@ -53,7 +91,13 @@ def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weig
         h, layer_kl = layer.step(h, normals[i], uniforms[i], temperature, gate if i == 0 else None)
         kl = kl + layer_kl
         if i < last:
-            h = model._act(h)
+            if torch.compiler.is_compiling():
+                # The activation on the feature-major [R, out, B] layout of the layer's product:
+                # the same values, and inductor then reads and writes it without transposes
+                # (W2 at R = 16: 10 % of the compiled loss and backward).
+                h = model._act(h.transpose(-1, -2)).transpose(-1, -2)
+            else:
+                h = model._act(h)
     nll = model.likelihood.nll(h, y)
     per_batch, n = scale
     loss = (nll * per_batch + kl_weight * kl) / n
@@ -104,7 +148,7 @@ class LossStep:
         if self.compiled:
             try:
                 with _quiet():
-                    self._fn = torch.compile(network_loss, dynamic=False)
+                    self._fn = torch.compile(network_loss, dynamic=False, options=_inductor())
             except Exception as exc:  # torch.compile itself unavailable
                 self._give_up(exc)
 
@@ -132,10 +176,11 @@ class LossStep:
         args = (model, x, y, normal, uniform, values[0], values[1], self.scale)
         self._calls += 1
         if self._calls > 1:
-            return self._fn(*args)
+            with _partitioner():
+                return self._fn(*args)
         start = time.perf_counter()
         try:
-            with _quiet():
+            with _quiet(), _partitioner():
                 out = self._fn(*args)
         except Exception as exc:  # compilation failed: no compiler, unsupported device, ...
             self._give_up(exc)

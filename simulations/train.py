@@ -169,7 +169,7 @@ class TrainConfig:
         Compile the step's network and loss with ``torch.compile``
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
         compilation fails). Results equal the eager step's up to float rounding. Off by
-        default: on the measured CPUs the compiled step was slower (``docs/engine.md``).
+        default; ``docs/engine.md`` ("A compiled step") has the measured speeds.
     """
 
     steps: int | str = "auto"

@@ -65,6 +65,25 @@ def test_compiled_step_equals_eager():
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_partitioner_setting_is_local():
+    """The compiled step's partitioner setting is in force only during its own calls."""
+    config = torch._functorch.config
+    before = config.ban_recompute_materialized_backward
+    seen = []
+
+    def spy(*args):
+        seen.append(config.ban_recompute_materialized_backward)
+        return step_module.network_loss(*args)
+
+    model, x, y = setup()
+    step = LossStep(model, N, B, compile=True)
+    step._fn = spy
+    for _ in range(2):
+        step(x, y, 0.5)
+    assert seen == [False, False]
+    assert config.ban_recompute_materialized_backward == before
+
+
 def test_a_failed_compilation_falls_back_to_eager(monkeypatch):
     def broken(fn, **kw):
         def run(*args):
