@@ -9,12 +9,11 @@ batched run over ``R`` replicates sees the same minibatches as ``R`` separate ru
 
 With ``shuffle="once"`` the permutation is drawn once (the first epoch's, the same rows as
 above) and every later epoch visits the same ``floor(n / B)`` minibatches in the same
-order ("shuffle once", a cyclic pass over one random partition; the ``n mod B`` rows
-left out of it stay out). The rows are then copied
-into the epoch buffer once, and every step hands out a view of it: no data moves per step,
-which matters when the minibatch copy is a large part of the step (wide inputs, many
-replicates; ``docs/engine.md``, "Performance"). It is still a function of the replicate's
-seed and ``n`` alone.
+order ("shuffle once", a cyclic pass over one random partition; the ``n mod B`` rows left
+out of it stay out). The rows are then copied into the epoch buffer once, and every step
+hands out a view of it: no data moves per step, which matters when the minibatch copy is
+a large part of the step (wide inputs, many replicates; ``docs/engine.md``,
+"Performance"). It is still a function of the replicate's seed and ``n`` alone.
 
 Two layouts give identical minibatches (the same rows in the same order):
 
