@@ -28,6 +28,7 @@ so that a candidate protocol is measured on the same cells as the defaults.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import os
@@ -93,6 +94,13 @@ def parse_setting(text: str) -> tuple[str, str, object]:
         raise argparse.ArgumentTypeError(
             f"--set {text!r}: expected model.FIELD=VALUE or train.FIELD=VALUE"
         )
+    from simulations import ModelConfig, TrainConfig
+
+    options = {
+        f.name for f in dataclasses.fields(ModelConfig if section == "model" else TrainConfig)
+    }
+    if field not in options:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: {section} has no option {field!r}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
