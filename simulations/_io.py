@@ -1,16 +1,19 @@
-"""Files and the source tree: atomic writes (every file the package writes) and the git commit."""
+"""Files and the source tree: atomic writes (every file the package writes), records as plain
+values (what checkpoints and a cell's identity store) and the git commit."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from enum import Enum
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
-__all__ = ["TMP_PREFIX", "atomic_write", "fsync_dir", "git_commit"]
+__all__ = ["TMP_PREFIX", "atomic_write", "fsync_dir", "git_commit", "plain"]
 
 TMP_PREFIX = ".tmp-"
 """Prefix of the temporary files :func:`atomic_write` renames over their target."""
@@ -60,6 +63,26 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def plain(value: object, *, nonfinite_as_str: bool = False) -> Any:
+    """``value`` (a record such as ``dataclasses.asdict`` gives) as plain JSON-able values.
+
+    Mappings become new dicts with ``str`` keys, lists and tuples become new lists, enum
+    members their values (a ``StrEnum``'s is a ``str``); anything else is returned as it is.
+    With ``nonfinite_as_str`` an infinite or NaN float becomes its ``str`` (``"inf"``,
+    ``"nan"``), which a cell's identity hashes; without it the float is kept, as checkpoints
+    store it.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v, nonfinite_as_str=nonfinite_as_str) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v, nonfinite_as_str=nonfinite_as_str) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if nonfinite_as_str and isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def git_commit(folder: str | Path) -> str | None:

@@ -43,6 +43,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from simulations._io import plain
 from simulations.convergence import ConvergenceRule
 from simulations.designs import DESIGNS, available_rows, generate
 from simulations.enums import Likelihood, Prior
@@ -822,15 +823,6 @@ def _widths(field: str, value: object) -> tuple[int, ...]:
     )
 
 
-def _plain(value: object) -> Any:
-    """TOML values as plain Python (tables become dicts; lists stay lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
 def _short(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -1005,10 +997,13 @@ _TRAIN_CHECKS: dict[str, _Check] = {
 
 
 def _option(field: str, value: object, checks: Mapping[str, _Check], annotation: object) -> Any:
-    """Check one model or training option: by its entry in ``checks``, else by its type hint."""
+    """Check one model or training option: by its entry in ``checks``, else by its type hint.
+
+    The checks pass on TOML values (a word of an enum as its ``str``, lists, finite numbers),
+    so :func:`simulations._io.plain` only copies the tables and lists of the result."""
     name = field.rsplit(".", 1)[-1]
     check = checks.get(name) or _by_annotation(annotation)
-    return _plain(check(field, value))
+    return plain(check(field, value))
 
 
 def _by_annotation(annotation: object) -> _Check:

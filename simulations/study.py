@@ -40,14 +40,13 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from simulations._io import TMP_PREFIX, git_commit
+from simulations._io import TMP_PREFIX, git_commit, plain
 from simulations.execution import (
     Execution,
     Failure,
@@ -112,7 +111,7 @@ class Cell:
         """The fully resolved configuration (JSON-ready) that defines the cell's results."""
         design = self.spec.design
         params = {k: (design.files.get(k, v)) for k, v in design.params.items()}
-        return _jsonable(
+        return plain(
             {
                 "package": __version__,
                 "design": {
@@ -127,7 +126,8 @@ class Cell:
                 "model": dataclasses.asdict(self.model_config),
                 "train": dataclasses.asdict(self.train_config),
                 "metrics": dataclasses.asdict(self.spec.metrics),
-            }
+            },
+            nonfinite_as_str=True,
         )
 
     @functools.cached_property
@@ -444,18 +444,6 @@ def _environment() -> dict[str, Any]:
         "python_version": platform.python_version(),
         "git_commit": git_commit(Path(__file__).resolve().parent),
     }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 # --------------------------------------------------------------------------- the study

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from simulations._io import atomic_write
+from simulations._io import atomic_write, plain
 from simulations.convergence import ConvergenceRule, Plateau
 from simulations.enums import Likelihood
 from simulations.layers import replicate_generators
@@ -276,22 +276,11 @@ class TrainConfig:
         """The options as plain values (checkpoints compare them on resume); ``compile`` is
         left out: it changes the speed, not the run (a run may resume either way); so is
         ``shuffle`` at its default, which keeps the records of runs made before it existed."""
-        record = _plain(asdict(self))
+        record = plain(asdict(self))
         del record["compile"]
         if self.shuffle is Shuffle.EPOCH:
             del record["shuffle"]
         return record
-
-
-def _plain(value):
-    """Dataclass records with enums and tuples turned into plain ``str`` and lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, StrEnum):
-        return str(value.value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -1041,7 +1030,7 @@ class _Fit:
             "noise_generators": [g.get_state() for g in model.generators],
             "batch_generators": [g.get_state() for g in self.batches.generators],
             "perm": None if self.batches.perm is None else self.batches.perm.cpu(),
-            "model_config": _plain(asdict(model.config)),
+            "model_config": plain(asdict(model.config)),
             "temperature": model.temperature,
             "masks": [None if m is None else m.cpu() for m in masks],
             "frozen_values": None if self.frozen_values is None else self.frozen_values.cpu(),
@@ -1115,7 +1104,7 @@ def _load_checkpoint(path: Path, model: BayesianMLP, config: TrainConfig, finger
             "checkpoint", "written for a model with the same replicate seeds",
             state["replicate_seeds"],
         )  # fmt: skip
-    if state["model_config"] != _plain(asdict(model.config)):
+    if state["model_config"] != plain(asdict(model.config)):
         raise InvalidParameterError(
             "checkpoint", "written for a model with the same ModelConfig", state["model_config"]
         )

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from simulations._io import plain
 from simulations.execution import Execution
+from simulations.minibatch import Shuffle
 from simulations.rng import stream_seed
 from simulations.schema import COLUMNS, RESULT_COLUMNS, RUN_COLUMNS, options_json
 from simulations.spec import parse_spec
@@ -211,6 +213,18 @@ def test_git_commit_of_a_checkout_and_outside_one(tmp_path):
     if commit is not None:  # the tests run from a checkout in CI; an sdist has none
         assert len(commit) == 40 and int(commit, 16) >= 0
     assert git_commit(tmp_path) is None
+
+
+def test_plain_records_keep_floats_for_checkpoints_and_strings_for_identity():
+    record = {"lr": 1e-3, 3: (Shuffle.ONCE, {"clip": math.inf}), "betas": [0.9, math.nan]}
+    kept = plain(record)
+    assert kept == {"lr": 1e-3, "3": ["once", {"clip": math.inf}], "betas": [0.9, kept["betas"][1]]}
+    assert type(kept["3"][0]) is str and math.isnan(kept["betas"][1])
+    assert plain(record, nonfinite_as_str=True) == {
+        "lr": 1e-3,
+        "3": ["once", {"clip": "inf"}],
+        "betas": [0.9, "nan"],
+    }
 
 
 def _fail_ghs(cell, **kwargs):
