@@ -102,9 +102,12 @@ class TrainConfig:
     steps
         Optimisation steps with relaxed indicators, or ``"auto"`` (the default): train
         in phases until the ``convergence`` rule holds, at most ``max_steps`` steps
-        in all (:func:`fit`).
+        per replicate (:func:`fit`).
     max_steps
-        Cap of an ``"auto"`` run, all phases together.
+        Cap of an ``"auto"`` run: the steps in which a replicate is updated, all phases
+        together. A replicate that reaches it stops (status ``"max_steps"``) while the others
+        go on, so a replicate's fit does not depend on the others'; the batch's own step
+        count can pass it, since a phase lasts until its last replicate stops.
     dense_steps
         ``"auto"`` runs: steps of the dense phase, which trains every node (the indicators
         held at 1, full KL weight) before the relaxed phase, so that pruning starts from a
@@ -477,7 +480,8 @@ def fit(
     """Fit the ``R`` replicates of ``model`` to their data by minimising the negative ELBO.
 
     With ``config.steps = "auto"`` the fit runs in phases, at most ``max_steps``
-    steps in all (a replicate that has converged stops updating while the others go on):
+    steps per replicate (a replicate that has converged or reached the cap stops updating
+    while the others go on):
 
     0. the dense phase: ``dense_steps`` steps with every indicator held at 1;
     1. relaxed indicators (Concrete, straight-through), for the KL warm-up and one
@@ -513,8 +517,8 @@ def fit(
         options must match those that wrote it); a checkpoint is written every
         ``config.checkpoint_every`` steps, at each phase change and at the end, atomically.
     progress
-        Called as ``progress(step, total)`` after every step (``total`` is the step
-        cap, ``max_steps``, of an ``"auto"`` run).
+        Called as ``progress(step, total)`` after every step of the batch (``total`` is
+        ``max_steps`` in an ``"auto"`` run, which ``step`` can pass: the cap is per replicate).
 
     Returns
     -------
@@ -659,8 +663,8 @@ class _Fit:
         return torch.optim.SGD([self.flat.parameter], lr=config.lr)
 
     @property
-    def cap(self) -> int:
-        """The last step of the current phase."""
+    def cap(self) -> float:
+        """The last step of the current phase (rounds: none, each replicate has its own cap)."""
         config = self.config
         if not self.auto:
             return config.steps if self.phase == 0 else config.total_steps
@@ -669,7 +673,14 @@ class _Fit:
         if self.phase == 0:
             relaxed = min(config.max_steps // 2, config.kl_warmup_steps + config.prune_every)
             return self.phase_start + relaxed
-        return config.max_steps
+        return math.inf
+
+    @property
+    def capped(self) -> torch.Tensor:
+        """``[R]``: the replicates of an ``"auto"`` run that took ``max_steps`` steps."""
+        if not self.auto:
+            return torch.zeros(self.reps, dtype=torch.bool)
+        return self.steps_taken >= self.config.max_steps
 
     def _stop(self, which: torch.Tensor) -> None:
         """Stop updating the replicates ``which`` (``[R]`` bool) at their current values."""
@@ -709,7 +720,7 @@ class _Fit:
         self._fresh_streams(streams)
         self.plateau = Plateau(self.config.convergence, self.reps)
         self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
-        self.stopped = self.failed.clone()
+        self.stopped = self.failed | self.capped
         self.held = self.flat.data.detach().clone()
 
     def _start_phase(self, phase: int) -> None:
@@ -721,7 +732,7 @@ class _Fit:
             self.flat.data.copy_(
                 torch.where(self.stopped.to(self.device)[:, None], self.held, self.flat.data)
             )
-            taking_part = ~(self.done | self.failed)
+            taking_part = ~(self.done | self.failed | self.capped)
             self.switches += indicator_pass(model, self.elbo, replicates=taking_part).cpu()
         self.frozen_values = self.flat.data[:, self.spike_cols].clone()
         self.phase = phase
@@ -761,7 +772,7 @@ class _Fit:
                 self._start_phase(1)
                 return False
             return True
-        if self.step >= self.config.max_steps:
+        if bool((self.capped | self.failed).all()):
             return True
         if self.phase == -1:
             self._start_relaxed()
@@ -773,7 +784,7 @@ class _Fit:
         self.done |= settled & ~switched
         self.pruning = switched & ~self.done
         self._stop(self.done)
-        if not bool((self.done | self.failed).all()):
+        if not bool((self.done | self.failed | self.capped).all()):
             return False
         if self.trials_run or not self.config.indicator_pass:
             return True
@@ -835,7 +846,7 @@ class _Fit:
         learning rate the rule ended with: the control arm trains the structure as it is,
         the other arm the structure without the node. The replicate keeps the arm with the
         lower ``L(q)``. A replicate leaves the search after two rejections in a row or when
-        no candidate is left; the search ends when the step cap would be passed.
+        no candidate is left, or when the two arms would take it past ``max_steps``.
         """
         model, config, flat = self.model, self.config, self.flat
         arm_steps = max(1, config.prune_every // 2)
@@ -845,9 +856,8 @@ class _Fit:
         accepted = torch.zeros(self.reps, dtype=torch.long)
         lr_scale = torch.full((self.reps,), 0.5**config.convergence.decays, dtype=torch.float64)
         for t in itertools.count():
-            if self.step + 2 * arm_steps > config.max_steps:
-                break
-            searching &= (misses < 2) & ~self.failed
+            budget = self.steps_taken + 2 * arm_steps <= config.max_steps
+            searching &= (misses < 2) & ~self.failed & budget
             costs = [c.cpu() for c in removal_costs(model, self.elbo, searching)]
             if not costs:  # no node indicators (edge or dense layers only)
                 break
@@ -938,6 +948,8 @@ class _Fit:
                 weight = config.kl_weight(local) if relaxed else 1.0
                 loss, nll = self._update(xb, yb, weight, self.plateau.lr_scale, step)
                 self.steps_taken += (~self.stopped).long()
+                if self.auto:
+                    self._stop(self.capped)
                 self.step = done = step + 1
                 self.last_nll = nll.detach()
                 if done % config.log_every == 0 or done == total:

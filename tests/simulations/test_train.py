@@ -126,18 +126,24 @@ def test_batched_run_equals_separate_runs(prior):
         )
 
 
-@pytest.mark.parametrize("shuffle", ["epoch", "once"])
-def test_auto_batched_run_equals_separate_runs(shuffle):
+@pytest.mark.parametrize(
+    ("shuffle", "max_steps"), [("epoch", 2000), ("once", 2000), ("epoch", 140)]
+)
+def test_auto_batched_run_equals_separate_runs(shuffle, max_steps):
     """Training until convergence keeps the guarantee: the replicates converge at different
     steps, a converged one stops updating, and each ends as its own R = 1 run (float64,
-    tolerance as in the fixed-steps test); with either shuffling scheme."""
+    tolerance as in the fixed-steps test); with either shuffling scheme, and when the cap
+    stops one replicate while the others converge (``max_steps`` is each replicate's own)."""
     x, y = data(3, n=80)
     seeds = [11, 22, 33]
     cfg = config("ss-gl", input_spike=True)
-    train = replace(AUTO, shuffle=shuffle)
+    train = replace(AUTO, shuffle=shuffle, max_steps=max_steps)
     batched = BayesianMLP(cfg, seeds, dtype=D)
     report = fit(batched, x, y, train)
     assert len(set(report.steps_taken.tolist())) > 1, report.steps_taken
+    assert (report.steps_taken <= max_steps).all(), report.steps_taken
+    if max_steps < 2000:
+        assert set(report.status) == {"max_steps", "converged"}, report.status
     for r, seed in enumerate(seeds):
         single = BayesianMLP(cfg, [seed], dtype=D)
         alone = fit(single, x[r : r + 1], y[r : r + 1], train)
