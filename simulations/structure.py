@@ -30,6 +30,7 @@ applies the proposal with :func:`remove_nodes` and then trains (``simulations.tr
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -165,6 +166,7 @@ def indicator_pass(
         before = int(switched.sum())
         for block, index in _spiked_blocks(model):
             outgoing = model.layers[index]
+            own = _own_means(model, index)
             mask = block.indicators.frozen_mask
             order = _weakest_first(outgoing)
             for t in range(order.shape[1]):
@@ -173,12 +175,14 @@ def indicator_pass(
                 if not bool(on.any()):
                     continue
                 saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho[every, :, j].clone()
+                saved_own = own.clone()
                 _propose_removal(model, block, index, j, on, elbo.x)
                 trial = elbo()
                 better = on & (trial < current)
                 revert = on & ~better
                 mask[every, j] = torch.where(revert, 1.0, mask[every, j])
                 outgoing.mu.copy_(torch.where(revert[:, None, None], saved_mu, outgoing.mu))
+                own.copy_(torch.where(revert[:, None, None], saved_own, own))
                 outgoing.rho[every, :, j] = torch.where(
                     revert[:, None], saved_rho, outgoing.rho[every, :, j]
                 )
@@ -201,8 +205,12 @@ def _propose_removal(model: BayesianMLP, block, index: int, j: torch.Tensor, on,
     every = torch.arange(model.replicates, device=model.device)
     if model.config.activation is not Activation.SIGMOID:
         if _compensable(outgoing):
-            mu = _compensated_means(model, index, j, x)
+            mu, reflected = _compensated_means(model, index, j, x)
             outgoing.mu.copy_(torch.where(on[:, None, None], mu, outgoing.mu))
+            if bool(reflected.any()):  # the block's reflected nodes: their incoming means negated
+                own = model.layers[index - 1].mu
+                flip = (reflected & on[:, None])[..., None]
+                own.copy_(torch.where(flip, -own, own))
         rho = outgoing.rho[every, :, j]
         prior = torch.full_like(rho, _prior_rho(outgoing.sigma_0))
         outgoing.mu[every, :, j] = torch.where(on[:, None], 0.0, outgoing.mu[every, :, j])
@@ -227,6 +235,7 @@ def removal_costs(
     costs = []
     for block, index in _spiked_blocks(model):
         outgoing = model.layers[index]
+        own = _own_means(model, index)
         mask = block.indicators.frozen_mask
         cost = torch.full(mask.shape, math.inf, dtype=torch.float64, device=model.device)
         for node in range(mask.shape[1]):
@@ -234,12 +243,13 @@ def removal_costs(
             on = (mask[:, node] > 0.5) & taking_part
             if not bool(on.any()):
                 continue
-            saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho.clone()
+            saved_mu, saved_rho, saved_own = outgoing.mu.clone(), outgoing.rho.clone(), own.clone()
             _propose_removal(model, block, index, j, on, elbo.x)
             cost[:, node] = torch.where(on, elbo() - current, math.inf)
             mask[every, j] = torch.where(on, 1.0, mask[every, j])
             outgoing.mu.copy_(saved_mu)
             outgoing.rho.copy_(saved_rho)
+            own.copy_(saved_own)
         costs.append(cost)
     return costs
 
@@ -271,38 +281,130 @@ def _compensable(layer) -> bool:
 
 
 def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor):
-    """``mu`` of layer ``index`` refitted after its input ``j[r]`` is removed, ``[R, out, in + 1]``.
+    """Layer ``index`` refitted after its input ``j[r]`` is removed: ``(mu, reflected)``.
 
     With ``h`` the layer's inputs under the variational-mean network (``[R, m, in]``, on
     evaluation rows) and ``(W, b)`` its effective mean weights, the refit solves the ridge
     least-squares problem ``min_A || [h_{-j}, 1] A - (h W^T + b) ||^2`` per replicate
     (``h_{-j}``: column ``j`` set to 0), and divides the new effective weights by the
-    layer's gates ``kept_k E_q[scale_k]`` to get the slab means (rows of nodes that are
-    not kept keep their means).
+    layer's gates ``kept_k E_q[scale_k]`` to get the slab means ``mu`` (``[R, out, in + 1]``;
+    rows of nodes that are not kept keep their means).
+
+    When the inputs are the nodes of a hidden layer whose activation has
+    ``psi(u) - psi(-u) = u`` (ReLU, SiLU), the refit may also *reflect* kept nodes of that
+    layer, ``psi(-z_k)`` in place of ``psi(z_k)`` (:func:`_reflections`): their outputs then
+    span the linear part ``z_k`` that the removed node may have carried. ``reflected``
+    (``[R, in]`` bool) says which; the caller negates their incoming means.
     """
     weights = model.mean_weights()
     h = x[:, :_REFIT_ROWS].to(model.dtype)
+    z = None
     for w, b in weights[:index]:
-        h = model._act(torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2)))
+        z = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
+        h = model._act(z)
     w, b = weights[index]
     target = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
-    reps, rows, width = h.shape
+    reps, width = h.shape[0], h.shape[-1]
     every = torch.arange(reps, device=h.device)
     h = h.clone()
     h[every, :, j] = 0.0
-    design = torch.cat([h, torch.ones(reps, rows, 1, dtype=h.dtype, device=h.device)], dim=-1)
-    gram = design.transpose(-1, -2) @ design
-    ridge = _REFIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
-    gram = gram + ridge[:, None, None] * torch.eye(width + 1, dtype=h.dtype, device=h.device)
-    coef = torch.linalg.solve(gram, design.transpose(-1, -2) @ target)  # [R, in + 1, out]
-    effective = coef.transpose(-1, -2)  # [R, out, in + 1]: weights, then the bias
+    reflected = torch.zeros(reps, width, dtype=torch.bool, device=h.device)
+    if index > 0 and model.config.activation in _REFLECTABLE:
+        kept = model.layers[index - 1].kept() > 0
+        kept[every, j] = False
+        reflected = _reflections(h, model._act(-z), target, kept)
+        h = torch.where(reflected[:, None, :], model._act(-z), h)
+    effective = _least_squares(h, target)[0].transpose(-1, -2)  # [R, out, in + 1]
     layer = model.layers[index]
     if getattr(layer, "indicators", None) is None:
-        return effective
+        return effective, reflected
     gate = layer.kept().to(h.dtype) * layer.expected_scale()
     usable = gate > 0
     mu = torch.where(usable[..., None], effective / gate.clamp_min(1e-30)[..., None], layer.mu)
-    return mu
+    return mu, reflected
+
+
+# Activations with psi(u) - psi(-u) = u, whose nodes a refit may reflect; the most nodes one
+# refit reflects; a reflection is taken when it removes at least _REFLECTION_GAIN of the
+# residual sum of squares and at least _REFLECTION_FLOOR of the target's (centred) one.
+_REFLECTABLE = (Activation.RELU, Activation.SILU)
+_REFLECTION_SIZE = 2
+_REFLECTION_PAIRS_UP_TO = 24
+_REFLECTION_GAIN = 0.1
+_REFLECTION_FLOOR = 1e-3
+_REFLECTION_CHUNK = 64  # candidate sets solved at once (bounds the memory)
+
+
+def _least_squares(h: torch.Tensor, target: torch.Tensor):
+    """Ridge least squares of ``target`` (``[R, m, out]``) on ``[h, 1]``: ``(coef, rss)``,
+    ``coef`` ``[R, in + 1, out]`` (weights, then the bias), ``rss`` the residual sum of
+    squares ``[R]``."""
+    design = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
+    gram, cross = design.transpose(-1, -2) @ design, design.transpose(-1, -2) @ target
+    coef, rss = _solve(gram, cross, target.square().sum((-2, -1)))
+    return coef, rss
+
+
+def _solve(gram, cross, total):
+    """Ridge solution ``coef = (G + ridge I)^{-1} c`` and the residual sum of squares
+    ``total - 2 coef . c + coef^T G coef`` of the normal equations ``(G, c)``, batched."""
+    size = gram.shape[-1]
+    ridge = _REFIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
+    eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
+    coef = torch.linalg.solve(gram + ridge[..., None, None] * eye, cross)
+    rss = total - 2 * (coef * cross).sum((-2, -1)) + (coef * (gram @ coef)).sum((-2, -1))
+    return coef, rss
+
+
+def _reflections(h, mirrored, target, kept) -> torch.Tensor:
+    """The nodes to reflect, ``[R, in]`` bool: the set of at most ``_REFLECTION_SIZE`` kept
+    nodes whose reflection gives the refit the smallest residual, searched exhaustively
+    (sets of two only in replicates with at most ``_REFLECTION_PAIRS_UP_TO`` kept nodes).
+
+    ``h``: the inputs after the removal (``[R, m, in]``), ``mirrored``: every input's
+    reflection ``psi(-z)``, ``kept``: the nodes that may be reflected. One Gram matrix of
+    ``[h, mirrored, 1]`` serves every candidate set: a set picks its columns. (Single
+    reflections are not enough: a node carrying the linear parts of two reflected nodes
+    needs both reflected at once.)
+    """
+    reps, _, width = h.shape
+    full = torch.cat([h, mirrored, torch.ones_like(h[..., :1])], dim=-1)
+    gram, cross = full.transpose(-1, -2) @ full, full.transpose(-1, -2) @ target
+    total = target.square().sum((-2, -1))
+    pairs_ok = kept.sum(-1) <= _REFLECTION_PAIRS_UP_TO
+    singles = kept.any(0).nonzero().flatten().tolist()
+    paired = (kept & pairs_ok[:, None]).any(0).nonzero().flatten().tolist()
+    sets = [(), *((k,) for k in singles)]
+    if _REFLECTION_SIZE >= 2:
+        sets += list(itertools.combinations(paired, 2))
+    plain = torch.arange(width + 1, device=h.device)
+    plain[-1] = 2 * width  # the constant column
+    best_rss = torch.full((reps,), math.inf, dtype=total.dtype, device=h.device)
+    best_cols = plain.repeat(reps, 1)
+    base = None
+    for start in range(0, len(sets), _REFLECTION_CHUNK):
+        chunk = sets[start : start + _REFLECTION_CHUNK]
+        cols = plain.repeat(len(chunk), 1)
+        allowed = torch.ones(len(chunk), reps, dtype=torch.bool, device=h.device)
+        for i, chosen in enumerate(chunk):
+            for k in chosen:
+                cols[i, k] = width + k
+                allowed[i] &= kept[:, k]
+            if len(chosen) > 1:
+                allowed[i] &= pairs_ok
+        g = gram[:, cols[:, :, None], cols[:, None, :]].transpose(0, 1)  # [sets, R, in+1, in+1]
+        c = cross[:, cols].transpose(0, 1)  # [sets, R, in + 1, out]
+        rss = torch.where(allowed, _solve(g, c, total)[1], math.inf)
+        if base is None:
+            base = rss[0]  # the empty set: no reflection
+        low, which = rss.min(dim=0)
+        better = low < best_rss
+        best_rss = torch.where(better, low, best_rss)
+        best_cols = torch.where(better[:, None], cols[which], best_cols)
+    gain = base - best_rss
+    floor = _REFLECTION_FLOOR * (target - target.mean(-2, keepdim=True)).square().sum((-2, -1))
+    take = (gain >= _REFLECTION_GAIN * base) & (gain > floor)
+    return (best_cols[:, :width] >= width) & take[:, None]
 
 
 def _spiked_blocks(model: BayesianMLP):
@@ -315,6 +417,14 @@ def _spiked_blocks(model: BayesianMLP):
         if indicators is not None and indicators.frozen_mask.dim() == 2:  # node layers
             blocks.append((layer, i + 1))
     return blocks
+
+
+def _own_means(model: BayesianMLP, index: int) -> torch.Tensor:
+    """The means of the layer whose nodes feed layer ``index`` (a removal may reflect some of
+    them); an empty tensor for the input spike's block."""
+    if index == 0:
+        return torch.empty(model.replicates, 0, 0, dtype=model.dtype, device=model.device)
+    return model.layers[index - 1].mu
 
 
 def _weakest_first(outgoing) -> torch.Tensor:

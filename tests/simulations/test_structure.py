@@ -82,3 +82,39 @@ def test_remove_nodes_switches_off_the_chosen_node_of_each_replicate():
     assert second.frozen_mask.tolist() == [[1, 1, 1], [1, 1, 0]]
     assert ((first.theta > 0) == (first.frozen_mask > 0.5)).all()  # logits follow the masks
     assert (model.layers[1].mu[0, :, 1] == 0).all() and (model.layers[2].mu[1, :, 2] == 0).all()
+
+
+def carrier_model():
+    """A 4-3 student whose second layer computes ``psi(-z_a)``, ``psi(-z_b)`` and a node that
+    is positive on every row, ``z_a + z_b + 10``, read by the output with weights 1 and
+    bias -10: the mean network is ``psi(z_a) + psi(z_b)``, since ``psi(u) - psi(-u) = u``.
+    The third node carries the linear parts of the two reflected ones."""
+    model, x, _ = frozen_model()
+    g = torch.Generator().manual_seed(1)
+    v = torch.randn(2, 5, generator=g, dtype=D)  # (weights on the 4 first-layer nodes, bias)
+    second, output = model.layers[1], model.layers[2]
+    own = torch.stack([-v[0], -v[1], v[0] + v[1]])
+    own[2, -1] += 10.0
+    with torch.no_grad():
+        second.mu.copy_((own / second.expected_scale()[..., None]).expand_as(second.mu))
+        output.mu.copy_(torch.tensor([1.0, 1.0, 1.0, -10.0], dtype=D).expand_as(output.mu))
+    return model, x
+
+
+def test_a_removal_reflects_the_nodes_whose_linear_parts_the_removed_node_carried(monkeypatch):
+    """Removing the carrier with the two other nodes reflected (their incoming means
+    negated) keeps the mean network; without reflections the refit cannot."""
+    from simulations import structure
+
+    model, x = carrier_model()
+    before = model.mean_function(x)
+    second_mu = model.layers[1].mu.detach().clone()
+    remove_nodes(model, [torch.tensor([-1, -1]), torch.tensor([2, 2])], x)
+    torch.testing.assert_close(model.mean_function(x), before, rtol=0, atol=1e-4)
+    torch.testing.assert_close(model.layers[1].mu[:, :2], -second_mu[:, :2], rtol=0, atol=0)
+    assert (model.hidden_layers[1].indicators.frozen_mask[:, 2] == 0).all()
+
+    monkeypatch.setattr(structure, "_REFLECTABLE", ())
+    model, x = carrier_model()
+    remove_nodes(model, [torch.tensor([-1, -1]), torch.tensor([2, 2])], x)
+    assert (model.mean_function(x) - before).abs().max() > 0.1
