@@ -118,6 +118,10 @@ class TrainConfig:
         ``"auto"`` runs: steps of a pruning round, the training between two indicator
         passes while the passes still switch nodes. The relaxed phase takes at most
         ``kl_warmup_steps + prune_every`` steps (and at most ``max_steps // 2``).
+    trial_steps
+        ``"auto"`` runs: steps of each arm of a removal trial (the control arm and the arm
+        without the node), at the learning rate ``lr``: long enough for the nodes that stay
+        to take over the removed node's work (``docs/engine.md``, "Removal trials").
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
@@ -179,6 +183,7 @@ class TrainConfig:
     max_steps: int = 36_000
     dense_steps: int | None = None
     prune_every: int = 1000
+    trial_steps: int = 2000
     batch_size: int | None = None
     shuffle: Shuffle | str = Shuffle.EPOCH
     lr: float = 3e-3
@@ -202,8 +207,8 @@ class TrainConfig:
         elif not is_integer(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
-            ("max_steps", 2), ("prune_every", 1), ("finetune_steps", 0), ("checkpoint_every", 1),
-            ("log_every", 1), ("restarts", 1),
+            ("max_steps", 2), ("prune_every", 1), ("trial_steps", 1), ("finetune_steps", 0),
+            ("checkpoint_every", 1), ("log_every", 1), ("restarts", 1),
         ):  # fmt: skip
             if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
@@ -842,19 +847,19 @@ class _Fit:
         Run once, when every replicate is done. Round ``t``: each replicate in the search
         proposes the removal of its cheapest node (:func:`removal_costs`) that no earlier
         round rejected. From the same state and with the same streams (``"trial<t>"``,
-        common random numbers) two arms of ``prune_every // 2`` steps follow, at the
-        learning rate the rule ended with: the control arm trains the structure as it is,
+        common random numbers) two arms of ``trial_steps`` steps follow, at the learning
+        rate ``lr`` (fresh optimisers): the control arm trains the structure as it is,
         the other arm the structure without the node. The replicate keeps the arm with the
         lower ``L(q)``. A replicate leaves the search after two rejections in a row or when
         no candidate is left, or when the two arms would take it past ``max_steps``.
         """
         model, config, flat = self.model, self.config, self.flat
-        arm_steps = max(1, config.prune_every // 2)
+        arm_steps = config.trial_steps
         searching = ~self.failed
         rejected = None
         misses = torch.zeros(self.reps, dtype=torch.long)
         accepted = torch.zeros(self.reps, dtype=torch.long)
-        lr_scale = torch.full((self.reps,), 0.5**config.convergence.decays, dtype=torch.float64)
+        lr_scale = torch.ones(self.reps, dtype=torch.float64)
         for t in itertools.count():
             budget = self.steps_taken + 2 * arm_steps <= config.max_steps
             searching &= (misses < 2) & ~self.failed & budget

@@ -57,6 +57,7 @@ AUTO = TrainConfig(
     max_steps=2000,
     dense_steps=12,
     prune_every=24,
+    trial_steps=12,
     batch_size=16,
     lr=2e-2,
     kl_warmup_steps=20,
