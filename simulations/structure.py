@@ -309,7 +309,7 @@ def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch
     h = h.clone()
     h[every, :, j] = 0.0
     reflected = torch.zeros(reps, width, dtype=torch.bool, device=h.device)
-    if index > 0 and model.config.activation in _REFLECTABLE:
+    if index > 0 and model.config.activation in _REFLECTABLE and width <= _REFLECTION_WIDTH:
         kept = model.layers[index - 1].kept() > 0
         kept[every, j] = False
         reflected = _reflections(h, model._act(-z), target, kept)
@@ -324,15 +324,16 @@ def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch
     return mu, reflected
 
 
-# Activations with psi(u) - psi(-u) = u, whose nodes a refit may reflect; the most nodes one
+# Activations with psi(u) - psi(-u) = u, whose nodes a refit may reflect, in layers at most
+# _REFLECTION_WIDTH wide (the search solves one system per candidate set); the most nodes one
 # refit reflects; a reflection is taken when it removes at least _REFLECTION_GAIN of the
 # residual sum of squares and at least _REFLECTION_FLOOR of the target's (centred) one.
 _REFLECTABLE = (Activation.RELU, Activation.SILU)
+_REFLECTION_WIDTH = 32
 _REFLECTION_SIZE = 2
-_REFLECTION_PAIRS_UP_TO = 24
 _REFLECTION_GAIN = 0.1
 _REFLECTION_FLOOR = 1e-3
-_REFLECTION_CHUNK = 64  # candidate sets solved at once (bounds the memory)
+_REFLECTION_ELEMENTS = 2**24  # Gram entries of the candidate sets solved at once
 
 
 def _least_squares(h: torch.Tensor, target: torch.Tensor):
@@ -359,7 +360,7 @@ def _solve(gram, cross, total):
 def _reflections(h, mirrored, target, kept) -> torch.Tensor:
     """The nodes to reflect, ``[R, in]`` bool: the set of at most ``_REFLECTION_SIZE`` kept
     nodes whose reflection gives the refit the smallest residual, searched exhaustively
-    (sets of two only in replicates with at most ``_REFLECTION_PAIRS_UP_TO`` kept nodes).
+    (the layer is at most ``_REFLECTION_WIDTH`` wide).
 
     ``h``: the inputs after the removal (``[R, m, in]``), ``mirrored``: every input's
     reflection ``psi(-z)``, ``kept``: the nodes that may be reflected. One Gram matrix of
@@ -371,27 +372,24 @@ def _reflections(h, mirrored, target, kept) -> torch.Tensor:
     full = torch.cat([h, mirrored, torch.ones_like(h[..., :1])], dim=-1)
     gram, cross = full.transpose(-1, -2) @ full, full.transpose(-1, -2) @ target
     total = target.square().sum((-2, -1))
-    pairs_ok = kept.sum(-1) <= _REFLECTION_PAIRS_UP_TO
-    singles = kept.any(0).nonzero().flatten().tolist()
-    paired = (kept & pairs_ok[:, None]).any(0).nonzero().flatten().tolist()
-    sets = [(), *((k,) for k in singles)]
-    if _REFLECTION_SIZE >= 2:
-        sets += list(itertools.combinations(paired, 2))
+    candidates = kept.any(0).nonzero().flatten().tolist()
+    sets = [
+        c for size in range(_REFLECTION_SIZE + 1) for c in itertools.combinations(candidates, size)
+    ]
+    step = max(1, _REFLECTION_ELEMENTS // (reps * (width + 1) ** 2))
     plain = torch.arange(width + 1, device=h.device)
     plain[-1] = 2 * width  # the constant column
     best_rss = torch.full((reps,), math.inf, dtype=total.dtype, device=h.device)
     best_cols = plain.repeat(reps, 1)
     base = None
-    for start in range(0, len(sets), _REFLECTION_CHUNK):
-        chunk = sets[start : start + _REFLECTION_CHUNK]
+    for start in range(0, len(sets), step):
+        chunk = sets[start : start + step]
         cols = plain.repeat(len(chunk), 1)
         allowed = torch.ones(len(chunk), reps, dtype=torch.bool, device=h.device)
         for i, chosen in enumerate(chunk):
             for k in chosen:
                 cols[i, k] = width + k
                 allowed[i] &= kept[:, k]
-            if len(chosen) > 1:
-                allowed[i] &= pairs_ok
         g = gram[:, cols[:, :, None], cols[:, None, :]].transpose(0, 1)  # [sets, R, in+1, in+1]
         c = cross[:, cols].transpose(0, 1)  # [sets, R, in + 1, out]
         rss = torch.where(allowed, _solve(g, c, total)[1], math.inf)
