@@ -121,7 +121,7 @@ class TrainConfig:
     trial_steps
         ``"auto"`` runs: steps of each arm of a removal trial (the control arm and the arm
         without the node), at the learning rate ``lr``: long enough for the nodes that stay
-        to take over the removed node's work (``docs/engine.md``, "Removal trials").
+        to take over the removed node's work (``docs/engine.md``, "Trial arms").
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
