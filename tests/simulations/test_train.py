@@ -498,6 +498,7 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"steps": "auto", "finetune_steps": 10}, "finetune_steps"),
         ({"steps": "forever"}, "steps"),
         ({"max_steps": 1}, "max_steps"),
+        ({"trial_steps": 0}, "trial_steps"),
         ({"logit_lr": 0.0}, "logit_lr"),
         ({"indicator_pass": "yes"}, "indicator_pass"),
         ({"temperature": 0.5}, "temperature"),
