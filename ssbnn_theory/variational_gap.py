@@ -38,7 +38,7 @@ from ssbnn_theory.architecture import Architecture
 from ssbnn_theory.enums import FanIn, Likelihood, Prior, parse_enum
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, scale_log_mass
-from ssbnn_theory.rates import contraction_rate, kl_scale
+from ssbnn_theory.rates import ContractionRate, contraction_rate, kl_scale
 from ssbnn_theory.slabs.group_horseshoe import horseshoe_scale_kl
 from ssbnn_theory.validation import check_integer, check_real
 
@@ -236,24 +236,19 @@ _ACTIVATIONS = {
 class VariationalGap:
     """``KL(q* || Pi)`` and ``n E_{q*} KL(p_theta* || p_theta)`` beside ``n r_n``, over ``n``.
 
-    Arrays have ``n`` on the first axis; per-layer arrays ``L`` (``selection``) or ``L+1``
+    ``rate`` is the :class:`~ssbnn_theory.rates.ContractionRate` the gap is measured against
+    (its architecture, prior, ``n``, ``delta_n``, ``n r_n``, the selection term and the KL
+    scale ``sigma``). Arrays have ``n`` on the first axis; per-layer arrays have ``L+1``
     columns (every layer: ``slab_kl``, ``slab_kl_derived``, ``slab_phi``, ``omega_layer``,
     ``scale_mean``, ``scale_sd``). ``kl`` uses the refined ``q*``, ``kl_derived`` the derived
     one; ``bound = n_r_n + omega + outputs * T`` bounds ``total_derived`` (docs/theory.md, 4.5)
     and ``constant = 1 + 2 outputs + 2 max(omega, 0) / T`` bounds ``bound / n_r_n``.
     """
 
-    architecture: Architecture
-    prior: PriorSpec
-    n: np.ndarray
-    sigma_e: float
-    coordinates: int
+    rate: ContractionRate
     outputs: int
     rho: float
     sd: np.ndarray
-    delta: np.ndarray
-    n_r_n: np.ndarray
-    selection: np.ndarray
     slab_kl: np.ndarray
     slab_kl_derived: np.ndarray
     slab_phi: np.ndarray
@@ -274,7 +269,7 @@ class VariationalGap:
     @property
     def ratio(self) -> np.ndarray:
         """``(KL(q*||Pi) + n E KL) / (n r_n)`` with the refined ``q*``."""
-        return self.total / self.n_r_n
+        return self.total / self.rate.n_r_n
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary (lists and floats)."""
@@ -282,19 +277,20 @@ class VariationalGap:
         def js(x: np.ndarray) -> object:
             return np.asarray(x, np.float64).tolist()
 
+        rate = self.rate
         return {
-            "prior": self.prior.to_dict(),
-            "architecture": self.architecture.to_dict(),
-            "n": js(self.n),
-            "sigma_e": self.sigma_e,
-            "coordinates_T": self.coordinates,
+            "prior": rate.prior.to_dict(),
+            "architecture": rate.architecture.to_dict(),
+            "n": js(rate.n),
+            "sigma_e": rate.kl_scale,
+            "coordinates_T": rate.coordinates,
             "rho": self.rho,
             "sd": js(self.sd),
-            "delta_n": js(self.delta),
-            "n_r_n": js(self.n_r_n),
+            "delta_n": js(rate.delta),
+            "n_r_n": js(rate.n_r_n),
             "kl": js(self.kl),
             "kl_derived": js(self.kl_derived),
-            "selection": js(self.selection),
+            "selection": js(rate.selection),
             "slab_kl": js(self.slab_kl),
             "slab_kl_derived": js(self.slab_kl_derived),
             "slab_phi": js(self.slab_phi),
@@ -459,17 +455,10 @@ def variational_gap(
     bound = rate.n_r_n + omega + outputs * t
     constant = 1.0 + 2.0 * outputs + 2.0 * np.maximum(omega, 0.0) / t
     return VariationalGap(
-        architecture=arch,
-        prior=spec,
-        n=n_arr,
-        sigma_e=sigma,
-        coordinates=arch.coordinates,
+        rate=rate,
         outputs=outputs,
         rho=rho,
         sd=sd,
-        delta=rate.delta,
-        n_r_n=rate.n_r_n,
-        selection=selection,
         slab_kl=slab_kl,
         slab_kl_derived=slab_kl_derived,
         slab_phi=slab_phi,

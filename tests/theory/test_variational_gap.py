@@ -59,7 +59,7 @@ def test_gap_is_below_the_derived_bound(arch, spec, log10_n, sigma_e):
     assert np.all(gap.expected_kl <= gap.expected_kl_bound * (1 + 1e-9))
     # the sum against n r_n: the derived bound and the constant C_n
     assert np.all(gap.total_derived <= gap.bound * (1 + 1e-9))
-    assert np.all(gap.bound <= gap.constant * gap.n_r_n * (1 + 1e-12))
+    assert np.all(gap.bound <= gap.constant * gap.rate.n_r_n * (1 + 1e-12))
 
 
 @settings(max_examples=15)
@@ -239,9 +239,9 @@ def test_classification_likelihoods_use_their_kl_scale(likelihood, outputs, sigm
     sigma_e = sigma if likelihood == "gaussian" else None
     gap = variational_gap(arch, "ss-gl", [1e3, 1e6], sigma_e, likelihood=likelihood)
     k = outputs if likelihood == "gaussian" else 1
-    expected = gap.n * k * expected_sup_gap(arch, gap.sd) / (2 * sigma**2)
+    expected = gap.rate.n * k * expected_sup_gap(arch, gap.sd) / (2 * sigma**2)
     assert gap.expected_kl == pytest.approx(expected, rel=1e-12)
-    assert np.all(gap.expected_kl <= k * gap.coordinates)
+    assert np.all(gap.expected_kl <= k * gap.rate.coordinates)
     assert np.all(gap.total_derived <= gap.bound) and np.all(gap.ratio < 1.2)
 
 
@@ -252,6 +252,6 @@ def test_default_architecture_figures():
         gap = variational_gap(arch, spec, n)
         assert np.all(gap.ratio < 1.05)  # measured 1.02 to 1.04 (docs/theory.md, 4.5)
         assert np.all(gap.ratio > 1.0)  # the Gaussian q* pays for its shape: above n r_n
-        assert np.all(gap.expected_kl < 0.5 * gap.coordinates)
+        assert np.all(gap.expected_kl < 0.5 * gap.rate.coordinates)
         d = gap.to_dict()
         assert d["constant_C"] == pytest.approx(list(gap.constant))
