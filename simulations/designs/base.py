@@ -4,6 +4,7 @@ its parameters, and the drawing of training replicates and the test set from a l
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,9 +150,10 @@ class Design:
         Registry key and generator version; the version changes whenever the
         same seed and parameters would give different data.
     description
-        One line: the law of ``(X, Y)``.
+        One line: the law of ``(X, Y)`` (the first paragraph of the law's docstring).
     defaults
-        Design parameters and their defaults (``None``: required or derived).
+        Design parameters and their defaults (``None``: required or derived): the
+        keyword-only parameters of the law (:func:`parameters`).
     quick
         Keyword arguments of :func:`generate` (besides ``seed``) for a small
         instance for tests and CI.
@@ -172,6 +174,10 @@ class Design:
     generator: Callable[..., Draws]
     rows: Callable[[Mapping[str, Any]], int] | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
+        object.__setattr__(self, "quick", MappingProxyType(dict(self.quick)))
+
 
 @dataclass(frozen=True)
 class Law:
@@ -185,25 +191,46 @@ class Law:
     sample: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]
 
 
-def design(
-    name: str,
-    version: str,
-    description: str,
-    generator: Callable[..., Draws],
-    defaults: Mapping[str, Any],
-    quick: Mapping[str, Any],
-    rows: Callable[[Mapping[str, Any]], int] | None = None,
-) -> Design:
-    """A :class:`Design` with read-only ``defaults`` and ``quick``."""
-    return Design(
-        name,
-        version,
-        description,
-        MappingProxyType(dict(defaults)),
-        MappingProxyType(dict(quick)),
-        generator,
-        rows,
-    )
+def parameters(function: Callable[..., Any]) -> dict[str, Any]:
+    """A design's parameters and defaults: the keyword-only parameters of ``function``.
+
+    Every one needs a default (``None`` for a parameter that is required or derived).
+    """
+    found = {}
+    for param in inspect.signature(function).parameters.values():
+        if param.kind is not inspect.Parameter.KEYWORD_ONLY:
+            continue
+        if param.default is inspect.Parameter.empty:
+            raise TypeError(f"{function.__name__}: design parameter {param.name} has no default")
+        found[param.name] = param.default
+    return found
+
+
+def summary(function: Callable[..., Any]) -> str:
+    """The first paragraph of ``function``'s docstring, on one line."""
+    first = inspect.cleandoc(function.__doc__ or "").split("\n\n", 1)[0]
+    if not first:
+        raise TypeError(f"{function.__name__}: a design's law needs a docstring (its description)")
+    return " ".join(line.strip() for line in first.splitlines())
+
+
+def design(name: str, version: str, law: Callable[..., Law], quick: Mapping[str, Any]) -> Design:
+    """The registry entry of a synthetic design drawn from ``law``.
+
+    ``law(truth_seed, *, <parameters with defaults>) -> Law`` checks the parameters, draws any
+    random truth from ``truth_seed`` and returns the law of ``(X, Y)``. The design's
+    description is the first paragraph of its docstring and its defaults are the defaults of
+    its keyword-only parameters. ``quick``: keyword arguments of ``generate`` for a small
+    instance. Replicate ``r`` is drawn from stream ``"data"``, key ``r``, the test set from
+    stream ``"test"`` and the truth seed from stream ``"truth"`` of the run seed.
+    """
+
+    def generator(params, *, n, replicates, seed, n_test, dtype):
+        drawn = law(stream_seed(seed, "truth"), **params)
+        n_test = DEFAULT_N_TEST if n_test is None else n_test
+        return simulate(drawn, n=n, replicates=replicates, seed=seed, n_test=n_test, dtype=dtype)
+
+    return Design(name, version, summary(law), parameters(law), quick, generator)
 
 
 # --------------------------------------------------------------------------- validation
@@ -347,14 +374,3 @@ def simulate(
         noise_sd=law.noise_sd,
         truth=law.truth,
     )
-
-
-def synthetic(
-    build: Callable[[dict[str, Any], int], Law],
-) -> Callable[..., Draws]:
-    def run(params, *, n, replicates, seed, n_test, dtype):
-        law = build(params, stream_seed(seed, "truth"))
-        n_test = DEFAULT_N_TEST if n_test is None else n_test
-        return simulate(law, n=n, replicates=replicates, seed=seed, n_test=n_test, dtype=dtype)
-
-    return run

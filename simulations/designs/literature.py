@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
-from simulations.designs.base import MAX_P, Law, Truth, check_likelihood, design, synthetic
+from simulations.designs.base import MAX_P, Law, Truth, check_likelihood, design
 from simulations.enums import Likelihood
 from ssbnn_theory.validation import check_integer, check_positive
 
@@ -37,13 +36,14 @@ def _equicorrelated(g: np.random.Generator, m: int, p: int) -> np.ndarray:
 
 
 def _sparse_regression(
-    params: dict[str, Any],
+    p: int,
+    sigma_e: float,
     inputs: Callable[[np.random.Generator, int, int], np.ndarray],
     f0: Callable[[np.ndarray], np.ndarray],
 ) -> Law:
     """``y = f0(x) + sigma_e e`` with ``f0`` of the first five inputs (a fixed truth)."""
-    p = check_integer("p", params["p"], lower=5, upper=MAX_P)
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
+    p = check_integer("p", p, lower=5, upper=MAX_P)
+    sigma_e = check_positive("sigma_e", sigma_e)
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         x = inputs(g, m, p)
@@ -52,16 +52,23 @@ def _sparse_regression(
     return Law(p, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=tuple(range(5))), sample)
 
 
-def _bai_sparse_function(params: dict[str, Any], truth_seed: int) -> Law:
-    """Bai, Song & Cheng (2020): ``x ~ U(-1,1)^p``, ``y = f0(x) + sigma_e e``."""
+def _bai_sparse_function(truth_seed: int, *, p: int = 200, sigma_e: float = 1.0) -> Law:
+    """x ~ U(-1,1)^p; f0 = 7 x2/(1 + x1^2) + 5 sin(x3 x4) + 2 x5; y = f0 + sigma_e e
+
+    Bai, Song & Cheng (2020).
+    """
     del truth_seed  # f0 is fixed
-    return _sparse_regression(params, _uniform, _sparse_f0(7))
+    return _sparse_regression(p, sigma_e, _uniform, _sparse_f0(7))
 
 
-def _sun_regression(params: dict[str, Any], truth_seed: int) -> Law:
-    """Sun, Song & Liang (2021): equicorrelated Gaussian inputs, ``y = f0(x) + sigma_e e``."""
+def _sun_regression(truth_seed: int, *, p: int = 2000, sigma_e: float = 1.0) -> Law:
+    """x_j = (e + z_j)/sqrt 2 ~ N(0,1), correlation 1/2;
+    f0 = 5 x2/(1 + x1^2) + 5 sin(x3 x4) + 2 x5; y = f0 + sigma_e e
+
+    Sun, Song & Liang (2021): equicorrelated Gaussian inputs.
+    """
     del truth_seed  # f0 is fixed
-    return _sparse_regression(params, _equicorrelated, _sparse_f0(5))
+    return _sparse_regression(p, sigma_e, _equicorrelated, _sparse_f0(5))
 
 
 def _sun_label(x: np.ndarray) -> np.ndarray:
@@ -69,19 +76,21 @@ def _sun_label(x: np.ndarray) -> np.ndarray:
     return np.exp(x[:, 0]) + x[:, 1] ** 2 + 5 * np.sin(x[:, 2] * x[:, 3]) - 3 > 0
 
 
-def _sun_classification(params: dict[str, Any], truth_seed: int) -> Law:
-    """Sun, Song & Liang (2021): equicorrelated inputs, deterministic label, balanced classes.
+def _sun_classification(
+    truth_seed: int, *, p: int = 1000, likelihood: Likelihood | str = Likelihood.CATEGORICAL
+) -> Law:
+    """x_j = (e + z_j)/sqrt 2; y = 1{exp(x1) + x2^2 + 5 sin(x3 x4) - 3 > 0};
+    exactly balanced classes
 
+    Sun, Song & Liang (2021): equicorrelated inputs, deterministic label, balanced classes.
     Each sample of size ``m`` holds ``m // 2`` points of class 1 and ``m - m // 2``
     of class 0, each drawn from the law of ``x`` given its class (rejection on
     the first four coordinates), then shuffled. This is the law of the reference
     script, which redraws a point whose class is already full.
     """
     del truth_seed  # f0 is fixed
-    p = check_integer("p", params["p"], lower=4, upper=MAX_P)
-    likelihood = check_likelihood(
-        params["likelihood"], (Likelihood.CATEGORICAL, Likelihood.BERNOULLI)
-    )
+    p = check_integer("p", p, lower=4, upper=MAX_P)
+    likelihood = check_likelihood(likelihood, (Likelihood.CATEGORICAL, Likelihood.BERNOULLI))
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         need = {True: m // 2, False: m - m // 2}
@@ -110,10 +119,10 @@ def _sun_classification(params: dict[str, Any], truth_seed: int) -> Law:
     return Law(p, outputs, likelihood, None, Truth(relevant_inputs=tuple(range(4))), sample)
 
 
-def _cubic_small_n(params: dict[str, Any], truth_seed: int) -> Law:
-    """``x ~ U(-4, 4)``, ``f0 = x^3``, ``y = f0 + sigma_e e`` (``sigma_e = 3``)."""
+def _cubic_small_n(truth_seed: int, *, sigma_e: float = 3.0) -> Law:
+    """x ~ U(-4, 4); f0 = x^3; y = f0 + sigma_e e, sigma_e = 3"""
     del truth_seed  # f0 is fixed
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
+    sigma_e = check_positive("sigma_e", sigma_e)
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
         x = g.uniform(-4.0, 4.0, size=(m, 1))
@@ -122,40 +131,10 @@ def _cubic_small_n(params: dict[str, Any], truth_seed: int) -> Law:
     return Law(1, 1, Likelihood.GAUSSIAN, sigma_e, Truth(relevant_inputs=(0,)), sample)
 
 
-BAI_SPARSE_FUNCTION = design(
-    "bai_sparse_function",
-    "1",
-    "x ~ U(-1,1)^p; f0 = 7 x2/(1 + x1^2) + 5 sin(x3 x4) + 2 x5; y = f0 + sigma_e e",
-    synthetic(_bai_sparse_function),
-    {"p": 200, "sigma_e": 1.0},
-    {"n": 1000, "replicates": 2, "n_test": 2000, "p": 50},
-)
-
-SUN_REGRESSION = design(
-    "sun_regression",
-    "1",
-    "x_j = (e + z_j)/sqrt 2 ~ N(0,1), correlation 1/2; "
-    "f0 = 5 x2/(1 + x1^2) + 5 sin(x3 x4) + 2 x5; y = f0 + sigma_e e",
-    synthetic(_sun_regression),
-    {"p": 2000, "sigma_e": 1.0},
-    {"n": 1000, "replicates": 2, "n_test": 2000, "p": 100},
-)
-
-SUN_CLASSIFICATION = design(
-    "sun_classification",
-    "1",
-    "x_j = (e + z_j)/sqrt 2; y = 1{exp(x1) + x2^2 + 5 sin(x3 x4) - 3 > 0}; "
-    "exactly balanced classes",
-    synthetic(_sun_classification),
-    {"p": 1000, "likelihood": Likelihood.CATEGORICAL},
-    {"n": 1000, "replicates": 2, "n_test": 2000, "p": 100},
-)
-
+_QUICK = {"n": 1000, "replicates": 2, "n_test": 2000}
+BAI_SPARSE_FUNCTION = design("bai_sparse_function", "1", _bai_sparse_function, {**_QUICK, "p": 50})
+SUN_REGRESSION = design("sun_regression", "1", _sun_regression, {**_QUICK, "p": 100})
+SUN_CLASSIFICATION = design("sun_classification", "1", _sun_classification, {**_QUICK, "p": 100})
 CUBIC_SMALL_N = design(
-    "cubic_small_n",
-    "1",
-    "x ~ U(-4, 4); f0 = x^3; y = f0 + sigma_e e, sigma_e = 3",
-    synthetic(_cubic_small_n),
-    {"sigma_e": 3.0},
-    {"n": 100, "replicates": 4, "n_test": 2000},
+    "cubic_small_n", "1", _cubic_small_n, {"n": 100, "replicates": 4, "n_test": 2000}
 )

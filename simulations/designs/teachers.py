@@ -9,7 +9,6 @@ import itertools
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -24,7 +23,6 @@ from simulations.designs.base import (
     load_npz,
     read_only,
     real_array,
-    synthetic,
 )
 from simulations.enums import Likelihood
 from ssbnn_theory.enums import Activation, parse_enum
@@ -247,20 +245,29 @@ def _random_relu_teacher(
     return tuple(map(read_only, weights)), tuple(map(read_only, biases))
 
 
-def _relu_teacher(params: dict[str, Any], truth_seed: int) -> Law:
-    """``x ~ U(-1,1)^p``; random ReLU teacher on the first ``relevant`` inputs; Gaussian noise."""
-    relevant = check_integer("relevant", params["relevant"], lower=1, upper=_MAX_RELEVANT)
-    p = check_integer("p", params["p"], lower=relevant, upper=MAX_P)
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
-    active = check_integer_sequence(
-        "active", params["active"], lower=1, upper=_MAX_RELEVANT, first=0
-    )
+def _relu_teacher(
+    truth_seed: int,
+    *,
+    p: int = 100,
+    sigma_e: float = 1.0,
+    relevant: int = 5,
+    active: Sequence[int] = (4, 3),
+    hidden: Sequence[int] | None = None,
+) -> Law:
+    """x ~ U(-1,1)^p; random ReLU teacher, 5 relevant inputs, active nodes (4, 3),
+    Var f0 = 1; y = f0 + sigma_e e
+
+    The teacher acts on the first ``relevant`` inputs, with ``active`` nodes per hidden layer
+    (padded with inactive nodes to ``hidden``); Gaussian noise.
+    """
+    relevant = check_integer("relevant", relevant, lower=1, upper=_MAX_RELEVANT)
+    p = check_integer("p", p, lower=relevant, upper=MAX_P)
+    sigma_e = check_positive("sigma_e", sigma_e)
+    active = check_integer_sequence("active", active, lower=1, upper=_MAX_RELEVANT, first=0)
     hidden = (
         active
-        if params["hidden"] is None
-        else check_integer_sequence(
-            "hidden", params["hidden"], lower=1, upper=_MAX_TEACHER_WIDTH, first=0
-        )
+        if hidden is None
+        else check_integer_sequence("hidden", hidden, lower=1, upper=_MAX_TEACHER_WIDTH, first=0)
     )
     if len(hidden) != len(active):
         raise InvalidParameterError(
@@ -331,20 +338,26 @@ def _load_teacher(value: object) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return weights, biases
 
 
-def _teacher(params: dict[str, Any], truth_seed: int) -> Law:
-    """``x ~ U(-1,1)^p``; the user's network on the first inputs; Gaussian or class draws."""
+def _teacher(
+    truth_seed: int,
+    *,
+    weights: object = None,
+    activation: Activation | str = Activation.RELU,
+    p: int | None = None,
+    sigma_e: float = 1.0,
+    likelihood: Likelihood | str = Likelihood.GAUSSIAN,
+) -> Law:
+    """x ~ U(-1,1)^p; a given network (W1, b1, ...) on the first inputs,
+    the rest nuisance; Gaussian, Bernoulli or categorical y
+    """
     del truth_seed  # the truth is given, not drawn
-    if params["weights"] is None:
+    if weights is None:
         raise InvalidParameterError("weights", "given (the teacher's layers)", None)
-    weights, biases = _load_teacher(params["weights"])
-    activation = parse_enum(Activation, params["activation"], "activation")
+    weights, biases = _load_teacher(weights)
+    activation = parse_enum(Activation, activation, "activation")
     fan_in = weights[0].shape[1]
-    p = (
-        fan_in
-        if params["p"] is None
-        else check_integer("p", params["p"], lower=fan_in, upper=max(fan_in, MAX_P))
-    )
-    likelihood = check_likelihood(params["likelihood"], tuple(Likelihood))
+    p = fan_in if p is None else check_integer("p", p, lower=fan_in, upper=max(fan_in, MAX_P))
+    likelihood = check_likelihood(likelihood, tuple(Likelihood))
     outputs = weights[-1].shape[0]
     if likelihood is Likelihood.BERNOULLI and outputs != 1:
         raise InvalidParameterError(f"W{len(weights)}", "1 row (one logit) for bernoulli", outputs)
@@ -352,9 +365,7 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> Law:
         raise InvalidParameterError(
             f"W{len(weights)}", "at least 2 rows (one logit per class) for categorical", outputs
         )
-    sigma_e = (
-        check_positive("sigma_e", params["sigma_e"]) if likelihood is Likelihood.GAUSSIAN else None
-    )
+    sigma_e = check_positive("sigma_e", sigma_e) if likelihood is Likelihood.GAUSSIAN else None
     truth = _teacher_truth(weights, biases, activation, p)
 
     def sample(g: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -370,27 +381,6 @@ def _teacher(params: dict[str, Any], truth_seed: int) -> Law:
 
 
 RELU_TEACHER = design(
-    "relu_teacher",
-    "2",
-    "x ~ U(-1,1)^p; random ReLU teacher, 5 relevant inputs, active nodes (4, 3), "
-    "Var f0 = 1; y = f0 + sigma_e e",
-    synthetic(_relu_teacher),
-    {"p": 100, "sigma_e": 1.0, "relevant": 5, "active": (4, 3), "hidden": None},
-    {"n": 1024, "replicates": 4, "n_test": 2000, "p": 20},
+    "relu_teacher", "2", _relu_teacher, {"n": 1024, "replicates": 4, "n_test": 2000, "p": 20}
 )
-
-TEACHER = design(
-    "teacher",
-    "1",
-    "x ~ U(-1,1)^p; a given network (W1, b1, ...) on the first inputs, "
-    "the rest nuisance; Gaussian, Bernoulli or categorical y",
-    synthetic(_teacher),
-    {
-        "weights": None,
-        "activation": Activation.RELU,
-        "p": None,
-        "sigma_e": 1.0,
-        "likelihood": Likelihood.GAUSSIAN,
-    },
-    {"n": 512, "replicates": 2, "n_test": 2000},
-)
+TEACHER = design("teacher", "1", _teacher, {"n": 512, "replicates": 2, "n_test": 2000})

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from simulations.designs.base import (
+    Design,
     Draws,
     check_finite,
     check_likelihood,
-    design,
     load_npz,
+    parameters,
     real_array,
     reason,
 )
@@ -84,10 +85,17 @@ def _read_table(path: Path, features: object, target: object) -> tuple[object, o
     return out[0], out[1]
 
 
-def _dataset_arrays(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, Likelihood, int]:
+def _dataset_arrays(
+    *,
+    path: str | os.PathLike | None = None,
+    x: object = None,
+    y: object = None,
+    features: object = None,
+    target: object = None,
+    likelihood: Likelihood | str = Likelihood.GAUSSIAN,
+) -> tuple[np.ndarray, np.ndarray, Likelihood, int]:
     """The checked ``x [rows, p]`` and ``y [rows, 1 or outputs]`` of a ``dataset`` design, its
-    likelihood and its network outputs."""
-    path, x, y = params["path"], params["x"], params["y"]
+    likelihood and its network outputs. Its keyword parameters are the design's parameters."""
     if (path is None) == (x is None and y is None) or (path is None and (x is None or y is None)):
         raise InvalidParameterError(
             "path", "given (.npz, .csv or .parquet), or else both x and y given", path
@@ -95,12 +103,12 @@ def _dataset_arrays(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
     if path is not None:
         if not isinstance(path, str | os.PathLike):
             raise InvalidParameterError("path", "a file name", path)
-        path = Path(path)
-        if not path.is_file() or path.suffix.lower() not in (".npz", ".csv", ".parquet"):
+        file = Path(path)
+        if not file.is_file() or file.suffix.lower() not in (".npz", ".csv", ".parquet"):
             raise InvalidParameterError(
-                "path", "an existing .npz, .csv or .parquet file", str(params["path"])
+                "path", "an existing .npz, .csv or .parquet file", str(path)
             )
-        x, y = _read_table(path, params["features"], params["target"])
+        x, y = _read_table(file, features, target)
     x = check_finite("x", real_array("x", x, booleans=True))
     y = check_finite("y", real_array("y", y, booleans=True))
     if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
@@ -110,7 +118,7 @@ def _dataset_arrays(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
         raise InvalidParameterError(
             "y", f"an array [{x.shape[0]}] or [{x.shape[0]}, outputs]", y.shape
         )
-    likelihood = check_likelihood(params["likelihood"], tuple(Likelihood))
+    likelihood = check_likelihood(likelihood, tuple(Likelihood))
     outputs = y.shape[1]
     if likelihood is not Likelihood.GAUSSIAN:
         if outputs != 1:
@@ -130,7 +138,7 @@ def _dataset_arrays(params: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, 
 
 def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> Draws:
     """User data split by the seed: test rows (stream ``"test"``), replicate rows (``"data"``)."""
-    x, y, likelihood, outputs = _dataset_arrays(params)
+    x, y, likelihood, outputs = _dataset_arrays(**params)
     rows = x.shape[0]
     n = check_integer("n", n, lower=1, upper=rows - 1)
     n_test = (
@@ -166,22 +174,15 @@ def _dataset(params: dict[str, Any], *, n, replicates, seed, n_test, dtype) -> D
 
 def _rows(params: Mapping[str, Any]) -> int:
     """The rows of the user's data (read and checked as ``generate`` does)."""
-    return int(_dataset_arrays(params)[0].shape[0])
+    return int(_dataset_arrays(**params)[0].shape[0])
 
 
-DATASET = design(
+DATASET = Design(
     "dataset",
     "1",
     "user data (X, y) from .npz, .csv or .parquet, split into train and test by seed",
-    _dataset,
-    {
-        "path": None,
-        "x": None,
-        "y": None,
-        "features": None,
-        "target": None,
-        "likelihood": Likelihood.GAUSSIAN,
-    },
+    parameters(_dataset_arrays),
     {"replicates": 2},
+    _dataset,
     rows=_rows,
 )

@@ -727,13 +727,16 @@ def test_relu_teacher_sizes_are_bounded(params, field):
 # --------------------------------------------------------------------------- a new design
 
 
-def _toy_law(params, truth_seed):
-    """A throwaway design, written as docs/designs.md "Adding a design" says."""
+def _toy_law(truth_seed, *, p=3, sigma_e=0.5):
+    """x ~ U(-1,1)^p; f0 = a x1; y = f0 + sigma_e e
+
+    A throwaway design, written as docs/designs.md "Adding a design" says.
+    """
     from simulations.designs.base import MAX_P, Law, Truth
     from ssbnn_theory.validation import check_integer, check_positive
 
-    p = check_integer("p", params["p"], lower=2, upper=MAX_P)
-    sigma_e = check_positive("sigma_e", params["sigma_e"])
+    p = check_integer("p", p, lower=2, upper=MAX_P)
+    sigma_e = check_positive("sigma_e", sigma_e)
     slope = np.random.default_rng(truth_seed).uniform(1.0, 2.0)
 
     def sample(g, m):
@@ -748,13 +751,12 @@ def test_a_new_design_is_one_module_and_a_registry_line(monkeypatch):
 
     import simulations.designs as designs
     import simulations.spec as spec_module
-    from simulations.designs.base import design, synthetic
+    from simulations.designs.base import design
     from simulations.spec import parse_spec
 
-    toy = design(
-        "toy", "1", "x ~ U(-1,1)^p; f0 = a x1; y = f0 + sigma_e e",
-        synthetic(_toy_law), {"p": 3, "sigma_e": 0.5}, {"n": 20, "replicates": 2, "n_test": 10},
-    )  # fmt: skip
+    toy = design("toy", "1", _toy_law, {"n": 20, "replicates": 2, "n_test": 10})
+    assert toy.description == "x ~ U(-1,1)^p; f0 = a x1; y = f0 + sigma_e e"
+    assert dict(toy.defaults) == {"p": 3, "sigma_e": 0.5}
     registry = MappingProxyType({**DESIGNS, "toy": toy})  # the registry line
     monkeypatch.setattr(designs, "DESIGNS", registry)
     monkeypatch.setattr(spec_module, "DESIGNS", registry)
