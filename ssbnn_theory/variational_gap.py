@@ -35,10 +35,10 @@ from scipy import optimize, special
 
 from ssbnn_theory._numerics import log_normal_box
 from ssbnn_theory.architecture import Architecture
-from ssbnn_theory.enums import FanIn, Likelihood, Prior, parse_enum
+from ssbnn_theory.enums import FanIn, Likelihood, Prior
 from ssbnn_theory.lipschitz import arch_network
 from ssbnn_theory.priors import PriorSpec, as_prior_spec, optimal_log_t, scale_log_mass
-from ssbnn_theory.rates import ContractionRate, contraction_rate, kl_scale
+from ssbnn_theory.rates import ContractionRate, contraction_rate
 from ssbnn_theory.slabs.group_horseshoe import horseshoe_scale_kl
 from ssbnn_theory.validation import check_integer, check_real
 
@@ -391,7 +391,6 @@ def variational_gap(
     n: np.ndarray | float,
     sigma_e: float | None = None,
     *,
-    likelihood: Likelihood | str = Likelihood.GAUSSIAN,
     refine: bool = True,
     **rate_kwargs: object,
 ) -> VariationalGap:
@@ -404,7 +403,8 @@ def variational_gap(
     ``sigma = sigma_e`` (default 1) and ``K`` the number of outputs (the KL sums over them);
     for ``"bernoulli"`` and ``"categorical"`` (logit outputs) ``sigma`` is 2 and 1 and
     ``K = 1`` (:func:`~ssbnn_theory.kl_scale`, docs/theory.md 4.6). Other keyword arguments
-    (``inclusion``, ``C_lambda``, ``kappa_log``) go to :func:`~ssbnn_theory.contraction_rate`.
+    (``likelihood``, default Gaussian, ``inclusion``, ``C_lambda``, ``kappa_log``) go to
+    :func:`~ssbnn_theory.contraction_rate`, whose result (``rate``) gives ``sigma``.
 
     Returns
     -------
@@ -412,9 +412,8 @@ def variational_gap(
         Every term, the derived overhead ``Omega_n``, the bound and the constant ``C_n``.
     """
     spec = as_prior_spec(prior)
-    lik = parse_enum(Likelihood, likelihood, "likelihood")
-    sigma = kl_scale(lik, sigma_e, arch.outputs)
-    rate = contraction_rate(arch, spec, n, sigma_e, likelihood=lik, conditions=False, **rate_kwargs)
+    rate = contraction_rate(arch, spec, n, sigma_e, conditions=False, **rate_kwargs)
+    sigma = rate.kl_scale
     n_arr = rate.n
     log_delta = np.log(rate.delta)
     rho = coordinate_sd_factor(arch)
@@ -448,7 +447,8 @@ def variational_gap(
     kl = selection.sum(axis=1) + slab_kl.sum(axis=1)
     kl_derived = selection.sum(axis=1) + slab_kl_derived.sum(axis=1)
     sd = np.exp(log_s)
-    outputs = arch.outputs if lik is Likelihood.GAUSSIAN else 1  # K of the KL bound
+    # K of the KL bound: the outputs under a Gaussian likelihood, else one logit vector
+    outputs = arch.outputs if rate.likelihood == Likelihood.GAUSSIAN.value else 1
     t = float(arch.coordinates)
     expected = n_arr * outputs * expected_sup_gap(arch, sd) / (2.0 * sigma**2)
     omega = omega_layer.sum(axis=1)
