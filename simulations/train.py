@@ -122,6 +122,9 @@ class TrainConfig:
         ``"auto"`` runs: steps of each arm of a removal trial (the control arm and the arm
         without the node), at the learning rate ``lr``: long enough for the nodes that stay
         to take over the removed node's work (``docs/engine.md``, "Trial arms").
+    trial_misses
+        ``"auto"`` runs: rejected removal trials in a row after which a replicate leaves
+        the trials.
     batch_size
         Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
         Each replicate draws its own minibatches: a fresh random permutation of
@@ -183,7 +186,8 @@ class TrainConfig:
     max_steps: int = 36_000
     dense_steps: int | None = None
     prune_every: int = 1000
-    trial_steps: int = 2000
+    trial_steps: int = 1000
+    trial_misses: int = 3
     batch_size: int | None = None
     shuffle: Shuffle | str = Shuffle.EPOCH
     lr: float = 3e-3
@@ -207,7 +211,8 @@ class TrainConfig:
         elif not is_integer(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
         for name, low in (
-            ("max_steps", 2), ("prune_every", 1), ("trial_steps", 1), ("finetune_steps", 0),
+            ("max_steps", 2), ("prune_every", 1), ("trial_steps", 1), ("trial_misses", 1),
+            ("finetune_steps", 0),
             ("checkpoint_every", 1), ("log_every", 1), ("restarts", 1),
         ):  # fmt: skip
             if not is_integer(getattr(self, name), low):
@@ -850,8 +855,9 @@ class _Fit:
         common random numbers) two arms of ``trial_steps`` steps follow, at the learning
         rate ``lr`` (fresh optimisers): the control arm trains the structure as it is,
         the other arm the structure without the node. The replicate keeps the arm with the
-        lower ``L(q)``. A replicate leaves the search after two rejections in a row or when
-        no candidate is left, or when the two arms would take it past ``max_steps``.
+        lower ``L(q)``. A replicate leaves the search after ``trial_misses`` rejections in a
+        row or when no candidate is left, or when the two arms would take it past
+        ``max_steps``.
         """
         model, config, flat = self.model, self.config, self.flat
         arm_steps = config.trial_steps
@@ -862,7 +868,7 @@ class _Fit:
         lr_scale = torch.ones(self.reps, dtype=torch.float64)
         for t in itertools.count():
             budget = self.steps_taken + 2 * arm_steps <= config.max_steps
-            searching &= (misses < 2) & ~self.failed & budget
+            searching &= (misses < config.trial_misses) & ~self.failed & budget
             costs = [c.cpu() for c in removal_costs(model, self.elbo, searching)]
             if not costs:  # no node indicators (edge or dense layers only)
                 break

@@ -169,6 +169,21 @@ def test_auto_run_converges_and_reports_it():
     assert short.steps <= 10
 
 
+def test_trial_misses_ends_the_removal_trials_after_that_many_rejections():
+    """Trial round ``t`` draws from streams of its own, so a run that leaves the trials after
+    one rejection follows a run that allows three up to that rejection, and then stops."""
+    x, y = data(2, n=80)
+    cfg = config("ss-ghs")
+    trials = {
+        misses: fit(
+            BayesianMLP(cfg, [1, 2], dtype=D), x, y, replace(AUTO, trial_misses=misses)
+        ).removal_trials
+        for misses in (1, 3)
+    }
+    assert (trials[1] >= 1).all() and (trials[1] <= trials[3]).all(), trials
+    assert (trials[1] < trials[3]).any(), trials
+
+
 def test_restarts_keep_the_start_with_the_lowest_elbo():
     """``restarts = K``: start 0 trains exactly as a fit without restarts, every start's
     ``L(q)`` is reported, each replicate keeps the start with the lowest one (its final
@@ -499,6 +514,7 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"steps": "forever"}, "steps"),
         ({"max_steps": 1}, "max_steps"),
         ({"trial_steps": 0}, "trial_steps"),
+        ({"trial_misses": 0}, "trial_misses"),
         ({"logit_lr": 0.0}, "logit_lr"),
         ({"indicator_pass": "yes"}, "indicator_pass"),
         ({"temperature": 0.5}, "temperature"),
