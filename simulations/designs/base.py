@@ -5,6 +5,7 @@ its parameters, and the drawing of training replicates and the test set from a l
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,7 +208,10 @@ def parameters(function: Callable[..., Any]) -> dict[str, Any]:
 
 
 def summary(function: Callable[..., Any]) -> str:
-    """The first paragraph of ``function``'s docstring, on one line."""
+    """The first paragraph of ``function``'s docstring, on one line (under ``python -OO``,
+    which strips docstrings, the function's name)."""
+    if function.__doc__ is None and sys.flags.optimize >= 2:
+        return function.__name__
     first = inspect.cleandoc(function.__doc__ or "").split("\n\n", 1)[0]
     if not first:
         raise TypeError(f"{function.__name__}: a design's law needs a docstring (its description)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -77,6 +79,20 @@ def test_registry_lists_every_design_with_a_version_and_a_quick_size():
         assert design.version == VERSIONS.get(name, "1")
         assert "replicates" in design.quick
         assert get_design(name) is design
+
+
+def test_the_registry_loads_when_python_strips_docstrings():
+    """A design's description is its law's docstring; ``python -OO`` strips docstrings, and the
+    registry still loads, describing each design by its law's name."""
+    code = (
+        "from simulations.designs import DESIGNS; "
+        "assert all(d.description for d in DESIGNS.values()); print(len(DESIGNS))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-OO", "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 2
 
 
 @pytest.mark.parametrize("name", DRAWN)
