@@ -94,18 +94,27 @@ class Plateau:
         """``2^-halvings`` per replicate, ``[R]``."""
         return torch.pow(0.5, self.halvings.double())
 
-    def update(self, value: torch.Tensor) -> torch.Tensor:
-        """Record one check of ``L_r`` (``[R]``); returns which replicates converged at it."""
+    def update(self, value: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Record one check of ``L_r`` (``[R]``) for the replicates ``rows`` (``[R]`` bool,
+        default all; the others keep their state); returns which of them converged at it."""
         value = value.detach().double().cpu()
+        rows = torch.ones_like(self.best, dtype=torch.bool) if rows is None else rows
         improved = value < self.best - self.rule.tolerance
-        self.best = torch.minimum(self.best, value)
-        self.since = torch.where(improved, 0, self.since + 1)
-        plateau = self.since >= self.rule.patience
+        best = torch.minimum(self.best, value)
+        since = torch.where(improved, 0, self.since + 1)
+        plateau = rows & (since >= self.rule.patience)
         converged = plateau & (self.halvings >= self.rule.decays)
         halve = plateau & ~converged
+        self.best = torch.where(rows, best, self.best)
+        self.since = torch.where(rows & ~halve, since, torch.where(halve, 0, self.since))
         self.halvings = self.halvings + halve.long()
-        self.since = torch.where(halve, 0, self.since)
         return converged
+
+    def reset(self, rows: torch.Tensor) -> None:
+        """Start the rule afresh for the replicates ``rows`` (``[R]`` bool): a new phase."""
+        self.best = torch.where(rows, math.inf, self.best)
+        self.since = torch.where(rows, 0, self.since)
+        self.halvings = torch.where(rows, 0, self.halvings)
 
     def state_dict(self) -> dict:
         """The state as tensors (for checkpoints)."""

@@ -30,6 +30,12 @@ The default is ``"gather"``: on the measured CPU the two layouts trained at the 
 speed (the epoch copy ran at no better bandwidth than the per-step gathers, as expected
 from the equal byte count) and the epoch layout doubles the data's memory;
 ``docs/engine.md`` ("Performance") has the figures.
+
+Replicates need not be at the same step: :meth:`Minibatches.gather` takes one step index
+for all, or one per replicate (the rounds of an ``"auto"`` fit, where each replicate starts
+its phases on its own), and :meth:`Minibatches.restart` gives some replicates new
+generators and a fresh permutation at their next step. Replicate ``r``'s minibatches stay
+a function of its own generator and step index.
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ class Minibatches:
         self.generators = replicate_generators([stream_seed(s, "minibatch") for s in seeds], device)
         self._perm: torch.Tensor | None = None
         self._stale = True  # the epoch buffer does not hold self._perm's rows
+        self._fresh = torch.zeros(reps, dtype=torch.bool)  # draw these rows' permutation anew
+        self._last = torch.full((reps,), -1, dtype=torch.long)  # each row's last step
         self.offsets = (torch.arange(reps, device=device) * n).unsqueeze(1)
         used = self.per_epoch * batch
         self.layout = "full" if self.full else layout
@@ -132,35 +140,73 @@ class Minibatches:
         self._perm = value
         self._stale = True
 
-    def _permutations(self, step: int) -> int:
-        """Draw the epoch's permutations when ``step`` starts one (with ``shuffle="once"``:
-        only the first); the minibatch's index in it."""
-        k = step % self.per_epoch
-        if self._perm is None or (k == 0 and self.reshuffle):
-            self._perm = torch.stack(
-                [
-                    torch.randperm(self.n, generator=g, device=self.offsets.device)
-                    for g in self.generators
-                ]
+    @property
+    def fresh(self) -> torch.Tensor:
+        """``[R]`` bool: the replicates whose next step draws a new permutation
+        (:meth:`restart`; a checkpoint saves it)."""
+        return self._fresh
+
+    @fresh.setter
+    def fresh(self, value: torch.Tensor) -> None:
+        self._fresh = value.clone()
+
+    def restart(self, rows: torch.Tensor, generators: Sequence[torch.Generator]) -> None:
+        """Replicates ``rows`` (``[R]`` bool) take ``generators`` (one per selected replicate,
+        in order) and start a new epoch, with a fresh permutation, at their next step."""
+        for r, g in zip(rows.nonzero().flatten().tolist(), generators, strict=True):
+            self.generators[r] = g
+        self._fresh |= rows
+
+    def _permutations(self, step: int | torch.Tensor) -> torch.Tensor:
+        """Draw a replicate's permutation when its step starts an epoch (with
+        ``shuffle="once"``: only its first) or it was restarted; ``[R]`` minibatch indices
+        into the permutations. A replicate asked for the same step again (one that has
+        stopped while the others go on) keeps its minibatch."""
+        steps = torch.as_tensor(step).expand(len(self.generators))
+        k = steps % self.per_epoch
+        draw = self._fresh | ((k == 0) & (steps != self._last) & self.reshuffle)
+        self._last = steps.clone()
+        if self._perm is None:
+            draw[:] = True
+            self._perm = torch.empty(
+                (len(self.generators), self.n), dtype=torch.long, device=self.offsets.device
             )
+        for r in draw.nonzero().flatten().tolist():
+            self._perm[r] = torch.randperm(
+                self.n, generator=self.generators[r], device=self.offsets.device
+            )
+        if bool(draw.any()):
             self._stale = True
+            self._fresh = self._fresh & ~draw
         return k
 
-    def indices(self, step: int) -> torch.Tensor | None:
-        """Flat row indices ``[R * B]`` of step ``step`` into ``x.view(R * n, p)`` (``None``:
-        the full batch)."""
+    def _window(self, k: torch.Tensor) -> torch.Tensor | int:
+        """Column indices ``[R, B]`` of each replicate's minibatch in its permutation, or the
+        common first column when every replicate is at the same index."""
+        if bool((k == k[0]).all()):
+            return int(k[0]) * self.batch
+        cols = torch.arange(self.batch, device=self.offsets.device)
+        return k.to(self.offsets.device).unsqueeze(1) * self.batch + cols
+
+    def indices(self, step: int | torch.Tensor) -> torch.Tensor | None:
+        """Flat row indices ``[R * B]`` of step ``step`` (one for all replicates or one per
+        replicate, ``[R]``) into ``x.view(R * n, p)`` (``None``: the full batch)."""
         if self.full:
             return None
-        k = self._permutations(step)
-        rows = self._perm[:, k * self.batch : (k + 1) * self.batch]
+        window = self._window(self._permutations(step))
+        if isinstance(window, int):
+            rows = self._perm[:, window : window + self.batch]
+        else:
+            rows = self._perm.gather(1, window)
         return (rows + self.offsets).reshape(-1)
 
-    def gather(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``[R, B, p]`` and targets of step ``step`` (0-based).
+    def gather(self, step: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs ``[R, B, p]`` and targets of step ``step`` (0-based; one for all replicates,
+        or one per replicate, ``[R]``).
 
-        Steps must come in order within an epoch (a new epoch, or a resumed run whose
-        ``perm`` was restored, may start anywhere). The returned tensors are views of
-        reused buffers, valid until the next call.
+        A replicate's steps must come in order within an epoch (a new epoch, or a resumed
+        run whose ``perm`` was restored, may start anywhere). The returned tensors are views
+        of reused buffers, valid until the next call.
         """
         if self.full:
             return self.x, self.y
@@ -176,8 +222,21 @@ class Minibatches:
             _select(self.x, idx, self.x_buffer)
             _select(self.y, idx, self.y_buffer)
             self._stale = False
-        window = slice(k * self.batch, (k + 1) * self.batch)
-        return self.x_buffer[:, window], self.y_buffer[:, window]
+        window = self._window(k)
+        if isinstance(window, int):
+            rows = slice(window, window + self.batch)
+            return self.x_buffer[:, rows], self.y_buffer[:, rows]
+        # Replicates at different indices: gather their windows of the epoch buffer.
+        used = self.per_epoch * self.batch
+        idx = (window + self.offsets // self.n * used).reshape(-1)
+        return _select_new(self.x_buffer, idx), _select_new(self.y_buffer, idx)
+
+
+def _select_new(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` (``[R * B]``) of ``data`` viewed as ``[R * m, ...]``, as ``[R, B, ...]``."""
+    reps, m = data.shape[:2]
+    rest = data.shape[2:]
+    return torch.index_select(data.view(reps * m, *rest), 0, idx).view(reps, -1, *rest)
 
 
 def _select(data: torch.Tensor, idx: torch.Tensor, out: torch.Tensor) -> None:

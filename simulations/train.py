@@ -27,7 +27,6 @@ single operation whatever the number of parameter tensors (``docs/engine.md``).
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import resource
@@ -57,11 +56,13 @@ from ssbnn_theory.validation import is_integer
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/3"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/4"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
 # Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
 _AUTO_DENSE = 6000
+# What a replicate is doing in the rounds of an "auto" run (_Fit.stage).
+_ROUND, _CONTROL, _REMOVAL, _FINISHED = 0, 1, 2, 3
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
 # the views are preallocated and accumulated in place, so the note does not apply.
 _LAYOUT_WARNING = ".*gradient layout contract.*"
@@ -107,7 +108,8 @@ class TrainConfig:
         Cap of an ``"auto"`` run: the steps in which a replicate is updated, all phases
         together. A replicate that reaches it stops (status ``"max_steps"``) while the others
         go on, so a replicate's fit does not depend on the others'; the batch's own step
-        count can pass it, since a phase lasts until its last replicate stops.
+        count can pass it, since the dense and relaxed phases last until their last
+        replicate stops.
     dense_steps
         ``"auto"`` runs: steps of the dense phase, which trains every node (the indicators
         held at 1, full KL weight) before the relaxed phase, so that pruning starts from a
@@ -386,7 +388,8 @@ class _FlatParameters:
     """All parameters of ``module`` as views into one ``[R, P]`` buffer, with one gradient buffer.
 
     Each parameter's ``.data`` becomes a view of ``data[:, a:b]`` and its ``.grad``
-    a view of ``grad[:, a:b]``; autograd accumulates into those views in place.
+    a view of ``grad[:, a:b]``; autograd accumulates into those views in place. The
+    optimiser sees the ``R`` rows ``data[r]`` (``rows``, their gradients ``grad[r]``).
     """
 
     def __init__(self, module: torch.nn.Module, replicates: int) -> None:
@@ -413,8 +416,11 @@ class _FlatParameters:
             self.slices[names[id(p)]] = (offset, offset + size)
             offset += size
         self.params = params
-        self.parameter = torch.nn.Parameter(self.data)
-        self.parameter.grad = self.grad
+        # One row per replicate for the optimiser: each keeps its own Adam state and step
+        # count, so that one replicate can start a phase afresh while the others go on.
+        self.rows = list(self.data.unbind(0))
+        for row, grad in zip(self.rows, self.grad.unbind(0), strict=True):
+            row.grad = grad
 
     def columns(self, suffixes: tuple[str, ...]) -> torch.Tensor:
         """Column indices of the parameters whose names end with one of ``suffixes``."""
@@ -501,12 +507,14 @@ def fit(
        :func:`~simulations.structure.indicator_pass`: ``prune_every`` steps while the
        replicate's pass switches nodes, then until the rule holds; a replicate is done
        when the rule held and the next pass switched nothing;
-    3. when every replicate is done, removal trials against a control arm
+    3. when a replicate is done, its removal trials against a control arm
        (``docs/engine.md``); a replicate that accepted a removal goes back to 2.
 
-    Each phase after the first starts a fresh optimiser and draws its noise and
-    minibatches from streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``),
-    so a replicate's numbers do not depend on when the other replicates converged.
+    The batch shares phases 0 and 1; from 2 on each replicate goes through its rounds and
+    trials by itself, without waiting for the others. Each phase, round and trial arm
+    starts the replicate's optimiser state afresh and draws its noise and minibatches from
+    streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``), so a replicate's
+    numbers do not depend on when the other replicates converged.
     With an integer ``steps`` the fit runs ``steps`` relaxed steps, then
     ``finetune_steps`` with frozen indicators (after the indicator pass when
     ``indicator_pass`` is set).
@@ -652,8 +660,24 @@ class _Fit:
         self.done = torch.zeros(reps, dtype=torch.bool)  # converged: no more rounds
         self.pruning = torch.zeros(reps, dtype=torch.bool)  # the last pass switched a node
         self.plateaued = torch.zeros(reps, dtype=torch.bool)  # the rule held in this phase
-        self.trials_run = False  # the removal trials (once, when every replicate is done)
-        self.trials = torch.zeros(reps, dtype=torch.long)
+        self.trials = torch.zeros(reps, dtype=torch.long)  # trials taken part in
+        # The rounds (phase 1 of an "auto" run), per replicate: what it is doing
+        # (_ROUND, _CONTROL, _REMOVAL, _FINISHED), steps since that began, rounds begun.
+        self.stage = torch.full((reps,), _FINISHED, dtype=torch.long)
+        self.local = torch.zeros(reps, dtype=torch.long)
+        self.rounds = torch.zeros(reps, dtype=torch.long)
+        # Removal trials, per replicate: whether they have begun (they run once), rejections
+        # in a row, removals accepted, the rejected nodes and the node tried (per spiked
+        # block), the trial's starting values and masks, the control arm's end and L(q).
+        self.trials_run = torch.zeros(reps, dtype=torch.bool)
+        self.misses = torch.zeros(reps, dtype=torch.long)
+        self.accepted = torch.zeros(reps, dtype=torch.long)
+        self.rejected: list[torch.Tensor] | None = None
+        self.removal: list[torch.Tensor] | None = None
+        self.trial_start: torch.Tensor | None = None
+        self.trial_masks: list[torch.Tensor | None] | None = None
+        self.control_state: torch.Tensor | None = None
+        self.control_neg_elbo = torch.full((reps,), math.inf, dtype=torch.float64)
         self.steps_taken = torch.zeros(reps, dtype=torch.long)
         self.held = self.flat.data.detach().clone()
         self.plateau = Plateau(config.convergence, reps)
@@ -667,10 +691,8 @@ class _Fit:
     def _optimizer(self) -> torch.optim.Optimizer:
         config = self.config
         if config.optimizer is Optimizer.ADAM:
-            return torch.optim.Adam(
-                [self.flat.parameter], lr=config.lr, betas=config.betas, fused=True
-            )
-        return torch.optim.SGD([self.flat.parameter], lr=config.lr)
+            return torch.optim.Adam(self.flat.rows, lr=config.lr, betas=config.betas, fused=True)
+        return torch.optim.SGD(self.flat.rows, lr=config.lr)
 
     @property
     def cap(self) -> float:
@@ -724,30 +746,14 @@ class _Fit:
         self._open_phase(0, "relaxed")
 
     def _open_phase(self, phase: int, streams: str) -> None:
-        """An ``"auto"`` phase starts: its own step count, fresh streams ``streams`` and
-        optimiser, a fresh rule, and every replicate that has not failed moving again."""
+        """A phase of the whole batch starts: its own step count, fresh streams ``streams``
+        and optimiser, a fresh rule, and every replicate that has not failed moving again."""
         self.phase, self.phase_start = phase, self.step
         self._fresh_streams(streams)
         self.plateau = Plateau(self.config.convergence, self.reps)
         self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
         self.stopped = self.failed | self.capped
         self.held = self.flat.data.detach().clone()
-
-    def _start_phase(self, phase: int) -> None:
-        """Freeze (and pass over) the indicators, then fresh optimiser, noise and minibatches."""
-        model, config = self.model, self.config
-        if not model.masks_frozen:
-            model.freeze_masks()
-        if config.indicator_pass and (phase == 1 or self.auto):
-            self.flat.data.copy_(
-                torch.where(self.stopped.to(self.device)[:, None], self.held, self.flat.data)
-            )
-            taking_part = ~(self.done | self.failed | self.capped)
-            self.switches += indicator_pass(model, self.elbo, replicates=taking_part).cpu()
-        self.frozen_values = self.flat.data[:, self.spike_cols].clone()
-        self.phase = phase
-        if self.auto:
-            self._open_phase(phase, f"phase{phase}")
 
     def _fresh_streams(self, name: str) -> None:
         """Noise and minibatches from the streams ``"noise/<name>"``, ``"minibatch/<name>"``
@@ -762,24 +768,59 @@ class _Fit:
         self.batches.perm = None
         self.opt = self._optimizer()
 
+    def _restart(self, rows: torch.Tensor, names: list[str]) -> None:
+        """Replicates ``rows`` (``[R]`` bool) start a round or an arm of their own: streams
+        ``"noise/<name>"`` and ``"minibatch/<name>"`` (one name per selected replicate), a
+        new epoch, fresh optimiser state and a fresh rule, step count 0."""
+        picked = rows.nonzero().flatten().tolist()
+        seeds = [self.model.replicate_seeds[r] for r in picked]
+        noise = replicate_generators(
+            [stream_seed(s, f"noise/{n}") for s, n in zip(seeds, names, strict=True)], self.device
+        )
+        for r, g in zip(picked, noise, strict=True):
+            self.model.generators[r] = g
+        self.batches.restart(
+            rows,
+            replicate_generators(
+                [stream_seed(s, f"minibatch/{n}") for s, n in zip(seeds, names, strict=True)],
+                self.device,
+            ),
+        )
+        for r in picked:
+            self.opt.state.pop(self.flat.rows[r], None)
+        self.plateau.reset(rows)
+        self.plateaued &= ~rows
+        self.local = torch.where(rows, 0, self.local)
+
     def _check(self) -> None:
-        """One convergence check: stop the replicates that converged."""
+        """One convergence check of the relaxed phase: stop the replicates that converged."""
         converged = self.plateau.update(self.elbo()) & ~self.stopped
         self.plateaued |= converged
         self._stop(converged)
 
-    def _end_phase(self) -> bool:
-        """Close the current phase; ``True`` when the fit is finished.
+    def _pass(self, rows: torch.Tensor) -> torch.Tensor:
+        """The indicator pass for the replicates ``rows``; ``[R]`` bool: which switched a node."""
+        if not self.config.indicator_pass or not bool(rows.any()):
+            return torch.zeros(self.reps, dtype=torch.bool)
+        switches = indicator_pass(self.model, self.elbo, replicates=rows).cpu()
+        self.switches += switches
+        self.frozen_values = self.flat.data[:, self.spike_cols].clone()
+        return switches > 0
 
-        ``"auto"`` runs: after the relaxed phase and after every round, the indicator pass
-        (for the replicates not done). A replicate whose pass switched a node trains for a
-        pruning round (``prune_every`` steps, or until the rule holds); one whose pass
-        switched nothing trains until the rule holds. A replicate is done (converged) when
-        the rule held in its round and the pass after it switched nothing.
+    def _end_phase(self) -> bool:
+        """Close a phase of the whole batch; ``True`` when the fit is finished.
+
+        ``"auto"`` runs: after the dense phase, the relaxed phase; after the relaxed phase,
+        the rounds, in which each replicate goes on by itself (:meth:`_events`). A fixed
+        number of steps: the fine-tuning phase when there is one.
         """
         if not self.auto:
             if self.phase == 0 and self.config.finetune_steps > 0:
-                self._start_phase(1)
+                self.model.freeze_masks()
+                if self.config.indicator_pass:
+                    self._pass(~self.failed)
+                self.frozen_values = self.flat.data[:, self.spike_cols].clone()
+                self.phase = 1
                 return False
             return True
         if bool((self.capped | self.failed).all()):
@@ -787,28 +828,165 @@ class _Fit:
         if self.phase == -1:
             self._start_relaxed()
             return False
-        settled = self.plateaued & ~self.failed if self.phase > 0 else torch.zeros_like(self.done)
-        before = self.switches.clone()
-        self._start_phase(self.phase + 1)
-        switched = self.switches != before
-        self.done |= settled & ~switched
-        self.pruning = switched & ~self.done
-        self._stop(self.done)
-        if not bool((self.done | self.failed | self.capped).all()):
-            return False
-        if self.trials_run or not self.config.indicator_pass:
-            return True
-        self.trials_run = True
-        accepted = self._removal_trials() > 0
-        if not bool(accepted.any()):
-            return True
-        # Replicates that accepted a removal settle again (a pass, then until the rule holds).
-        self.done &= ~accepted
-        before = self.switches.clone()
-        self._start_phase(self.phase + 1)
-        self.pruning = (self.switches != before) & ~self.done
-        self._stop(self.done)
+        # The relaxed phase has ended: freeze the indicators, pass over them, and start
+        # every replicate's first round (a pruning round where its pass switched a node).
+        self.model.freeze_masks()
+        taking_part = ~(self.failed | self.capped)
+        self.phase = 1
+        self.stage = torch.full((self.reps,), _FINISHED, dtype=torch.long)
+        self._new_rounds(taking_part, self._pass(taking_part))
+        self.stopped = ~taking_part
+        self.held = self.flat.data.detach().clone()
         return False
+
+    @staticmethod
+    def _names(rows: torch.Tensor, index: torch.Tensor, prefix: str) -> list[str]:
+        """Stream names ``"<prefix><index[r]>"`` of the selected replicates."""
+        return [f"{prefix}{int(k)}" for k in index[rows].tolist()]
+
+    # ------------------------------------------------------------------ rounds and trials
+
+    def _events(self) -> None:
+        """After a step of the rounds: each replicate's checks, the ends of its rounds and
+        of its trial arms, and what follows them (``docs/engine.md``, steps 2 to 4).
+
+        A replicate's round ends when the rule holds at one of its checks (every
+        ``check_every`` of its own steps), or after ``prune_every`` steps of a pruning
+        round; an arm ends after ``trial_steps``. Everything a replicate does here depends
+        on its own state only, so the replicates need not be in step.
+        """
+        config = self.config
+        live = ~self.stopped
+        in_round = live & (self.stage == _ROUND)
+        due = in_round & (self.local % config.convergence.check_every == 0)
+        pruned = in_round & self.pruning & (self.local >= config.prune_every)
+        arms = live & (self.stage != _ROUND) & (self.local >= config.trial_steps)
+        if not bool((due | pruned | arms).any()):
+            return
+        value = self.elbo().cpu() if bool((due | arms).any()) else None
+        ended = pruned
+        if bool(due.any()):
+            converged = self.plateau.update(value, due)
+            self.plateaued |= converged
+            ended = ended | converged
+        if bool(ended.any()):
+            self._end_rounds(ended)
+        if bool(arms.any()):
+            self._end_arms(arms, value)
+        self._stop(self.stage == _FINISHED)
+
+    def _new_rounds(self, rows: torch.Tensor, pruning: torch.Tensor) -> None:
+        """Replicates ``rows`` start their next round (a pruning round where ``pruning``)."""
+        self.rounds += rows.long()
+        self._restart(rows, self._names(rows, self.rounds, "phase"))
+        self.pruning = torch.where(rows, pruning, self.pruning)
+        self.stage = torch.where(rows, _ROUND, self.stage)
+
+    def _end_rounds(self, ended: torch.Tensor) -> None:
+        """The rounds of ``ended`` are over: their pass; a replicate whose rule held in the
+        round and whose pass switched nothing is done, and goes to its removal trials (once);
+        the others start another round."""
+        settled = ended & self.plateaued
+        switched = self._pass(ended)
+        done = settled & ~switched
+        self.done |= done
+        self._new_rounds(ended & ~done, switched)
+        trials = done & ~self.trials_run & self.config.indicator_pass
+        self.stage = torch.where(done & ~trials, _FINISHED, self.stage)
+        if bool(trials.any()):
+            self.trials_run |= trials
+            self.misses = torch.where(trials, 0, self.misses)
+            self.accepted = torch.where(trials, 0, self.accepted)
+            self._next_trial(trials)
+
+    def _next_trial(self, rows: torch.Tensor) -> None:
+        """Replicates ``rows`` propose their next removal: the cheapest node
+        (:func:`removal_costs`) that no earlier trial of theirs rejected, tried by a control
+        arm and a removal arm of ``trial_steps`` steps each, from the same state and streams
+        ``"trial<t>"`` (``t``: the replicate's trial count). A replicate leaves the trials
+        after ``trial_misses`` rejections in a row, when no candidate is left, or when the
+        two arms would take it past ``max_steps``."""
+        config, model, flat = self.config, self.model, self.flat
+        budget = self.steps_taken + 2 * config.trial_steps <= config.max_steps
+        go = rows & (self.misses < config.trial_misses) & ~self.failed & budget
+        costs = [c.cpu() for c in removal_costs(model, self.elbo, go)] if bool(go.any()) else []
+        if not costs:  # nobody searching, or no node indicators (edge or dense layers only)
+            go = torch.zeros_like(go)
+        else:
+            if self.rejected is None:
+                self.rejected = [torch.zeros(c.shape, dtype=torch.bool) for c in costs]
+                self.removal = [torch.full((self.reps,), -1, dtype=torch.long) for _ in costs]
+            costs = [c.masked_fill(r, math.inf) for c, r in zip(costs, self.rejected, strict=True)]
+            flat_costs = torch.cat(costs, dim=1)
+            best = flat_costs.argmin(dim=1)
+            go &= torch.isfinite(flat_costs.min(dim=1).values)
+            offset = 0
+            for b, c in enumerate(costs):  # the others keep the node of their running trial
+                inside = (best >= offset) & (best < offset + c.shape[1])
+                node = torch.where(inside, best - offset, -1)
+                self.removal[b] = torch.where(go, node, self.removal[b])
+                offset += c.shape[1]
+        if bool(go.any()):
+            on = go.to(self.device)
+            if self.trial_start is None:
+                self.trial_start = flat.data.clone()
+                self.control_state = flat.data.clone()
+                self.trial_masks = [
+                    None if ind.frozen_mask is None else ind.frozen_mask.clone()
+                    for ind in model._indicators()
+                ]
+            self.trial_start[on] = flat.data[on]
+            for ind, saved in zip(model._indicators(), self.trial_masks, strict=True):
+                if saved is not None:  # node masks [R, k], edge masks [R, out, in]
+                    saved[on] = ind.frozen_mask[on]
+            self.stage = torch.where(go, _CONTROL, self.stage)
+            self._restart(go, self._names(go, self.trials, "trial"))
+        self._end_trials(rows & ~go)
+
+    def _end_arms(self, arms: torch.Tensor, value: torch.Tensor) -> None:
+        """The arms of ``arms`` have ended (``value``: ``L(q)`` per replicate). After a control
+        arm, the removal arm starts from the trial's start without the node; after a removal
+        arm, the replicate keeps it if its ``L(q)`` is lower than the control arm's, and
+        otherwise goes back to the control arm's end; then its next trial."""
+        model, flat = self.model, self.flat
+        control = arms & (self.stage == _CONTROL)
+        moved = arms & (self.stage == _REMOVAL)
+        if bool(control.any()):
+            on = control.to(self.device)
+            self.control_neg_elbo = torch.where(control, value, self.control_neg_elbo)
+            self.control_state[on] = flat.data[on]
+            flat.data[on] = self.trial_start[on]
+            choice = [torch.where(control, j, -1).to(self.device) for j in self.removal]
+            remove_nodes(model, choice, self.elbo.x)
+            self.frozen_values = flat.data[:, self.spike_cols].clone()
+            self.stage = torch.where(control, _REMOVAL, self.stage)
+            self._restart(control, self._names(control, self.trials, "trial"))
+        if bool(moved.any()):
+            keep = moved & (value < self.control_neg_elbo) & ~self.failed
+            back = moved & ~keep
+            on = back.to(self.device)
+            flat.data[on] = self.control_state[on]
+            for ind, saved in zip(model._indicators(), self.trial_masks, strict=True):
+                if saved is not None:
+                    ind.frozen_mask[on] = saved[on]
+            self.frozen_values = flat.data[:, self.spike_cols].clone()
+            for rejected, j in zip(self.rejected, self.removal, strict=True):
+                miss = (back & (j >= 0)).nonzero().flatten()
+                rejected[miss, j[miss]] = True
+            self.misses = torch.where(keep, 0, self.misses + back.long())
+            self.accepted += keep.long()
+            self.trials += moved.long()
+            self.switches += keep.long()
+            self._next_trial(moved)
+
+    def _end_trials(self, rows: torch.Tensor) -> None:
+        """The trials of ``rows`` are over: a replicate that accepted a removal settles again
+        (a pass, then rounds until the rule holds); the others are finished."""
+        accepted = rows & (self.accepted > 0)
+        self.stage = torch.where(rows & ~accepted, _FINISHED, self.stage)
+        if bool(accepted.any()):
+            self.done &= ~accepted
+            self._new_rounds(accepted, self._pass(accepted))
 
     def _update(self, xb, yb, weight: float, lr_scale: torch.Tensor, step: int):
         """One optimiser step of the replicates not stopped; ``(loss, nll)`` per replicate."""
@@ -844,86 +1022,6 @@ class _Fit:
             flat.data.copy_(torch.where(stopped[:, None], self.held, flat.data))
         return loss, nll
 
-    # ------------------------------------------------------------------ removal trials
-
-    def _removal_trials(self) -> torch.Tensor:
-        """Removals that need more than the pass's least-squares refit; ``[R]`` accepted counts.
-
-        Run once, when every replicate is done. Round ``t``: each replicate in the search
-        proposes the removal of its cheapest node (:func:`removal_costs`) that no earlier
-        round rejected. From the same state and with the same streams (``"trial<t>"``,
-        common random numbers) two arms of ``trial_steps`` steps follow, at the learning
-        rate ``lr`` (fresh optimisers): the control arm trains the structure as it is,
-        the other arm the structure without the node. The replicate keeps the arm with the
-        lower ``L(q)``. A replicate leaves the search after ``trial_misses`` rejections in a
-        row or when no candidate is left, or when the two arms would take it past
-        ``max_steps``.
-        """
-        model, config, flat = self.model, self.config, self.flat
-        arm_steps = config.trial_steps
-        searching = ~self.failed
-        rejected = None
-        misses = torch.zeros(self.reps, dtype=torch.long)
-        accepted = torch.zeros(self.reps, dtype=torch.long)
-        lr_scale = torch.ones(self.reps, dtype=torch.float64)
-        for t in itertools.count():
-            budget = self.steps_taken + 2 * arm_steps <= config.max_steps
-            searching &= (misses < config.trial_misses) & ~self.failed & budget
-            costs = [c.cpu() for c in removal_costs(model, self.elbo, searching)]
-            if not costs:  # no node indicators (edge or dense layers only)
-                break
-            if rejected is None:
-                rejected = [torch.zeros(c.shape, dtype=torch.bool) for c in costs]
-            costs = [c.masked_fill(r, math.inf) for c, r in zip(costs, rejected, strict=True)]
-            flat_costs = torch.cat(costs, dim=1)
-            best = flat_costs.argmin(dim=1)
-            searching &= torch.isfinite(flat_costs.min(dim=1).values)
-            removal, offset = [], 0
-            for c in costs:
-                inside = searching & (best >= offset) & (best < offset + c.shape[1])
-                removal.append(torch.where(inside, best - offset, -1))
-                offset += c.shape[1]
-            if not bool(searching.any()):
-                break
-            masks = [ind.frozen_mask for ind in model._indicators()]
-            start = flat.data.clone(), [None if m is None else m.clone() for m in masks]
-            control = self._arm(f"trial{t}", searching, arm_steps, lr_scale)
-            control_state = flat.data.clone()
-            flat.data.copy_(start[0])
-            remove_nodes(model, [j.to(self.device) for j in removal], self.elbo.x)
-            self.frozen_values = flat.data[:, self.spike_cols].clone()
-            moved = self._arm(f"trial{t}", searching, arm_steps, lr_scale)
-            keep = searching & (moved < control) & ~self.failed
-            back = searching & ~keep
-            flat.data.copy_(torch.where(back.to(self.device)[:, None], control_state, flat.data))
-            for mask, saved in zip(masks, start[1], strict=True):
-                if mask is not None:  # node masks [R, k], edge masks [R, out, in]
-                    rows = back.to(self.device).view(-1, *[1] * (mask.dim() - 1))
-                    mask.copy_(torch.where(rows, saved, mask))
-            self.frozen_values = flat.data[:, self.spike_cols].clone()
-            for r, j in zip(rejected, removal, strict=True):
-                miss = (back & (j >= 0)).nonzero().flatten()
-                r[miss, j[miss]] = True
-            misses = torch.where(keep, 0, misses + back.long())
-            accepted += keep.long()
-            self.trials += searching.long()
-            self.switches += keep.long()
-        return accepted
-
-    def _arm(self, stream: str, active: torch.Tensor, steps: int, lr_scale) -> torch.Tensor:
-        """``steps`` steps of the replicates ``active`` from fresh streams ``stream``; ``L(q)``."""
-        self._fresh_streams(stream)
-        self.stopped = ~active | self.failed
-        self.held = self.flat.data.detach().clone()
-        for local in range(steps):
-            xb, yb = self.batches.gather(local)
-            self._update(xb, yb, 1.0, lr_scale, self.step)
-            self.steps_taken += (~self.stopped).long()
-            self.step += 1
-            if progress := self.progress:
-                progress(self.step, self.config.max_steps)
-        return self.elbo().cpu()
-
     # ------------------------------------------------------------------ loop
 
     def run(self) -> FitReport:
@@ -945,20 +1043,30 @@ class _Fit:
         try:
             warnings.filterwarnings("ignore", message=_LAYOUT_WARNING)
             while not self.finished:
-                if self.step >= self.cap or bool(self.stopped.all()):
+                per_replicate = self.auto and self.phase >= 1  # the rounds: each on its own
+                if per_replicate and bool(self.stopped.all()):
+                    self.finished = True
+                    if self.path is not None:
+                        self._save()
+                    continue
+                if not per_replicate and (self.step >= self.cap or bool(self.stopped.all())):
                     self.finished = self._end_phase()
                     if self.path is not None:
                         self._save()
                     continue
                 step = self.step
-                local = step - self.phase_start  # the phase's own step count
+                # the phase's own step count (in the rounds, each replicate's own)
+                local = self.local if per_replicate else step - self.phase_start
                 relaxed = self.phase == 0
                 if config.temperature is not None and relaxed:
                     model.temperature = config.temperature(local)
                 xb, yb = self.batches.gather(local)
                 weight = config.kl_weight(local) if relaxed else 1.0
                 loss, nll = self._update(xb, yb, weight, self.plateau.lr_scale, step)
-                self.steps_taken += (~self.stopped).long()
+                moved = (~self.stopped).long()
+                self.steps_taken += moved
+                if per_replicate:
+                    self.local = self.local + moved
                 if self.auto:
                     self._stop(self.capped)
                 self.step = done = step + 1
@@ -969,10 +1077,10 @@ class _Fit:
                     finite = torch.isfinite(flat.data).all(dim=1).cpu()
                     if not bool(finite.all()):
                         self._fail("parameters", ~finite & ~self.stopped, done)
-                if self.auto and self.phase >= 0 and (local + 1) % rule.check_every == 0:
+                if per_replicate:
+                    self._events()
+                elif self.auto and self.phase == 0 and (local + 1) % rule.check_every == 0:
                     self._check()
-                if self.auto and self.phase > 0 and local + 1 == config.prune_every:
-                    self._stop(self.pruning)  # the end of a pruning round
                 if self.path is not None and done % config.checkpoint_every == 0:
                     self._save()
                 if progress := self.progress:
@@ -1053,6 +1161,7 @@ class _Fit:
             "noise_generators": [g.get_state() for g in model.generators],
             "batch_generators": [g.get_state() for g in self.batches.generators],
             "perm": None if self.batches.perm is None else self.batches.perm.cpu(),
+            "fresh": self.batches.fresh.clone(),
             "model_config": plain(asdict(model.config)),
             "temperature": model.temperature,
             "masks": [None if m is None else m.cpu() for m in masks],
@@ -1067,10 +1176,10 @@ class _Fit:
             "done": self.done.clone(),
             "pruning": self.pruning.clone(),
             "plateaued": self.plateaued.clone(),
-            "trials_run": self.trials_run,
             "trials": self.trials.clone(),
             "steps_taken": self.steps_taken.clone(),
             "switches": self.switches.clone(),
+            **{name: _to(getattr(self, name), "cpu") for name in _PER_REPLICATE},
         }
         atomic_write(self.path, lambda handle: torch.save(payload, handle))
 
@@ -1083,14 +1192,13 @@ class _Fit:
         self.wall_before = state["wall_s"]
         self.flat.data.copy_(state["flat"].to(device))
         self.held = state["held"].to(device)
-        if self.auto and self.phase > 0:
-            self._fresh_streams(f"phase{self.phase}")  # as _start_phase made them
         self.opt.load_state_dict(state["optimizer"])
         for g, s in zip(model.generators, state["noise_generators"], strict=True):
             g.set_state(s)
         for g, s in zip(self.batches.generators, state["batch_generators"], strict=True):
             g.set_state(s)
         self.batches.perm = None if state["perm"] is None else state["perm"].to(device)
+        self.batches.fresh = state["fresh"]
         model.temperature = state["temperature"]
         for ind, mask in zip(model._indicators(), state["masks"], strict=True):
             ind.frozen_mask = None if mask is None else mask.to(device)
@@ -1105,10 +1213,28 @@ class _Fit:
         self.done = state["done"].clone()
         self.pruning = state["pruning"].clone()
         self.plateaued = state["plateaued"].clone()
-        self.trials_run = state["trials_run"]
         self.trials = state["trials"].clone()
         self.steps_taken = state["steps_taken"].clone()
         self.switches = state["switches"].clone()
+        for name in _PER_REPLICATE:
+            on_device = name in ("trial_start", "trial_masks", "control_state")
+            setattr(self, name, _to(state[name], device if on_device else "cpu"))
+
+
+# The state of the rounds and removal trials that a checkpoint carries (_Fit.__init__).
+_PER_REPLICATE = (
+    "stage", "local", "rounds", "trials_run", "misses", "accepted", "rejected", "removal",
+    "trial_start", "trial_masks", "control_state", "control_neg_elbo",
+)  # fmt: skip
+
+
+def _to(value, device):
+    """A tensor, a list of tensors (or ``None``s) or ``None``, copied to ``device``."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [_to(v, device) for v in value]
+    return value.detach().to(device, copy=True)
 
 
 def _load_checkpoint(path: Path, model: BayesianMLP, config: TrainConfig, fingerprint) -> dict:

@@ -73,6 +73,36 @@ def test_a_replicate_does_not_depend_on_the_others(shuffle):
         assert torch.equal(xb[1], xs[0])
 
 
+@pytest.mark.parametrize(("layout", "shuffle"), SCHEMES)
+def test_replicates_at_their_own_steps_and_restarted_on_their_own(layout, shuffle):
+    """Steps given per replicate (the rounds of an "auto" fit): each replicate gets the
+    minibatch of its own step, as a run of its own would; a restarted replicate takes its
+    new generator and a fresh permutation at its next step, the others go on; a replicate
+    asked for the same step again gets the same rows."""
+    x, y = data()
+    seeds, batch = [7, 8, 9], 5
+    batches = Minibatches(x, y, batch, seeds, layout=layout, shuffle=shuffle)
+    expected = [reference_rows(s, N, batch, 12, shuffle) for s in seeds]
+    for t in range(9):
+        # replicate 1 stays at step 4 (an epoch's first) from t = 4, replicate 2 runs ahead
+        steps = torch.tensor([t, min(t, 4), t + 2])
+        xb, _ = batches.gather(steps)
+        for r in range(R):
+            assert torch.equal(xb[r], x[r, expected[r][int(steps[r])]]), (layout, t, r)
+    restarted = Minibatches(x, y, batch, seeds, layout=layout, shuffle=shuffle)
+    for step in range(3):
+        restarted.gather(step)
+    fresh = torch.tensor([False, True, False])
+    restarted.restart(fresh, [torch.Generator().manual_seed(stream_seed(42, "minibatch"))])
+    again = reference_rows(42, N, batch, 2, shuffle)
+    for t in range(2):
+        steps = torch.tensor([3 + t, t, 3 + t])
+        xb, _ = restarted.gather(steps)
+        assert torch.equal(xb[1], x[1, again[t]]), (layout, t)
+        for r in (0, 2):
+            assert torch.equal(xb[r], x[r, expected[r][3 + t]]), (layout, t, r)
+
+
 def test_the_epoch_layout_hands_out_views():
     x, y = data()
     batches = Minibatches(x, y, 5, [1, 2, 3], layout="epoch")
