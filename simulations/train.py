@@ -816,7 +816,8 @@ class _Fit:
         """
         if not self.auto:
             if self.phase == 0 and self.config.finetune_steps > 0:
-                self.model.freeze_masks()
+                if not self.model.masks_frozen:
+                    self.model.freeze_masks()
                 if self.config.indicator_pass:
                     self._pass(~self.failed)
                 self.frozen_values = self.flat.data[:, self.spike_cols].clone()
@@ -830,7 +831,8 @@ class _Fit:
             return False
         # The relaxed phase has ended: freeze the indicators, pass over them, and start
         # every replicate's first round (a pruning round where its pass switched a node).
-        self.model.freeze_masks()
+        if not self.model.masks_frozen:
+            self.model.freeze_masks()
         taking_part = ~(self.failed | self.capped)
         self.phase = 1
         self.stage = torch.full((self.reps,), _FINISHED, dtype=torch.long)
