@@ -229,18 +229,15 @@ class Minibatches:
         # Replicates at different indices: gather their windows of the epoch buffer.
         used = self.per_epoch * self.batch
         idx = (window + self.offsets // self.n * used).reshape(-1)
-        return _select_new(self.x_buffer, idx), _select_new(self.y_buffer, idx)
+        return _select(self.x_buffer, idx), _select(self.y_buffer, idx)
 
 
-def _select_new(data: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Rows ``idx`` (``[R * B]``) of ``data`` viewed as ``[R * m, ...]``, as ``[R, B, ...]``."""
-    reps, m = data.shape[:2]
-    rest = data.shape[2:]
-    return torch.index_select(data.view(reps * m, *rest), 0, idx).view(reps, -1, *rest)
-
-
-def _select(data: torch.Tensor, idx: torch.Tensor, out: torch.Tensor) -> None:
-    """Rows ``idx`` of ``data`` viewed as ``[R * n, ...]``, written into ``out``."""
+def _select(data: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = None):
+    """Rows ``idx`` (``[R * B]``) of ``data`` viewed as ``[R * n, ...]``, as ``[R, B, ...]``:
+    written into ``out`` when given, else a new tensor."""
     reps, n = data.shape[:2]
     rest = data.shape[2:]
-    torch.index_select(data.view(reps * n, *rest), 0, idx, out=out.view(len(idx), *rest))
+    flat = data.view(reps * n, *rest)
+    if out is None:
+        return torch.index_select(flat, 0, idx).view(reps, -1, *rest)
+    return torch.index_select(flat, 0, idx, out=out.view(len(idx), *rest)).view(out.shape)

@@ -746,27 +746,12 @@ class _Fit:
         self._open_phase(0, "relaxed")
 
     def _open_phase(self, phase: int, streams: str) -> None:
-        """A phase of the whole batch starts: its own step count, fresh streams ``streams``
-        and optimiser, a fresh rule, and every replicate that has not failed moving again."""
+        """A phase of the whole batch starts: its own step count, fresh streams ``streams``,
+        optimiser state and rule, and every replicate that has not failed moving again."""
         self.phase, self.phase_start = phase, self.step
-        self._fresh_streams(streams)
-        self.plateau = Plateau(self.config.convergence, self.reps)
-        self.plateaued = torch.zeros(self.reps, dtype=torch.bool)
+        self._restart(torch.ones(self.reps, dtype=torch.bool), [streams] * self.reps)
         self.stopped = self.failed | self.capped
         self.held = self.flat.data.detach().clone()
-
-    def _fresh_streams(self, name: str) -> None:
-        """Noise and minibatches from the streams ``"noise/<name>"``, ``"minibatch/<name>"``
-        of every replicate, a new epoch and a fresh optimiser."""
-        seeds = self.model.replicate_seeds
-        self.model.generators = replicate_generators(
-            [stream_seed(s, f"noise/{name}") for s in seeds], self.device
-        )
-        self.batches.generators = replicate_generators(
-            [stream_seed(s, f"minibatch/{name}") for s in seeds], self.device
-        )
-        self.batches.perm = None
-        self.opt = self._optimizer()
 
     def _restart(self, rows: torch.Tensor, names: list[str]) -> None:
         """Replicates ``rows`` (``[R]`` bool) start a round or an arm of their own: streams
