@@ -56,7 +56,7 @@ from ssbnn_theory.validation import is_integer
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/4"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/5"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
 # Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
@@ -668,7 +668,8 @@ class _Fit:
         self.rounds = torch.zeros(reps, dtype=torch.long)
         # Removal trials, per replicate: whether they have begun (they run once), rejections
         # in a row, removals accepted, the rejected nodes and the node tried (per spiked
-        # block), the trial's starting values and masks, the control arm's end and L(q).
+        # block), the trial's starting values and masks, the control arm's end and L(q),
+        # whether that control arm still stands (no removal accepted since) and its trial.
         self.trials_run = torch.zeros(reps, dtype=torch.bool)
         self.misses = torch.zeros(reps, dtype=torch.long)
         self.accepted = torch.zeros(reps, dtype=torch.long)
@@ -678,6 +679,8 @@ class _Fit:
         self.trial_masks: list[torch.Tensor | None] | None = None
         self.control_state: torch.Tensor | None = None
         self.control_neg_elbo = torch.full((reps,), math.inf, dtype=torch.float64)
+        self.has_control = torch.zeros(reps, dtype=torch.bool)
+        self.control_trial = torch.zeros(reps, dtype=torch.long)
         self.steps_taken = torch.zeros(reps, dtype=torch.long)
         self.held = self.flat.data.detach().clone()
         self.plateau = Plateau(config.convergence, reps)
@@ -884,17 +887,22 @@ class _Fit:
             self.trials_run |= trials
             self.misses = torch.where(trials, 0, self.misses)
             self.accepted = torch.where(trials, 0, self.accepted)
+            self.has_control &= ~trials
             self._next_trial(trials)
 
     def _next_trial(self, rows: torch.Tensor) -> None:
         """Replicates ``rows`` propose their next removal: the cheapest node
         (:func:`removal_costs`) that no earlier trial of theirs rejected, tried by a control
         arm and a removal arm of ``trial_steps`` steps each, from the same state and streams
-        ``"trial<t>"`` (``t``: the replicate's trial count). A replicate leaves the trials
-        after ``trial_misses`` rejections in a row, when no candidate is left, or when the
-        two arms would take it past ``max_steps``."""
+        ``"trial<t>"`` (``t``: the replicate's trial count when the control arm began).
+        After a rejection the control arm still stands: the next removal arm starts from
+        that trial's start and is compared with the same control arm, so a run of
+        rejections trains one control arm. A replicate leaves the trials after
+        ``trial_misses`` rejections in a row, when no candidate is left, or when its arms
+        would take it past ``max_steps``."""
         config, model, flat = self.config, self.model, self.flat
-        budget = self.steps_taken + 2 * config.trial_steps <= config.max_steps
+        arms = torch.where(self.has_control, 1, 2)
+        budget = self.steps_taken + arms * config.trial_steps <= config.max_steps
         go = rows & (self.misses < config.trial_misses) & ~self.failed & budget
         costs = [c.cpu() for c in removal_costs(model, self.elbo, go)] if bool(go.any()) else []
         if not costs:  # nobody searching, or no node indicators (edge or dense layers only)
@@ -913,8 +921,9 @@ class _Fit:
                 node = torch.where(inside, best - offset, -1)
                 self.removal[b] = torch.where(go, node, self.removal[b])
                 offset += c.shape[1]
-        if bool(go.any()):
-            on = go.to(self.device)
+        fresh = go & ~self.has_control
+        if bool(fresh.any()):
+            on = fresh.to(self.device)
             if self.trial_start is None:
                 self.trial_start = flat.data.clone()
                 self.control_state = flat.data.clone()
@@ -926,15 +935,35 @@ class _Fit:
             for ind, saved in zip(model._indicators(), self.trial_masks, strict=True):
                 if saved is not None:  # node masks [R, k], edge masks [R, out, in]
                     saved[on] = ind.frozen_mask[on]
-            self.stage = torch.where(go, _CONTROL, self.stage)
-            self._restart(go, self._names(go, self.trials, "trial"))
+            self.stage = torch.where(fresh, _CONTROL, self.stage)
+            self.control_trial = torch.where(fresh, self.trials, self.control_trial)
+            self._restart(fresh, self._names(fresh, self.trials, "trial"))
+        self._start_removal(go & self.has_control)
         self._end_trials(rows & ~go)
+
+    def _start_removal(self, rows: torch.Tensor) -> None:
+        """Replicates ``rows`` start a removal arm: their trial's start without the node
+        ``self.removal``, on the streams of the control arm it will be compared with."""
+        if not bool(rows.any()):
+            return
+        model, flat = self.model, self.flat
+        on = rows.to(self.device)
+        flat.data[on] = self.trial_start[on]
+        for ind, saved in zip(model._indicators(), self.trial_masks, strict=True):
+            if saved is not None:
+                ind.frozen_mask[on] = saved[on]
+        choice = [torch.where(rows, j, -1).to(self.device) for j in self.removal]
+        remove_nodes(model, choice, self.elbo.x)
+        self.frozen_values = flat.data[:, self.spike_cols].clone()
+        self.stage = torch.where(rows, _REMOVAL, self.stage)
+        self._restart(rows, self._names(rows, self.control_trial, "trial"))
 
     def _end_arms(self, arms: torch.Tensor, value: torch.Tensor) -> None:
         """The arms of ``arms`` have ended (``value``: ``L(q)`` per replicate). After a control
         arm, the removal arm starts from the trial's start without the node; after a removal
-        arm, the replicate keeps it if its ``L(q)`` is lower than the control arm's, and
-        otherwise goes back to the control arm's end; then its next trial."""
+        arm, the replicate keeps it if its ``L(q)`` is lower than the control arm's (and
+        needs a new control arm), and otherwise goes back to the control arm's end; then its
+        next trial."""
         model, flat = self.model, self.flat
         control = arms & (self.stage == _CONTROL)
         moved = arms & (self.stage == _REMOVAL)
@@ -942,12 +971,8 @@ class _Fit:
             on = control.to(self.device)
             self.control_neg_elbo = torch.where(control, value, self.control_neg_elbo)
             self.control_state[on] = flat.data[on]
-            flat.data[on] = self.trial_start[on]
-            choice = [torch.where(control, j, -1).to(self.device) for j in self.removal]
-            remove_nodes(model, choice, self.elbo.x)
-            self.frozen_values = flat.data[:, self.spike_cols].clone()
-            self.stage = torch.where(control, _REMOVAL, self.stage)
-            self._restart(control, self._names(control, self.trials, "trial"))
+            self.has_control |= control
+            self._start_removal(control)
         if bool(moved.any()):
             keep = moved & (value < self.control_neg_elbo) & ~self.failed
             back = moved & ~keep
@@ -961,6 +986,7 @@ class _Fit:
                 miss = (back & (j >= 0)).nonzero().flatten()
                 rejected[miss, j[miss]] = True
             self.misses = torch.where(keep, 0, self.misses + back.long())
+            self.has_control &= ~keep
             self.accepted += keep.long()
             self.trials += moved.long()
             self.switches += keep.long()
@@ -1211,7 +1237,8 @@ class _Fit:
 # The state of the rounds and removal trials that a checkpoint carries (_Fit.__init__).
 _PER_REPLICATE = (
     "stage", "local", "rounds", "trials_run", "misses", "accepted", "rejected", "removal",
-    "trial_start", "trial_masks", "control_state", "control_neg_elbo",
+    "trial_start", "trial_masks", "control_state", "control_neg_elbo", "has_control",
+    "control_trial",
 )  # fmt: skip
 
 

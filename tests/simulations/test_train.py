@@ -1,5 +1,6 @@
 """fit: replicate independence, checkpoint and resume, non-finite detection, data validation."""
 
+import itertools
 import math
 import os
 from dataclasses import replace
@@ -220,6 +221,40 @@ def test_trial_misses_ends_the_removal_trials_after_that_many_rejections():
     }
     assert (trials[1] >= 1).all() and (trials[1] <= trials[3]).all(), trials
     assert (trials[1] < trials[3]).any(), trials
+
+
+def test_a_run_of_rejections_trains_one_control_arm(monkeypatch):
+    """After a rejected removal the next removal arm is compared with the same control arm:
+    a control arm runs when a replicate's trials begin and after each accepted removal,
+    never after a rejection; and each arm takes ``trial_steps`` of the replicate's steps."""
+    import simulations.train as train
+
+    events: dict[int, list[str]] = {}
+    arm_steps: list[int] = []
+    original = train._Fit._end_arms
+
+    def end_arms(self, arms, value):
+        for r in arms.nonzero().flatten().tolist():
+            arm_steps.append(int(self.local[r]))
+            if self.stage[r] == train._CONTROL:
+                events.setdefault(r, []).append("C")
+            else:
+                accepted = bool(value[r] < self.control_neg_elbo[r])
+                events.setdefault(r, []).append("A" if accepted else "X")
+        original(self, arms, value)
+
+    monkeypatch.setattr(train._Fit, "_end_arms", end_arms)
+    x, y = data(4, n=80)
+    report = fit(BayesianMLP(config("ss-ghs"), [1, 2, 3, 4], dtype=D), x, y, AUTO)
+    assert set(arm_steps) == {AUTO.trial_steps}
+    shared = 0
+    for r, seq in events.items():
+        assert seq[0] == "C", seq
+        for before, now in itertools.pairwise(seq):
+            assert (now == "C") == (before == "A"), seq  # a new control only after acceptance
+            shared += before == "X"
+        assert seq.count("A") + seq.count("X") == report.removal_trials[r], seq
+    assert shared > 0, events  # the run has removal arms that reuse a control arm
 
 
 def test_restarts_keep_the_start_with_the_lowest_elbo():
