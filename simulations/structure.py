@@ -314,7 +314,7 @@ def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch
         kept[every, j] = False
         reflected = _reflections(h, model._act(-z), target, kept)
         h = torch.where(reflected[:, None, :], model._act(-z), h)
-    effective = _least_squares(h, target)[0].transpose(-1, -2)  # [R, out, in + 1]
+    effective = _least_squares(h, target)[0].transpose(-1, -2).to(h.dtype)  # [R, out, in + 1]
     layer = model.layers[index]
     if getattr(layer, "indicators", None) is None:
         return effective, reflected
@@ -339,7 +339,8 @@ _REFLECTION_ELEMENTS = 2**24  # Gram entries of the candidate sets solved at onc
 def _least_squares(h: torch.Tensor, target: torch.Tensor):
     """Ridge least squares of ``target`` (``[R, m, out]``) on ``[h, 1]``: ``(coef, rss)``,
     ``coef`` ``[R, in + 1, out]`` (weights, then the bias), ``rss`` the residual sum of
-    squares ``[R]``."""
+    squares ``[R]``; in float64 (:func:`_solve`)."""
+    h, target = h.double(), target.double()
     design = torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
     gram, cross = design.transpose(-1, -2) @ design, design.transpose(-1, -2) @ target
     coef, rss = _solve(gram, cross, target.square().sum((-2, -1)))
@@ -348,11 +349,22 @@ def _least_squares(h: torch.Tensor, target: torch.Tensor):
 
 def _solve(gram, cross, total):
     """Ridge solution ``coef = (G + ridge I)^{-1} c`` and the residual sum of squares
-    ``total - 2 coef . c + coef^T G coef`` of the normal equations ``(G, c)``, batched."""
+    ``total - 2 coef . c + coef^T G coef`` of the normal equations ``(G, c)``, batched.
+
+    The callers form ``G`` in float64: the ridge, ``1e-6`` of the mean diagonal, is about
+    ten float32 roundings of the largest entries, so in float32 the elimination of nearly
+    collinear columns can end on a zero pivot. A system that is singular even so gets the
+    least-norm solution (``pinv``)."""
     size = gram.shape[-1]
     ridge = _REFIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1).clamp_min(1e-12)
     eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
-    coef = torch.linalg.solve(gram + ridge[..., None, None] * eye, cross)
+    system = gram + ridge[..., None, None] * eye
+    coef, info = torch.linalg.solve_ex(system, cross)
+    singular = info != 0
+    if bool(singular.any()):
+        least_norm = torch.linalg.pinv(system[singular]) @ cross[singular]
+        coef = coef.clone()
+        coef[singular] = least_norm
     rss = total - 2 * (coef * cross).sum((-2, -1)) + (coef * (gram @ coef)).sum((-2, -1))
     return coef, rss
 
@@ -369,6 +381,7 @@ def _reflections(h, mirrored, target, kept) -> torch.Tensor:
     needs both reflected at once.)
     """
     reps, _, width = h.shape
+    h, mirrored, target = h.double(), mirrored.double(), target.double()
     full = torch.cat([h, mirrored, torch.ones_like(h[..., :1])], dim=-1)
     gram, cross = full.transpose(-1, -2) @ full, full.transpose(-1, -2) @ target
     total = target.square().sum((-2, -1))

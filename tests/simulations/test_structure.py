@@ -1,11 +1,20 @@
 """The moves over the frozen indicators: the pass, removal costs and removals."""
 
+import json
 import math
+from pathlib import Path
 
 import torch
 
 from simulations.model import BayesianMLP, ModelConfig
-from simulations.structure import ElboEstimate, indicator_pass, removal_costs, remove_nodes
+from simulations.structure import (
+    ElboEstimate,
+    _least_squares,
+    _solve,
+    indicator_pass,
+    removal_costs,
+    remove_nodes,
+)
 
 D = torch.float64
 R, N, P = 2, 200, 3
@@ -118,3 +127,34 @@ def test_a_removal_reflects_the_nodes_whose_linear_parts_the_removed_node_carrie
     model, x = carrier_model()
     remove_nodes(model, [torch.tensor([-1, -1]), torch.tensor([2, 2])], x)
     assert (model.mean_function(x) - before).abs().max() > 0.1
+
+
+def test_a_singular_refit_system_gets_the_least_norm_solution():
+    """``singular_refit.json``: the float32 normal equations of a removal's refit (16 nodes and
+    the constant) on which ``torch.linalg.solve`` found a zero pivot despite the ridge, which
+    ended a cell of a study (a 16-16 SS-GHS fit at n = 1024). ``_solve`` now answers with the
+    least-norm solution: finite, and with a residual between 0 and the target's sum of
+    squares (tolerance 1e-6 of it: float32 rounding of a system whose Gram was formed in
+    float32; the same Gram solved in float64 gives a negative residual, -27, as that Gram is
+    not positive semi-definite)."""
+    case = json.loads((Path(__file__).parent / "singular_refit.json").read_text())
+    gram, cross = (torch.tensor(case[k], dtype=torch.float32) for k in ("gram", "cross"))
+    total = torch.tensor(case["total"], dtype=torch.float32)
+    coef, rss = _solve(gram, cross, total)
+    assert torch.isfinite(coef).all()
+    assert -1e-6 * total <= rss <= total * (1 + 1e-6)
+
+
+def test_the_refit_forms_its_normal_equations_in_float64():
+    """A float32 model's refit: the Gram matrix and the solve are float64 (so the ridge, 1e-6
+    of the mean diagonal, lies far above the rounding), and equal the float64 refit of the
+    same inputs to 1e-12."""
+    g = torch.Generator().manual_seed(3)
+    h = torch.relu(torch.randn(2, 300, 6, generator=g)) * 40.0
+    h[..., 5] = h[..., 4]  # a duplicate node
+    target = torch.randn(2, 300, 3, generator=g)
+    coef, rss = _least_squares(h, target)
+    assert coef.dtype == rss.dtype == torch.float64
+    coef64, rss64 = _least_squares(h.double(), target.double())
+    torch.testing.assert_close(coef, coef64, rtol=1e-12, atol=0)
+    torch.testing.assert_close(rss, rss64, rtol=1e-12, atol=0)
