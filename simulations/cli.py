@@ -151,7 +151,7 @@ def build_parser() -> ArgumentParser:
         help="run the built-in contraction study and print empirical contraction beside theory",
         description=(
             "A small relu_teacher contraction study (SS-GL and SS-GHS, n = 2048 to 8192, "
-            "4 replicates of 5 starts each; about 20 minutes on 2 CPU cores): prints the "
+            "4 replicates of 5 starts each; 10 to 15 minutes on 2 CPU cores): prints the "
             "contraction table, fitted slopes and node recovery, and writes results and figures."
         ),
     )
