@@ -668,8 +668,9 @@ class _Fit:
         self.rounds = torch.zeros(reps, dtype=torch.long)
         # Removal trials, per replicate: whether they have begun (they run once), rejections
         # in a row, removals accepted, the rejected nodes and the node tried (per spiked
-        # block), the trial's starting values and masks, the control arm's end and L(q),
-        # whether that control arm still stands (no removal accepted since) and its trial.
+        # block), the trial's starting values and masks, the control arm's end and L(q).
+        # The control arm stands until a removal is accepted, so while a replicate has
+        # rejections in a row (misses > 0) its next removal arm reuses it.
         self.trials_run = torch.zeros(reps, dtype=torch.bool)
         self.misses = torch.zeros(reps, dtype=torch.long)
         self.accepted = torch.zeros(reps, dtype=torch.long)
@@ -679,8 +680,6 @@ class _Fit:
         self.trial_masks: list[torch.Tensor | None] | None = None
         self.control_state: torch.Tensor | None = None
         self.control_neg_elbo = torch.full((reps,), math.inf, dtype=torch.float64)
-        self.has_control = torch.zeros(reps, dtype=torch.bool)
-        self.control_trial = torch.zeros(reps, dtype=torch.long)
         self.steps_taken = torch.zeros(reps, dtype=torch.long)
         self.held = self.flat.data.detach().clone()
         self.plateau = Plateau(config.convergence, reps)
@@ -887,7 +886,6 @@ class _Fit:
             self.trials_run |= trials
             self.misses = torch.where(trials, 0, self.misses)
             self.accepted = torch.where(trials, 0, self.accepted)
-            self.has_control &= ~trials
             self._next_trial(trials)
 
     def _next_trial(self, rows: torch.Tensor) -> None:
@@ -901,7 +899,8 @@ class _Fit:
         ``trial_misses`` rejections in a row, when no candidate is left, or when its arms
         would take it past ``max_steps``."""
         config, model, flat = self.config, self.model, self.flat
-        arms = torch.where(self.has_control, 1, 2)
+        shared = self.misses > 0  # the control arm of the last rejection still stands
+        arms = torch.where(shared, 1, 2)
         budget = self.steps_taken + arms * config.trial_steps <= config.max_steps
         go = rows & (self.misses < config.trial_misses) & ~self.failed & budget
         costs = [c.cpu() for c in removal_costs(model, self.elbo, go)] if bool(go.any()) else []
@@ -921,7 +920,7 @@ class _Fit:
                 node = torch.where(inside, best - offset, -1)
                 self.removal[b] = torch.where(go, node, self.removal[b])
                 offset += c.shape[1]
-        fresh = go & ~self.has_control
+        fresh = go & ~shared
         if bool(fresh.any()):
             on = fresh.to(self.device)
             if self.trial_start is None:
@@ -936,14 +935,14 @@ class _Fit:
                 if saved is not None:  # node masks [R, k], edge masks [R, out, in]
                     saved[on] = ind.frozen_mask[on]
             self.stage = torch.where(fresh, _CONTROL, self.stage)
-            self.control_trial = torch.where(fresh, self.trials, self.control_trial)
             self._restart(fresh, self._names(fresh, self.trials, "trial"))
-        self._start_removal(go & self.has_control)
+        self._start_removal(go & shared)
         self._end_trials(rows & ~go)
 
     def _start_removal(self, rows: torch.Tensor) -> None:
         """Replicates ``rows`` start a removal arm: their trial's start without the node
-        ``self.removal``, on the streams of the control arm it will be compared with."""
+        ``self.removal``, on the streams of the control arm it will be compared with (that
+        arm's trial count: each rejection since it counted one trial and one miss)."""
         if not bool(rows.any()):
             return
         model, flat = self.model, self.flat
@@ -956,7 +955,7 @@ class _Fit:
         remove_nodes(model, choice, self.elbo.x)
         self.frozen_values = flat.data[:, self.spike_cols].clone()
         self.stage = torch.where(rows, _REMOVAL, self.stage)
-        self._restart(rows, self._names(rows, self.control_trial, "trial"))
+        self._restart(rows, self._names(rows, self.trials - self.misses, "trial"))
 
     def _end_arms(self, arms: torch.Tensor, value: torch.Tensor) -> None:
         """The arms of ``arms`` have ended (``value``: ``L(q)`` per replicate). After a control
@@ -971,7 +970,6 @@ class _Fit:
             on = control.to(self.device)
             self.control_neg_elbo = torch.where(control, value, self.control_neg_elbo)
             self.control_state[on] = flat.data[on]
-            self.has_control |= control
             self._start_removal(control)
         if bool(moved.any()):
             keep = moved & (value < self.control_neg_elbo) & ~self.failed
@@ -986,7 +984,6 @@ class _Fit:
                 miss = (back & (j >= 0)).nonzero().flatten()
                 rejected[miss, j[miss]] = True
             self.misses = torch.where(keep, 0, self.misses + back.long())
-            self.has_control &= ~keep
             self.accepted += keep.long()
             self.trials += moved.long()
             self.switches += keep.long()
@@ -1237,8 +1234,7 @@ class _Fit:
 # The state of the rounds and removal trials that a checkpoint carries (_Fit.__init__).
 _PER_REPLICATE = (
     "stage", "local", "rounds", "trials_run", "misses", "accepted", "rejected", "removal",
-    "trial_start", "trial_masks", "control_state", "control_neg_elbo", "has_control",
-    "control_trial",
+    "trial_start", "trial_masks", "control_state", "control_neg_elbo",
 )  # fmt: skip
 
 
