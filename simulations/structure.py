@@ -205,7 +205,7 @@ def _propose_removal(model: BayesianMLP, block, index: int, j: torch.Tensor, on,
     every = torch.arange(model.replicates, device=model.device)
     if model.config.activation is not Activation.SIGMOID:
         if _compensable(outgoing):
-            mu, reflected = _compensated_means(model, index, j, x)
+            mu, reflected = _compensated_means(model, index, j, x, on)
             outgoing.mu.copy_(torch.where(on[:, None, None], mu, outgoing.mu))
             if bool(reflected.any()):  # the block's reflected nodes: their incoming means negated
                 own = model.layers[index - 1].mu
@@ -280,15 +280,18 @@ def _compensable(layer) -> bool:
     return indicators is None or indicators.theta.dim() == 2
 
 
-def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor):
-    """Layer ``index`` refitted after its input ``j[r]`` is removed: ``(mu, reflected)``.
+def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor, on):
+    """Layer ``index`` refitted after its input ``j[r]`` is removed, in the replicates ``on``
+    (``[R]`` bool): ``(mu, reflected)``, the other replicates' rows as they are.
 
     With ``h`` the layer's inputs under the variational-mean network (``[R, m, in]``, on
     evaluation rows) and ``(W, b)`` its effective mean weights, the refit solves the ridge
     least-squares problem ``min_A || [h_{-j}, 1] A - (h W^T + b) ||^2`` per replicate
     (``h_{-j}``: column ``j`` set to 0), and divides the new effective weights by the
     layer's gates ``kept_k E_q[scale_k]`` to get the slab means ``mu`` (``[R, out, in + 1]``;
-    rows of nodes that are not kept keep their means).
+    rows of nodes that are not kept keep their means). Only the replicates ``on`` are
+    computed (a pass or a trial often moves one replicate of many); each replicate's refit
+    reads its own values only.
 
     When the inputs are the nodes of a hidden layer whose activation has
     ``psi(u) - psi(-u) = u`` (ReLU, SiLU), the refit may also *reflect* kept nodes of that
@@ -296,8 +299,9 @@ def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch
     span the linear part ``z_k`` that the removed node may have carried. ``reflected``
     (``[R, in]`` bool) says which; the caller negates their incoming means.
     """
-    weights = model.mean_weights()
-    h = x[:, :_REFIT_ROWS].to(model.dtype)
+    pick = on.nonzero().flatten()
+    weights = [(w[pick], b[pick]) for w, b in model.mean_weights()]
+    h = x[pick, :_REFIT_ROWS].to(model.dtype)
     z = None
     for w, b in weights[:index]:
         z = torch.baddbmm(b.unsqueeze(-2), h, w.transpose(-1, -2))
@@ -307,20 +311,25 @@ def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch
     reps, width = h.shape[0], h.shape[-1]
     every = torch.arange(reps, device=h.device)
     h = h.clone()
-    h[every, :, j] = 0.0
-    reflected = torch.zeros(reps, width, dtype=torch.bool, device=h.device)
+    h[every, :, j[pick]] = 0.0
+    reflected = torch.zeros(model.replicates, width, dtype=torch.bool, device=h.device)
     if index > 0 and model.config.activation in _REFLECTABLE and width <= _REFLECTION_WIDTH:
-        kept = model.layers[index - 1].kept() > 0
-        kept[every, j] = False
-        reflected = _reflections(h, model._act(-z), target, kept)
-        h = torch.where(reflected[:, None, :], model._act(-z), h)
-    effective = _least_squares(h, target)[0].transpose(-1, -2).to(h.dtype)  # [R, out, in + 1]
+        kept = model.layers[index - 1].kept()[pick] > 0
+        kept[every, j[pick]] = False
+        picked = _reflections(h, model._act(-z), target, kept)
+        reflected[pick] = picked
+        h = torch.where(picked[:, None, :], model._act(-z), h)
+    effective = _least_squares(h, target)[0].transpose(-1, -2).to(h.dtype)  # [r, out, in + 1]
     layer = model.layers[index]
+    mu = layer.mu.clone()
     if getattr(layer, "indicators", None) is None:
-        return effective, reflected
-    gate = layer.kept().to(h.dtype) * layer.expected_scale()
+        mu[pick] = effective
+        return mu, reflected
+    gate = (layer.kept().to(h.dtype) * layer.expected_scale())[pick]
     usable = gate > 0
-    mu = torch.where(usable[..., None], effective / gate.clamp_min(1e-30)[..., None], layer.mu)
+    mu[pick] = torch.where(
+        usable[..., None], effective / gate.clamp_min(1e-30)[..., None], mu[pick]
+    )
     return mu, reflected
 
 
@@ -386,23 +395,31 @@ def _reflections(h, mirrored, target, kept) -> torch.Tensor:
     gram, cross = full.transpose(-1, -2) @ full, full.transpose(-1, -2) @ target
     total = target.square().sum((-2, -1))
     candidates = kept.any(0).nonzero().flatten().tolist()
-    sets = [
-        c for size in range(_REFLECTION_SIZE + 1) for c in itertools.combinations(candidates, size)
-    ]
+    members = torch.tensor(  # [sets, _REFLECTION_SIZE]: the nodes of each set, -1 padding
+        [
+            c + (-1,) * (_REFLECTION_SIZE - size)
+            for size in range(_REFLECTION_SIZE + 1)
+            for c in itertools.combinations(candidates, size)
+        ],
+        dtype=torch.long,
+        device=h.device,
+    ).reshape(-1, _REFLECTION_SIZE)
     step = max(1, _REFLECTION_ELEMENTS // (reps * (width + 1) ** 2))
     plain = torch.arange(width + 1, device=h.device)
     plain[-1] = 2 * width  # the constant column
+    # A set's columns: node k's reflection (column width + k) in place of k; a padded slot
+    # points at the constant column, which stays as it is.
+    slots = torch.where(members >= 0, members, width)
+    cols_all = plain.repeat(members.shape[0], 1).scatter(
+        1, slots, plain[slots] + width * (members >= 0)
+    )
+    kept_or_pad = torch.cat([kept, torch.ones_like(kept[:, :1])], dim=1)  # [R, in + 1]
+    allowed_all = kept_or_pad[:, slots].all(-1).T  # [sets, R]: every member kept
     best_rss = torch.full((reps,), math.inf, dtype=total.dtype, device=h.device)
     best_cols = plain.repeat(reps, 1)
     base = None
-    for start in range(0, len(sets), step):
-        chunk = sets[start : start + step]
-        cols = plain.repeat(len(chunk), 1)
-        allowed = torch.ones(len(chunk), reps, dtype=torch.bool, device=h.device)
-        for i, chosen in enumerate(chunk):
-            for k in chosen:
-                cols[i, k] = width + k
-                allowed[i] &= kept[:, k]
+    for start in range(0, members.shape[0], step):
+        cols, allowed = cols_all[start : start + step], allowed_all[start : start + step]
         g = gram[:, cols[:, :, None], cols[:, None, :]].transpose(0, 1)  # [sets, R, in+1, in+1]
         c = cross[:, cols].transpose(0, 1)  # [sets, R, in + 1, out]
         rss = torch.where(allowed, _solve(g, c, total)[1], math.inf)

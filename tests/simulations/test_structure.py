@@ -94,6 +94,26 @@ def test_remove_nodes_switches_off_the_chosen_node_of_each_replicate():
     assert (model.layers[1].mu[0, :, 1] == 0).all() and (model.layers[2].mu[1, :, 2] == 0).all()
 
 
+def test_a_refit_computes_the_replicates_it_moves_only():
+    """The refit of a removal runs on the replicates that move (a pass or a trial often
+    moves one of many): their rows equal those of a refit of every replicate, to float64
+    rounding (a batched product's kernel may depend on the batch size, so 1e-12 rather
+    than bitwise), and the other rows keep their means exactly."""
+    model, x, _ = frozen_model()
+    node = torch.tensor([1, 2])
+    for index in (1, 2):
+        layer = model.layers[index]
+        every, means = torch.ones(R, dtype=torch.bool), layer.mu.detach().clone()
+        with torch.no_grad():
+            full, _ = structure._compensated_means(model, index, node, x, every)
+            one, _ = structure._compensated_means(
+                model, index, node, x, torch.tensor([True, False])
+            )
+        torch.testing.assert_close(one[0], full[0], rtol=0, atol=1e-12)
+        assert not torch.equal(full[1], means[1])  # the full refit moves replicate 1
+        torch.testing.assert_close(one[1], means[1], rtol=0, atol=0)
+
+
 def carrier_model():
     """A 4-3 student whose second layer computes ``psi(-z_a)``, ``psi(-z_b)`` and a node that
     is positive on every row, ``z_a + z_b + 10``, read by the output with weights 1 and
