@@ -150,8 +150,8 @@ def build_parser() -> ArgumentParser:
         "demo",
         help="run the built-in contraction study and print empirical contraction beside theory",
         description=(
-            "A small relu_teacher contraction study (SS-GL and SS-GHS, n = 2048 to 8192, "
-            "4 replicates of 5 starts each; 10 to 15 minutes on 2 CPU cores): prints the "
+            "A small relu_teacher contraction study (SS-GL and SS-GHS, n = 2048 and 8192, "
+            "4 replicates of 5 starts each; about 5 minutes on 2 CPU cores): prints the "
             "contraction table, fitted slopes and node recovery, and writes results and figures."
         ),
     )

@@ -245,9 +245,9 @@ def test_demo_spec_is_the_promised_study():
     spec = demo_spec()
     assert spec.design.name == "relu_teacher" and spec.replicates == 4
     assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs"]
-    assert spec.n == (2048, 4096, 8192)  # README: n = 2048, 4096, 8192
+    assert spec.n == (2048, 8192)  # README: n = 2048 and 8192
     assert spec.train_config().restarts == 5  # README: five starts per replicate
-    assert len(expand(spec)) == 6
+    assert len(expand(spec)) == 4
     quick = demo_spec(quick=True)
     assert quick.design.name == "relu_teacher" and len(expand(quick)) == 4
     assert demo_execution(quick=True).backend is Backend.IN_PROCESS
