@@ -38,6 +38,12 @@ Sections (``--section``, default ``speed``; ``all`` runs every one):
   (default ``benchmarks/engine_scaling.png``).
 * ``gpu``: W1 and W2 at R = 64, 256, 1024 on ``--device cuda`` and the fraction of the
   device's measured GEMM rate reached.
+* ``moves``: the structure moves of an ``"auto"`` fit: the removal costs of every kept
+  node (:func:`simulations.structure.removal_costs`: a least-squares refit and a
+  fixed-noise ELBO per node) on the demo's students (p = 20, 16-16 ReLU, SS-GL, n = 8192,
+  R = 20, as ``ssbnn demo``'s four replicates of five starts), for one replicate (a trial
+  or a pass usually moves one) and for all 20; with ``--baseline DIR`` the same calls with
+  the ``simulations`` package of ``DIR``, interleaved (``--rounds`` times each).
 
 ``--device cuda`` runs any section on the GPU (steps timed with a synchronisation in
 ``fit``'s progress callback). Output: the tables on stdout, one JSON object per section
@@ -411,6 +417,8 @@ def case_result(case: str, steps: int, compile: bool = False) -> dict:
     """``WORKLOAD:PRIOR:R[:SHUFFLE]`` timed in this process (``plain``: the plain MLP;
     ``SHUFFLE``: ``TrainConfig.shuffle``, default the engine's)."""
     name, prior, reps, *shuffle = case.split(":")
+    if name == "moves":
+        return moves_result(prior, int(reps), steps, *shuffle)
     w = workload(name)
     x, y = make_data(w, int(reps))
     if prior == "plain":
@@ -662,6 +670,54 @@ def gpu_table(g: dict) -> str:
     return "\n".join(lines)
 
 
+MOVES = Workload("moves", p=20, hidden=(16, 16), activation="relu", batch=512, n=8192)
+MOVES_CASES = ("moves:ss-gl:20:one", "moves:ss-gl:20:all")
+
+
+def moves_result(prior: str, reps: int, repeat: int, who: str = "one") -> dict:
+    """Median time of ``removal_costs`` over ``repeat`` calls: replicate 0 (``who = "one"``)
+    or every replicate (``"all"``) priced, on a frozen model of the demo's shape."""
+    from simulations.structure import ElboEstimate, removal_costs
+
+    x, y = make_data(MOVES, reps)
+    model = engine_model(MOVES, prior, range(reps))
+    model.freeze_masks()
+    elbo = ElboEstimate(model, x, y, rows=4096, draws=4)  # the convergence rule's estimate
+    taking_part = torch.arange(reps) == 0 if who == "one" else torch.ones(reps, dtype=torch.bool)
+    step = _median_time(lambda: removal_costs(model, elbo, taking_part), repeat)
+    return {"step_s": step, "rate": 1 / step, "compile_s": 0.0}
+
+
+def moves(rounds: int, baseline: str | None, quick: bool) -> dict:
+    """The ``MOVES_CASES`` in this checkout and the ``baseline`` one in turn, ``rounds``
+    times; medians over the rounds (seconds per ``removal_costs`` call)."""
+    here = str(Path(__file__).resolve().parents[1])
+    roots = {"this": here} | ({"baseline": baseline} if baseline else {})
+    raw: dict = {v: {c: [] for c in MOVES_CASES} for v in roots}
+    for r in range(rounds):
+        for case in MOVES_CASES:
+            for v, root in roots.items():
+                res = _subprocess_case(root, case, 1 if quick else 3, False)
+                raw[v][case].append(res["step_s"])
+                print(f"round {r} {v} {case}: {res['step_s'] * 1e3:.0f} ms", flush=True)
+    med = {v: {c: statistics.median(t) for c, t in cases.items()} for v, cases in raw.items()}
+    return {"rounds": rounds, "call_s": med, "raw": raw}
+
+
+def moves_table(mv: dict) -> str:
+    med = mv["call_s"]
+    lines = ["| removal costs, R = 20 | " + " | ".join(f"{v} (ms)" for v in med) + " |"]
+    lines[0] += " this / baseline |" if "baseline" in med else ""
+    lines.append("|---" * (1 + len(med) + ("baseline" in med)) + "|")
+    for case in MOVES_CASES:
+        who = "one replicate priced" if case.endswith("one") else "all 20 priced"
+        cells = [f"{med[v][case] * 1e3:.0f}" for v in med]
+        if "baseline" in med:
+            cells.append(f"{med['this'][case] / med['baseline'][case]:.2f}")
+        lines.append(f"| {who} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def single_case(case: str, steps: int, compile: bool = False, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(case_result(case, steps, compile)))
@@ -687,7 +743,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="only this workload")
     parser.add_argument(
         "--section", default="speed",
-        choices=("tables", "speed", "datapath", "scaling", "gpu", "all"),
+        choices=("tables", "speed", "datapath", "scaling", "gpu", "moves", "all"),
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
@@ -695,8 +751,8 @@ def main() -> None:
         help="time steps by wall clock or by process CPU time (on a loaded machine)",
     )  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also time the compiled step")
-    parser.add_argument("--baseline", help="speed: a checkout to compare with, interleaved")
-    parser.add_argument("--rounds", type=int, default=3, help="speed: interleaved rounds")
+    parser.add_argument("--baseline", help="speed, moves: a checkout to compare with")
+    parser.add_argument("--rounds", type=int, default=3, help="speed, moves: interleaved rounds")
     parser.add_argument("--plot", default=str(Path(__file__).with_name("engine_scaling.png")))
     args = parser.parse_args()
     DEVICE, CLOCK = torch.device(args.device), args.clock
@@ -732,6 +788,9 @@ def main() -> None:
         elif section == "gpu":
             results["gpu"] = gpu(args.compile, args.quick)
             print(gpu_table(results["gpu"]))
+        elif section == "moves":
+            results["moves"] = moves(args.rounds, args.baseline, args.quick)
+            print(moves_table(results["moves"]))
         print(flush=True)
     results["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     if args.json:
