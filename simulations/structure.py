@@ -30,6 +30,7 @@ applies the proposal with :func:`remove_nodes` and then trains (``simulations.tr
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -98,28 +99,78 @@ class ElboEstimate:
         return self.x.shape[1]
 
     @torch.no_grad()
-    def __call__(self) -> torch.Tensor:
-        """``L(q)`` per replicate, ``[R]`` (float64)."""
+    def __call__(self, replicates: torch.Tensor | None = None) -> torch.Tensor:
+        """``L(q)`` per replicate, ``[R]`` (float64). With ``replicates`` (``[R]`` bool) only
+        theirs, ``nan`` for the others: the network then runs on those replicates alone
+        (:func:`_replicate_rows`; a move usually concerns one replicate of many)."""
+        model = self.model
+        reps = model.replicates
+        widest = max(model.config.p, *model.config.hidden)
+        chunk = max(1, _CHUNK_ELEMENTS // (reps * widest))  # the same rows for any subset
+        if replicates is None or bool(replicates.all()):
+            return self._estimate(self.x, self.y, self.noise_seeds, chunk)
+        value = torch.full((reps,), math.nan, dtype=torch.float64, device=model.device)
+        pick = replicates.to(model.device).nonzero().flatten()
+        if len(pick):
+            seeds = [self.noise_seeds[r] for r in pick.tolist()]
+            with _replicate_rows(model, pick):
+                value[pick] = self._estimate(self.x[pick], self.y[pick], seeds, chunk)
+        return value
+
+    def _estimate(self, x, y, noise_seeds, chunk: int) -> torch.Tensor:
+        """The estimate on the rows ``x``, ``y`` of the model's replicates as they stand."""
         model = self.model
         saved = model.generators
-        model.generators = replicate_generators(self.noise_seeds, model.device)
+        model.generators = replicate_generators(noise_seeds, model.device)
         try:
-            nll = torch.zeros(model.replicates, dtype=torch.float64, device=model.device)
-            widest = max(model.config.p, *model.config.hidden)
-            chunk = max(1, _CHUNK_ELEMENTS // (model.replicates * widest))
+            nll = torch.zeros(len(noise_seeds), dtype=torch.float64, device=model.device)
             for _ in range(self.draws):
                 # One weight draw per pass: the chunks of a draw share it.
                 state = [g.get_state() for g in model.generators]
                 for start in range(0, self.rows, chunk):
                     for g, s in zip(model.generators, state, strict=True):
                         g.set_state(s)
-                    xb = self.x[:, start : start + chunk]
-                    f, kl = model.forward_kl(xb)
-                    nll += model.likelihood.nll(f, self.y[:, start : start + chunk]).double()
+                    f, kl = model.forward_kl(x[:, start : start + chunk])
+                    nll += model.likelihood.nll(f, y[:, start : start + chunk]).double()
             kl = kl.double()
         finally:
             model.generators = saved
         return (nll * (self.n / (self.rows * self.draws)) + kl) / self.n
+
+
+# Buffers that hold one row per replicate (the frozen indicators, a fixed noise sd); the
+# parameters all do (they are rows of the training's flat buffer).
+_REPLICATE_BUFFERS = ("frozen_mask", "log_sigma")
+
+
+@contextlib.contextmanager
+def _replicate_rows(model: BayesianMLP, pick: torch.Tensor):
+    """While the block runs, ``model`` is the replicates ``pick`` (indices, ``[k]``) alone:
+    its parameters, per-replicate buffers, generators and ``replicates`` are theirs. Each
+    replicate's computation reads its own rows only, so its values are those of the whole
+    batch up to the rounding of batched kernels of another batch size. Restored after."""
+    params = [(p, p.data) for p in model.parameters()]
+    buffers = [
+        (module, name, module._buffers[name])
+        for module in model.modules()
+        for name in _REPLICATE_BUFFERS
+        if module._buffers.get(name) is not None
+    ]
+    saved = model.generators, model.replicates
+    try:
+        for p, data in params:
+            p.data = data[pick]
+        for module, name, buffer in buffers:
+            module._buffers[name] = buffer[pick]
+        model.generators = [saved[0][r] for r in pick.tolist()]
+        model.replicates = len(pick)
+        yield model
+    finally:
+        for p, data in params:
+            p.data = data
+        for module, name, buffer in buffers:
+            module._buffers[name] = buffer
+        model.generators, model.replicates = saved
 
 
 def _prior_rho(sigma_0: float) -> float:
@@ -161,7 +212,7 @@ def indicator_pass(
         else replicates.to(model.device)
     )
     switched = torch.zeros(reps, dtype=torch.long, device=model.device)
-    current = elbo()
+    current = elbo(taking_part)
     for _ in range(sweeps):
         before = int(switched.sum())
         for block, index in _spiked_blocks(model):
@@ -177,7 +228,7 @@ def indicator_pass(
                 saved_mu, saved_rho = outgoing.mu.clone(), outgoing.rho[every, :, j].clone()
                 saved_own = own.clone()
                 _propose_removal(model, block, index, j, on, elbo.x)
-                trial = elbo()
+                trial = elbo(on)
                 better = on & (trial < current)
                 revert = on & ~better
                 mask[every, j] = torch.where(revert, 1.0, mask[every, j])
@@ -231,7 +282,7 @@ def removal_costs(
     """
     every = torch.arange(model.replicates, device=model.device)
     taking_part = replicates.to(model.device)
-    current = elbo()
+    current = elbo(taking_part)
     costs = []
     for block, index in _spiked_blocks(model):
         outgoing = model.layers[index]
@@ -245,7 +296,7 @@ def removal_costs(
                 continue
             saved_mu, saved_rho, saved_own = outgoing.mu.clone(), outgoing.rho.clone(), own.clone()
             _propose_removal(model, block, index, j, on, elbo.x)
-            cost[:, node] = torch.where(on, elbo() - current, math.inf)
+            cost[:, node] = torch.where(on, elbo(on) - current, math.inf)
             mask[every, j] = torch.where(on, 1.0, mask[every, j])
             outgoing.mu.copy_(saved_mu)
             outgoing.rho.copy_(saved_rho)

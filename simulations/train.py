@@ -852,7 +852,7 @@ class _Fit:
         arms = live & (self.stage != _ROUND) & (self.local >= config.trial_steps)
         if not bool((due | pruned | arms).any()):
             return
-        value = self.elbo().cpu() if bool((due | arms).any()) else None
+        value = self.elbo((due | arms).to(self.device)).cpu() if bool((due | arms).any()) else None
         ended = pruned
         if bool(due.any()):
             converged = self.plateau.update(value, due)

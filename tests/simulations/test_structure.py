@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 import torch
 
 from simulations import structure
@@ -54,6 +55,40 @@ def test_removal_costs_leave_the_model_as_it_was_and_price_kept_nodes_only():
     assert [tuple(c.shape) for c in costs] == [(R, 4), (R, 3)]
     assert math.isinf(costs[0][0, 2]) and torch.isfinite(costs[0][0, [0, 1, 3]]).all()
     assert torch.isinf(costs[0][1]).all() and torch.isinf(costs[1][1]).all()  # not taking part
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"prior": "ss-gl"},
+        {"prior": "ss-ghs", "input_spike": True},
+        {"prior": "ss-ig", "sigma_e": None},  # a learned noise sd: a parameter
+        {"prior": "edge-ss"},
+        {"prior": "dense"},
+    ],
+)
+def test_the_elbo_of_some_replicates_runs_on_them_alone(kw):
+    """``elbo(replicates)`` evaluates the network on those replicates only: their values
+    equal the whole batch's to float64 rounding (batched kernels of another batch size
+    may round differently), the others are nan, and the model is left as it was."""
+    config = ModelConfig(p=P, hidden=(4, 3), **{"sigma_e": 0.5, **kw})
+    model = BayesianMLP(config, [5, 6, 7], n=N, dtype=D)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, N, P, generator=g, dtype=D) * 2 - 1
+    y = torch.sin(2 * x[..., :1]) + 0.1 * torch.randn(3, N, 1, generator=g, dtype=D)
+    model.freeze_masks()
+    elbo = ElboEstimate(model, x, y, rows=150, draws=2)
+    generators = model.generators
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    full = elbo()
+    some = elbo(torch.tensor([True, False, True]))
+    torch.testing.assert_close(some[[0, 2]], full[[0, 2]], rtol=1e-12, atol=0)
+    assert torch.isnan(some[1])
+    assert model.generators is generators and model.replicates == 3
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    torch.testing.assert_close(elbo(), full, rtol=0, atol=0)
 
 
 def test_a_duplicated_node_costs_less_than_nothing_to_remove():
