@@ -10,7 +10,9 @@ draws ``theta_s ~ q`` (hard indicators, exact Bernoulli draws or the frozen
 mask). Rows and noise come from replicate ``r``'s own streams and are the same
 at every call (common random numbers), so two estimates differ only through
 the parameters: the convergence rule of ``simulations.train`` compares them over
-time and the indicator pass compares structures with them.
+time and the indicator pass compares structures with them. An estimate for some of the
+replicates runs the network on those alone, and so does the least-squares refit of a
+removal: a move usually concerns one replicate of many.
 
 **Indicator pass** (:func:`indicator_pass`). With the indicators frozen (``q(z)``
 a point mass on a structure), the coordinate-ascent step for ``q(z_j)`` of one
