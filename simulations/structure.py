@@ -43,7 +43,7 @@ from simulations.model import BayesianMLP
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation
 
-__all__ = ["ElboEstimate", "indicator_pass", "removal_costs", "remove_nodes"]
+__all__ = ["ElboEstimate", "block_names", "indicator_pass", "removal_costs", "remove_nodes"]
 
 # Rows of one evaluation chunk times the widest layer, per replicate: bounds the memory.
 _CHUNK_ELEMENTS = 2**24
@@ -498,6 +498,12 @@ def _spiked_blocks(model: BayesianMLP):
         if indicators is not None and indicators.frozen_mask.dim() == 2:  # node layers
             blocks.append((layer, i + 1))
     return blocks
+
+
+def block_names(model: BayesianMLP) -> list[str]:
+    """Names of the spiked blocks in the order of :func:`removal_costs` (frozen indicators):
+    ``"inputs"`` for the input spike, ``"layer l"`` for hidden node layer ``l`` (1-based)."""
+    return ["inputs" if index == 0 else f"layer {index}" for _, index in _spiked_blocks(model)]
 
 
 def _own_means(model: BayesianMLP, index: int) -> torch.Tensor:

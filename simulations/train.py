@@ -49,14 +49,20 @@ from simulations.model import BayesianMLP
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
 from simulations.step import LossStep
-from simulations.structure import ElboEstimate, indicator_pass, removal_costs, remove_nodes
+from simulations.structure import (
+    ElboEstimate,
+    block_names,
+    indicator_pass,
+    removal_costs,
+    remove_nodes,
+)
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import is_integer
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/5"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/6"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
 # Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
@@ -359,6 +365,14 @@ class FitReport:
         ``L(q)`` of every start, ``[R, K]`` (``inf`` for a failed start); ``None`` without
         restarts. The per-replicate fields above describe the kept start, ``steps``,
         ``wall_s`` and ``replicate_steps_per_s`` the whole batched fit.
+    structure_events
+        The structure moves of an ``"auto"`` run (of the kept starts, with restarts), in
+        order: one dict per indicator pass that switched a node (``move = "pass"``) and
+        per removal trial (``move = "removal trial"``), with ``replicate``, ``step`` (its
+        ``steps_taken`` then) and ``kept`` (nodes per hidden layer after the move); a pass
+        also has ``before``, a trial ``block`` (``"inputs"`` or ``"layer l"``), ``node``,
+        ``delta_nats`` (``n`` times the removal arm's ``L(q)`` minus the control arm's)
+        and ``accepted``. ``docs/engine.md`` ("Training until convergence").
     """
 
     steps: int
@@ -382,6 +396,7 @@ class FitReport:
     compile_s: float = 0.0
     restart: np.ndarray | None = None
     restart_neg_elbo: np.ndarray | None = None
+    structure_events: tuple[dict, ...] = ()
 
 
 class _FlatParameters:
@@ -608,9 +623,15 @@ def _fit_restarts(model, x, y, config, checkpoint, progress) -> FitReport:
             "indicator_switches", "removal_trials",
         )
     }  # fmt: skip
+    events = tuple(
+        dict(e, replicate=e["replicate"] % reps)
+        for e in report.structure_events
+        if e["replicate"] == pick[e["replicate"] % reps]
+    )
     return replace(
         report,
         replicates=reps,
+        structure_events=events,
         loss_history=report.loss_history[:, pick],
         status=tuple(report.status[i] for i in pick),
         failure=tuple(report.failure[i] for i in pick),
@@ -684,6 +705,7 @@ class _Fit:
         self.held = self.flat.data.detach().clone()
         self.plateau = Plateau(config.convergence, reps)
         self.switches = torch.zeros(reps, dtype=torch.long)
+        self.events: list[dict] = []  # the structure moves (FitReport.structure_events)
         self.frozen_values = None
         self.opt = self._optimizer()
         self.finished = False
@@ -789,10 +811,27 @@ class _Fit:
         """The indicator pass for the replicates ``rows``; ``[R]`` bool: which switched a node."""
         if not self.config.indicator_pass or not bool(rows.any()):
             return torch.zeros(self.reps, dtype=torch.bool)
+        before = self._structures()
         switches = indicator_pass(self.model, self.elbo, replicates=rows).cpu()
         self.switches += switches
         self.frozen_values = self.flat.data[:, self.spike_cols].clone()
+        after = self._structures()
+        for r in (switches > 0).nonzero().flatten().tolist():
+            step = int(self.steps_taken[r])
+            self.events.append(
+                {
+                    "replicate": r,
+                    "step": step,
+                    "move": "pass",
+                    "before": before[r],
+                    "kept": after[r],
+                }
+            )
         return switches > 0
+
+    def _structures(self) -> list[list[int]]:
+        """Per replicate, the kept nodes per hidden layer."""
+        return torch.stack([k.sum(-1) for k in self.model.kept().nodes], dim=1).tolist()
 
     def _end_phase(self) -> bool:
         """Close a phase of the whole batch; ``True`` when the fit is finished.
@@ -983,11 +1022,25 @@ class _Fit:
             for rejected, j in zip(self.rejected, self.removal, strict=True):
                 miss = (back & (j >= 0)).nonzero().flatten()
                 rejected[miss, j[miss]] = True
+            self._log_trials(moved, keep, value)
             self.misses = torch.where(keep, 0, self.misses + back.long())
             self.accepted += keep.long()
             self.trials += moved.long()
             self.switches += keep.long()
             self._next_trial(moved)
+
+    def _log_trials(self, moved: torch.Tensor, keep: torch.Tensor, value: torch.Tensor) -> None:
+        """Record the removal trials of ``moved`` that ended (``keep``: accepted)."""
+        names = block_names(self.model)
+        after = self._structures()
+        for r in moved.nonzero().flatten().tolist():
+            block = next(b for b, j in enumerate(self.removal) if j[r] >= 0)
+            self.events.append({
+                "replicate": r, "step": int(self.steps_taken[r]), "move": "removal trial",
+                "block": names[block], "node": int(self.removal[block][r]),
+                "delta_nats": float(value[r] - self.control_neg_elbo[r]) * self.n,
+                "accepted": bool(keep[r]), "kept": after[r],
+            })  # fmt: skip
 
     def _end_trials(self, rows: torch.Tensor) -> None:
         """The trials of ``rows`` are over: a replicate that accepted a removal settles again
@@ -1144,6 +1197,7 @@ class _Fit:
             indicator_switches=self.switches.numpy().copy(),
             removal_trials=self.trials.numpy().copy(),
             compile_s=self.loss_step.compile_s,
+            structure_events=tuple(self.events),
         )
 
     # ------------------------------------------------------------------ checkpoints
@@ -1189,6 +1243,7 @@ class _Fit:
             "trials": self.trials.clone(),
             "steps_taken": self.steps_taken.clone(),
             "switches": self.switches.clone(),
+            "events": list(self.events),
             **{name: _to(getattr(self, name), "cpu") for name in _PER_REPLICATE},
         }
         atomic_write(self.path, lambda handle: torch.save(payload, handle))
@@ -1226,6 +1281,7 @@ class _Fit:
         self.trials = state["trials"].clone()
         self.steps_taken = state["steps_taken"].clone()
         self.switches = state["switches"].clone()
+        self.events = list(state["events"])
         for name in _PER_REPLICATE:
             on_device = name in ("trial_start", "trial_masks", "control_state")
             setattr(self, name, _to(state[name], device if on_device else "cpu"))

@@ -208,6 +208,52 @@ def test_auto_run_converges_and_reports_it():
     assert short.steps <= 10
 
 
+def _no_delta(event: dict) -> dict:
+    """An event without its arm difference (estimates of batches of other sizes may round
+    differently in the last bit)."""
+    return {k: v for k, v in event.items() if k != "delta_nats"}
+
+
+def assert_events_tell_the_fit(report, model) -> None:
+    """The structure events of each replicate account for its fit: steps in order, one
+    event per removal trial, the nodes switched off by the passes and the accepted trials,
+    and the last event's structure is the one the model keeps."""
+    kept = torch.stack([k.sum(-1) for k in model.kept().nodes], dim=1).tolist()
+    for r in range(report.replicates):
+        mine = [e for e in report.structure_events if e["replicate"] == r]
+        steps = [e["step"] for e in mine]
+        assert steps == sorted(steps), steps
+        trials = [e for e in mine if e["move"] == "removal trial"]
+        assert len(trials) == report.removal_trials[r]
+        passed = sum(sum(e["before"]) - sum(e["kept"]) for e in mine if e["move"] == "pass")
+        accepted = sum(e["accepted"] for e in trials)
+        assert passed + accepted == report.indicator_switches[r]
+        assert all(e["accepted"] == (e["delta_nats"] < 0) for e in trials)
+        if mine:
+            assert mine[-1]["kept"] == kept[r], (mine[-1], kept[r])
+
+
+def test_the_structure_events_account_for_the_fit():
+    """``FitReport.structure_events`` lists every pass that switched a node and every removal
+    trial, per replicate, consistent with the counts and the final structure; a batched run's
+    events are those of its replicates' separate runs."""
+    x, y = data(2, n=120)
+    seeds = [5, 22]
+    cfg = ModelConfig(p=P, hidden=(8, 6), prior="ss-gl", activation="relu", prior_inclusion=0.2)
+    model = BayesianMLP(cfg, seeds, dtype=D)
+    report = fit(model, x, y, AUTO)
+    moves = {e["move"] for e in report.structure_events}
+    assert moves == {"pass", "removal trial"}, moves
+    assert {e["block"] for e in report.structure_events if "block" in e} <= {"layer 1", "layer 2"}
+    assert_events_tell_the_fit(report, model)
+    for r, seed in enumerate(seeds):
+        alone = fit(BayesianMLP(cfg, [seed], dtype=D), x[r : r + 1], y[r : r + 1], AUTO)
+        mine = [e for e in report.structure_events if e["replicate"] == r]
+        assert [_no_delta(e) for e in mine] == [
+            _no_delta(dict(e, replicate=r)) for e in alone.structure_events
+        ]
+
+
 def test_trial_misses_ends_the_removal_trials_after_that_many_rejections():
     """Trial round ``t`` draws from streams of its own, so a run that leaves the trials after
     one rejection follows a run that allows three up to that rejection, and then stops."""
@@ -282,6 +328,11 @@ def test_restarts_keep_the_start_with_the_lowest_elbo():
         alone = fit(single, x[r : r + 1], y[r : r + 1], replace(AUTO, restarts=3))
         np.testing.assert_allclose(alone.restart_neg_elbo[0], scores[r], rtol=1e-9)
         assert_replicate_equals(model, r, single)
+        mine = [e for e in report.structure_events if e["replicate"] == r]
+        assert [_no_delta(e) for e in mine] == [
+            _no_delta(dict(e, replicate=r)) for e in alone.structure_events
+        ]
+        assert_events_tell_the_fit(report, model)
 
 
 @pytest.mark.parametrize("prior", ["edge-ss", "dense"])
@@ -325,6 +376,7 @@ def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at, shuffle)
     assert np.array_equal(reference.steps_taken, resumed.steps_taken)
     assert reference.status == resumed.status
     assert np.array_equal(reference.final_neg_elbo, resumed.final_neg_elbo)
+    assert resumed.structure_events == reference.structure_events
 
 
 @pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss"])
