@@ -366,9 +366,9 @@ class FitReport:
         restarts. The per-replicate fields above describe the kept start, ``steps``,
         ``wall_s`` and ``replicate_steps_per_s`` the whole batched fit.
     structure_events
-        The structure moves of an ``"auto"`` run (of the kept starts, with restarts), in
-        order: one dict per indicator pass that switched a node (``move = "pass"``) and
-        per removal trial (``move = "removal trial"``), with ``replicate``, ``step`` (its
+        The structure moves (of the kept starts, with restarts), in order: one dict per
+        indicator pass that switched a node (``move = "pass"``) and per removal trial of an
+        ``"auto"`` run (``move = "removal trial"``), with ``replicate``, ``step`` (its
         ``steps_taken`` then) and ``kept`` (nodes per hidden layer after the move); a pass
         also has ``before``, a trial ``block`` (``"inputs"`` or ``"layer l"``), ``node``,
         ``delta_nats`` (``n`` times the removal arm's ``L(q)`` minus the control arm's)
@@ -817,16 +817,10 @@ class _Fit:
         self.frozen_values = self.flat.data[:, self.spike_cols].clone()
         after = self._structures()
         for r in (switches > 0).nonzero().flatten().tolist():
-            step = int(self.steps_taken[r])
-            self.events.append(
-                {
-                    "replicate": r,
-                    "step": step,
-                    "move": "pass",
-                    "before": before[r],
-                    "kept": after[r],
-                }
-            )
+            self.events.append({
+                "replicate": r, "step": int(self.steps_taken[r]), "move": "pass",
+                "before": before[r], "kept": after[r],
+            })  # fmt: skip
         return switches > 0
 
     def _structures(self) -> list[list[int]]:
