@@ -333,7 +333,9 @@ def _compensable(layer) -> bool:
     return indicators is None or indicators.theta.dim() == 2
 
 
-def _compensated_means(model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor, on):
+def _compensated_means(
+    model: BayesianMLP, index: int, j: torch.Tensor, x: torch.Tensor, on: torch.Tensor
+):
     """Layer ``index`` refitted after its input ``j[r]`` is removed, in the replicates ``on``
     (``[R]`` bool): ``(mu, reflected)``, the other replicates' rows as they are.
 

@@ -208,10 +208,18 @@ def test_auto_run_converges_and_reports_it():
     assert short.steps <= 10
 
 
-def _no_delta(event: dict) -> dict:
-    """An event without its arm difference (estimates of batches of other sizes may round
-    differently in the last bit)."""
-    return {k: v for k, v in event.items() if k != "delta_nats"}
+def assert_events_are_the_separate_runs(report, r: int, alone) -> None:
+    """Replicate ``r``'s structure events equal those of its own R = 1 run ``alone``, arm
+    differences aside (estimates of batches of other sizes may round differently in the
+    last bit)."""
+
+    def without_delta(events):
+        return [
+            {k: v for k, v in e.items() if k not in ("delta_nats", "replicate")} for e in events
+        ]
+
+    mine = [e for e in report.structure_events if e["replicate"] == r]
+    assert without_delta(mine) == without_delta(alone.structure_events)
 
 
 def assert_events_tell_the_fit(report, model) -> None:
@@ -248,10 +256,7 @@ def test_the_structure_events_account_for_the_fit():
     assert_events_tell_the_fit(report, model)
     for r, seed in enumerate(seeds):
         alone = fit(BayesianMLP(cfg, [seed], dtype=D), x[r : r + 1], y[r : r + 1], AUTO)
-        mine = [e for e in report.structure_events if e["replicate"] == r]
-        assert [_no_delta(e) for e in mine] == [
-            _no_delta(dict(e, replicate=r)) for e in alone.structure_events
-        ]
+        assert_events_are_the_separate_runs(report, r, alone)
 
 
 def test_trial_misses_ends_the_removal_trials_after_that_many_rejections():
@@ -323,16 +328,13 @@ def test_restarts_keep_the_start_with_the_lowest_elbo():
     again = ElboEstimate(model, x, y, rows=rule.rows, draws=rule.draws)()
     np.testing.assert_allclose(again.numpy(), report.final_neg_elbo, rtol=1e-12)
     assert model.masks_frozen and report.replicates == 2 and len(report.status) == 2
+    assert_events_tell_the_fit(report, model)
     for r, seed in enumerate(seeds):
         single = BayesianMLP(cfg, [seed], dtype=D)
         alone = fit(single, x[r : r + 1], y[r : r + 1], replace(AUTO, restarts=3))
         np.testing.assert_allclose(alone.restart_neg_elbo[0], scores[r], rtol=1e-9)
         assert_replicate_equals(model, r, single)
-        mine = [e for e in report.structure_events if e["replicate"] == r]
-        assert [_no_delta(e) for e in mine] == [
-            _no_delta(dict(e, replicate=r)) for e in alone.structure_events
-        ]
-        assert_events_tell_the_fit(report, model)
+        assert_events_are_the_separate_runs(report, r, alone)
 
 
 @pytest.mark.parametrize("prior", ["edge-ss", "dense"])
