@@ -19,7 +19,8 @@ of kept nodes in every hidden layer, the mean over- and under-pruning per layer
 network against ``f0`` on 5,000 test points, the final negative ELBO per observation
 (fixed-noise estimate), the median steps taken, the share of replicates whose rule
 fired, and the wall time. Statistical quality is measured here, never asserted in tests.
-``--restarts K`` trains every replicate from ``K`` starts (``TrainConfig.restarts``);
+``--restarts K`` trains every replicate from ``K`` starts (``TrainConfig.restarts``, whose
+default is five starts in an ``"auto"`` run);
 ``--set model.FIELD=VALUE`` or ``--set train.FIELD=VALUE`` (repeatable; ``VALUE`` is read
 as JSON, else kept as a string) changes one option of ``ModelConfig`` or ``TrainConfig``,
 so that a candidate protocol is measured on the same cells as the defaults.
@@ -114,7 +115,7 @@ def run_cell(
     n: int,
     replicates: int,
     max_steps: int | None,
-    restarts: int,
+    restarts: int | None,
     settings: tuple[tuple[str, str, object], ...] = (),
 ) -> dict:
     """Train one cell with the default options (``max_steps``, ``restarts`` and
@@ -187,7 +188,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=list(N_GRID))
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=None, help="TrainConfig.max_steps")
-    parser.add_argument("--restarts", type=int, default=1, help="TrainConfig.restarts")
+    parser.add_argument(
+        "--restarts", type=int, default=None, help="TrainConfig.restarts (default: its default)"
+    )
     parser.add_argument(
         "--set", action="append", type=parse_setting, default=[], dest="settings",
         metavar="SECTION.FIELD=VALUE", help="change one ModelConfig (model.) or TrainConfig "
@@ -203,7 +206,8 @@ def main() -> None:
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     settings = tuple(args.settings)
     changed = "".join(f", {s}.{f} = {v!r}" for s, f, v in settings)
-    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {args.restarts}"
+    starts = args.restarts or "default"
+    print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {starts}"
           f"{changed}", flush=True)  # fmt: skip
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -67,6 +67,8 @@ _CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/6"
 _AUTO_WARMUP = 2000
 # Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
 _AUTO_DENSE = 6000
+# Starts per replicate of an "auto" run (TrainConfig.restarts).
+_AUTO_RESTARTS = 5
 # What a replicate is doing in the rounds of an "auto" run (_Fit.stage).
 _ROUND, _CONTROL, _REMOVAL, _FINISHED = 0, 1, 2, 3
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
@@ -182,7 +184,10 @@ class TrainConfig:
         from streams of their own), trained as one batched fit of ``K R`` replicates;
         each replicate keeps the start with the lowest ``L(q)`` at the end, estimated on
         the same rows and noise for all its starts (``docs/engine.md``, "Restarts").
-        Costs ``K`` times the compute and the data's memory.
+        Costs ``K`` times the compute and the data's memory. ``None`` (the default): 5 in
+        an ``"auto"`` run (a start reaches the truth's basin in only some fits; the
+        recovery benchmark's exact shares with five starts, ``docs/engine.md``), 1 with a
+        fixed number of steps.
     compile
         Compile the step's network and loss with ``torch.compile``
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
@@ -210,7 +215,7 @@ class TrainConfig:
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
     log_every: int = 50
-    restarts: int = 1
+    restarts: int | None = None
     compile: bool = False
 
     def __post_init__(self) -> None:
@@ -218,6 +223,8 @@ class TrainConfig:
             object.__setattr__(self, "steps", "auto")
         elif not is_integer(self.steps, 1):
             raise InvalidParameterError("steps", "an integer >= 1 or 'auto'", self.steps)
+        if self.restarts is None:
+            object.__setattr__(self, "restarts", _AUTO_RESTARTS if self.steps == "auto" else 1)
         for name, low in (
             ("max_steps", 2), ("prune_every", 1), ("trial_steps", 1), ("trial_misses", 1),
             ("finetune_steps", 0),

@@ -67,6 +67,7 @@ AUTO = TrainConfig(
     ),
     checkpoint_every=7,
     log_every=4,
+    restarts=1,  # one start: the tests of restarts ask for theirs
 )
 
 
@@ -566,6 +567,11 @@ def test_dense_phase_holds_every_node_on():
     assert not torch.equal(model.layers[0].mu.detach(), mu)
     assert TrainConfig().dense_steps == 6000 and TrainConfig(max_steps=600).dense_steps == 100
     assert TrainConfig(steps=10).dense_steps == 0
+
+
+def test_auto_runs_default_to_five_starts():
+    assert TrainConfig().restarts == 5 and TrainConfig(steps=10).restarts == 1
+    assert TrainConfig(restarts=2).restarts == 2
 
 
 def test_kl_warm_up_schedule():
