@@ -44,6 +44,7 @@ from simulations._io import atomic_write, plain
 from simulations.convergence import ConvergenceRule, Plateau
 from simulations.enums import Likelihood
 from simulations.layers import replicate_generators
+from simulations.metrics import kept_counts
 from simulations.minibatch import Minibatches, Shuffle
 from simulations.model import BayesianMLP
 from simulations.relaxed import TemperatureSchedule
@@ -832,7 +833,7 @@ class _Fit:
 
     def _structures(self) -> list[list[int]]:
         """Per replicate, the kept nodes per hidden layer."""
-        return torch.stack([k.sum(-1) for k in self.model.kept().nodes], dim=1).tolist()
+        return kept_counts(self.model.kept().nodes).tolist()
 
     def _end_phase(self) -> bool:
         """Close a phase of the whole batch; ``True`` when the fit is finished.
