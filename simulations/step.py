@@ -16,7 +16,7 @@ Compilation happens on the first call (reported in :attr:`LossStep.compile_s`, a
 the step times). When it fails (no C++ compiler, an unsupported backend or device), the
 step falls back to the eager path, records why in :attr:`LossStep.fallback` and warns once.
 ``docs/engine.md`` ("Performance") has the measured speeds and why the step compiles
-with the partitioner and inductor options below (the default is ``TrainConfig.compile =
+with the partitioner, Dynamo and inductor options below (the default is ``TrainConfig.compile =
 False``).
 """
 
@@ -42,6 +42,12 @@ __all__ = ["LossStep", "network_loss"]
 # recomputation saves the pre-activation instead and recomputes ReLU and its mask inside the
 # fused kernels (about 1 ms for all the step's fused kernels).
 _PARTITIONER = {"ban_recompute_materialized_backward": False}
+# Dynamo compiles one graph per shape of the step's inputs (replicates, batch, widths,
+# frozen or relaxed indicators) and, past ``recompile_limit`` graphs of one function (8 by
+# default), runs new shapes eagerly without saying so in the result. A study's worker
+# process meets more shapes than that (a benchmark's scaling section met 12), so the
+# compiled step raises the limit to this (or keeps a higher one) while it runs.
+_DYNAMO = {"recompile_limit": 64}
 # Inductor options: no runtime checks of the buffers' sizes and strides around the extern
 # kernels (about 60 per step; Dynamo's guards already fix the inputs' shapes): 5 to 10 % of
 # the demo workload's compiled loss and backward.
@@ -56,19 +62,25 @@ def _inductor() -> dict:
 
 
 @contextlib.contextmanager
-def _partitioner():
-    """The partitioner settings in force while the compiled step runs (it compiles, and
-    recompiles when a graph's inputs change, on a call). Set and restored directly: a
-    ``config.patch`` builds a class on each call, which costs about 30 us per step."""
-    config = torch._functorch.config
-    saved = {k: getattr(config, k) for k in _PARTITIONER if hasattr(config, k)}
-    for k in saved:
-        setattr(config, k, _PARTITIONER[k])
+def _compile_settings():
+    """The partitioner and Dynamo settings in force while the compiled step runs (it
+    compiles, and recompiles when a graph's inputs change, on a call). Set and restored
+    directly: a ``config.patch`` builds a class on each call, which costs about 30 us per
+    step."""
+    settings = ((torch._functorch.config, _PARTITIONER), (torch._dynamo.config, _DYNAMO))
+    saved = [
+        (config, {k: getattr(config, k) for k in values if hasattr(config, k)})
+        for config, values in settings
+    ]
+    for (config, old), (_, values) in zip(saved, settings, strict=True):
+        for k in old:
+            setattr(config, k, max(values[k], old[k]) if k in _DYNAMO else values[k])
     try:
         yield
     finally:
-        for k, v in saved.items():
-            setattr(config, k, v)
+        for config, old in saved:
+            for k, v in old.items():
+                setattr(config, k, v)
 
 
 def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weight, scale):
@@ -176,11 +188,11 @@ class LossStep:
         args = (model, x, y, normal, uniform, values[0], values[1], self.scale)
         self._calls += 1
         if self._calls > 1:
-            with _partitioner():
+            with _compile_settings():
                 return self._fn(*args)
         start = time.perf_counter()
         try:
-            with _quiet(), _partitioner():
+            with _quiet(), _compile_settings():
                 out = self._fn(*args)
         except Exception as exc:  # compilation failed: no compiler, unsupported device, ...
             self._give_up(exc)

@@ -84,6 +84,24 @@ def test_partitioner_setting_is_local():
     assert config.ban_recompute_materialized_backward == before
 
 
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None, reason="no C++")
+def test_new_shapes_compile_past_dynamos_default_limit(monkeypatch):
+    """A process that has compiled the step for other shapes still compiles a new one:
+    with Dynamo's recompile limit at 1, the second shape gets a graph of its own (past the
+    limit Dynamo would run it eagerly) and the limit is back at 1 afterwards."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    graphs = []
+    for seeds in ((3, 4), (3,)):
+        model, x, y = setup(seeds=seeds)
+        LossStep(model, N, B, compile=True)(x, y, 0.5)
+        graphs.append(counters["stats"]["unique_graphs"])
+    assert graphs[1] > graphs[0] > 0
+    assert torch._dynamo.config.recompile_limit == 1
+
+
 def test_a_failed_compilation_falls_back_to_eager(monkeypatch):
     def broken(fn, **kw):
         def run(*args):
