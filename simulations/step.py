@@ -67,20 +67,19 @@ def _compile_settings():
     compiles, and recompiles when a graph's inputs change, on a call). Set and restored
     directly: a ``config.patch`` builds a class on each call, which costs about 30 us per
     step."""
-    settings = ((torch._functorch.config, _PARTITIONER), (torch._dynamo.config, _DYNAMO))
-    saved = [
-        (config, {k: getattr(config, k) for k in values if hasattr(config, k)})
-        for config, values in settings
+    partitioner, dynamo = torch._functorch.config, torch._dynamo.config
+    wanted = [(partitioner, k, v) for k, v in _PARTITIONER.items() if hasattr(partitioner, k)]
+    wanted += [
+        (dynamo, k, max(v, getattr(dynamo, k))) for k, v in _DYNAMO.items() if hasattr(dynamo, k)
     ]
-    for (config, old), (_, values) in zip(saved, settings, strict=True):
-        for k in old:
-            setattr(config, k, max(values[k], old[k]) if k in _DYNAMO else values[k])
+    saved = [(config, k, getattr(config, k)) for config, k, _ in wanted]
+    for config, k, v in wanted:
+        setattr(config, k, v)
     try:
         yield
     finally:
-        for config, old in saved:
-            for k, v in old.items():
-                setattr(config, k, v)
+        for config, k, v in saved:
+            setattr(config, k, v)
 
 
 def network_loss(model: BayesianMLP, x, y, normal, uniform, temperature, kl_weight, scale):
