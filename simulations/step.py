@@ -45,7 +45,7 @@ _PARTITIONER = {"ban_recompute_materialized_backward": False}
 # Dynamo compiles one graph per shape of the step's inputs (replicates, batch, widths,
 # frozen or relaxed indicators) and, past ``recompile_limit`` graphs of one function (8 by
 # default), runs new shapes eagerly without saying so in the result. A study's worker
-# process meets more shapes than that (a benchmark's scaling section met 12), so the
+# process meets more shapes than that (a benchmark's scaling section met 11), so the
 # compiled step raises the limit to this (or keeps a higher one) while it runs.
 _DYNAMO = {"recompile_limit": 64}
 # Inductor options: no runtime checks of the buffers' sizes and strides around the extern
