@@ -23,7 +23,8 @@ fired, and the wall time. Statistical quality is measured here, never asserted i
 default is five starts in an ``"auto"`` run);
 ``--set model.FIELD=VALUE`` or ``--set train.FIELD=VALUE`` (repeatable; ``VALUE`` is read
 as JSON, else kept as a string) changes one option of ``ModelConfig`` or ``TrainConfig``,
-so that a candidate protocol is measured on the same cells as the defaults.
+so that a candidate protocol is measured on the same cells as the defaults;
+``model.hidden`` changes the student's widths (one per layer of the truth) on the same data.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ N_GRID = (2048, 8192, 32768)
 PRIORS = ("ss-gl", "ss-ghs", "ss-ig", "edge-ss")
 SEED = 7
 N_TEST = 5000
+_PANEL_FIELDS = {
+    "p": "the truth sets the inputs",
+    "prior": "choose priors with --prior",
+    "activation": "the truth sets the activation",
+    "sigma_e": "the truth sets the noise",
+}
+"""``ModelConfig`` options that ``--set`` may not change, and why."""
 
 
 def tanh_teacher(seed: int = SEED, relevant: int = 8, active: tuple[int, ...] = (6, 3)):
@@ -102,11 +110,34 @@ def parse_setting(text: str) -> tuple[str, str, object]:
     }
     if field not in options:
         raise argparse.ArgumentTypeError(f"--set {text!r}: {section} has no option {field!r}")
+    if section == "model" and field in _PANEL_FIELDS:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: {_PANEL_FIELDS[field]}")
     try:
         value = json.loads(raw)
     except json.JSONDecodeError:
         value = raw
+    if field == "hidden" and not (
+        isinstance(value, list) and value and all(type(k) is int and k >= 1 for k in value)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"--set {text!r}: model.hidden must be a JSON list of integers >= 1, e.g. [32, 32]"
+        )
     return section, field, value
+
+
+def student_widths(truth: str, settings) -> tuple[int, ...]:
+    """The student's hidden widths: the panel's, or ``model.hidden`` of ``settings``, which
+    must have one width per layer of the truth, each at least its active count."""
+    spec = PANEL[truth]
+    hidden = next((v for s, f, v in settings if (s, f) == ("model", "hidden")), spec["hidden"])
+    hidden = tuple(hidden)
+    active = spec["active"]
+    if len(hidden) != len(active) or any(k < a for k, a in zip(hidden, active, strict=False)):
+        raise ValueError(
+            f"model.hidden = {list(hidden)}: {truth} needs {len(active)} widths of at least "
+            f"{list(active)} (its active nodes)"
+        )
+    return hidden
 
 
 def run_cell(
@@ -130,10 +161,10 @@ def run_cell(
     data = generate_truth(truth, n, replicates, SEED)
     activation = "tanh" if truth == "tanh_p200" else "relu"
     changes = {s: {f: v for sec, f, v in settings if sec == s} for s in ("model", "train")}
+    changes["model"]["hidden"] = student_widths(truth, settings)
     config = ModelConfig(
-        p=data.p, hidden=spec["hidden"], prior=prior, activation=activation,
-        sigma_e=spec["noise"], **changes["model"],
-    )  # fmt: skip
+        p=data.p, prior=prior, activation=activation, sigma_e=spec["noise"], **changes["model"]
+    )
     model = BayesianMLP(config, replicate_seeds(SEED, replicates, "model"), n=n)
     limits = {} if max_steps is None else {"max_steps": max_steps}
     options = TrainConfig(restarts=restarts, **limits, **changes["train"])
@@ -205,6 +236,11 @@ def main() -> None:
     cells = [(t, p, n) for t in truths for p in priors for n in args.n]
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
     settings = tuple(args.settings)
+    for truth in truths:
+        try:
+            student_widths(truth, settings)
+        except ValueError as exc:
+            parser.error(str(exc))
     changed = "".join(f", {s}.{f} = {v!r}" for s, f, v in settings)
     starts = args.restarts or "default"
     print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {starts}"
