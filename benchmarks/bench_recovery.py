@@ -132,7 +132,7 @@ def student_widths(truth: str, settings) -> tuple[int, ...]:
     hidden = next((v for s, f, v in settings if (s, f) == ("model", "hidden")), spec["hidden"])
     hidden = tuple(hidden)
     active = spec["active"]
-    if len(hidden) != len(active) or any(k < a for k, a in zip(hidden, active, strict=False)):
+    if len(hidden) != len(active) or any(k < a for k, a in zip(hidden, active, strict=True)):
         raise ValueError(
             f"model.hidden = {list(hidden)}: {truth} needs {len(active)} widths of at least "
             f"{list(active)} (its active nodes)"
