@@ -40,6 +40,7 @@ a function of its own generator and step index.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -237,7 +238,10 @@ def _select(data: torch.Tensor, idx: torch.Tensor, out: torch.Tensor | None = No
     written into ``out`` when given, else a new tensor."""
     reps, n = data.shape[:2]
     rest = data.shape[2:]
-    flat = data.view(reps * n, *rest)
+    # One value per row (targets [R, n, 1]): select from the flat vector, which is several
+    # times faster than selecting rows of one element.
+    row = () if math.prod(rest) == 1 else rest
+    flat = data.view(reps * n, *row)
     if out is None:
         return torch.index_select(flat, 0, idx).view(reps, -1, *rest)
-    return torch.index_select(flat, 0, idx, out=out.view(len(idx), *rest)).view(out.shape)
+    return torch.index_select(flat, 0, idx, out=out.view(len(idx), *row)).view(out.shape)

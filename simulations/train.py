@@ -47,6 +47,7 @@ from simulations.layers import replicate_generators
 from simulations.metrics import kept_counts
 from simulations.minibatch import Minibatches, Shuffle
 from simulations.model import BayesianMLP
+from simulations.optim import RowAdam, RowOptimizer, RowSGD
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
 from simulations.step import LossStep
@@ -63,7 +64,7 @@ from ssbnn_theory.validation import is_integer
 
 __all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
 
-_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/6"
+_CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/7"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
 _AUTO_WARMUP = 2000
 # Steps of an "auto" run's dense phase (TrainConfig.dense_steps).
@@ -412,7 +413,7 @@ class _FlatParameters:
 
     Each parameter's ``.data`` becomes a view of ``data[:, a:b]`` and its ``.grad``
     a view of ``grad[:, a:b]``; autograd accumulates into those views in place. The
-    optimiser sees the ``R`` rows ``data[r]`` (``rows``, their gradients ``grad[r]``).
+    optimiser (:mod:`simulations.optim`) updates the buffer row by row.
     """
 
     def __init__(self, module: torch.nn.Module, replicates: int) -> None:
@@ -439,11 +440,6 @@ class _FlatParameters:
             self.slices[names[id(p)]] = (offset, offset + size)
             offset += size
         self.params = params
-        # One row per replicate for the optimiser: each keeps its own Adam state and step
-        # count, so that one replicate can start a phase afresh while the others go on.
-        self.rows = list(self.data.unbind(0))
-        for row, grad in zip(self.rows, self.grad.unbind(0), strict=True):
-            row.grad = grad
 
     def columns(self, suffixes: tuple[str, ...]) -> torch.Tensor:
         """Column indices of the parameters whose names end with one of ``suffixes``."""
@@ -664,6 +660,12 @@ class _Fit:
         self.reps, self.device = reps, device
         self.flat = _FlatParameters(model, reps)
         self.spike_cols = self.flat.columns(("theta",))
+        # [P]: the factor logit_lr / lr of the logits' updates (1 on the other columns);
+        # None when it is 1 everywhere.
+        self.column_lr = None
+        if config.logit_lr != config.lr and len(self.spike_cols):
+            self.column_lr = torch.ones_like(self.flat.data[0])
+            self.column_lr[self.spike_cols] = config.logit_lr / config.lr
         self.batches = Minibatches(x, y, batch, model.replicate_seeds, shuffle=config.shuffle)
         self.loss_step = LossStep(model, n, batch, compile=config.compile)
         self.elbo = None
@@ -720,11 +722,11 @@ class _Fit:
 
     # ------------------------------------------------------------------ pieces
 
-    def _optimizer(self) -> torch.optim.Optimizer:
-        config = self.config
+    def _optimizer(self) -> RowOptimizer:
+        config, flat = self.config, self.flat
         if config.optimizer is Optimizer.ADAM:
-            return torch.optim.Adam(self.flat.rows, lr=config.lr, betas=config.betas, fused=True)
-        return torch.optim.SGD(self.flat.rows, lr=config.lr)
+            return RowAdam(flat.data, flat.grad, config.lr, betas=config.betas)
+        return RowSGD(flat.data, flat.grad, config.lr)
 
     @property
     def cap(self) -> float:
@@ -803,8 +805,7 @@ class _Fit:
                 self.device,
             ),
         )
-        for r in picked:
-            self.opt.state.pop(self.flat.rows[r], None)
+        self.opt.reset(picked)
         self.plateau.reset(rows)
         self.plateaued &= ~rows
         self.local = torch.where(rows, 0, self.local)
@@ -1070,17 +1071,16 @@ class _Fit:
             coef = (config.grad_clip / (gnorm + 1e-12)).clamp_(max=1.0)
             coef = torch.where(torch.isfinite(coef), coef, 0.0)
             flat.grad.mul_(coef.unsqueeze(1))
-        logit_factor = config.logit_lr / config.lr
         scale = lr_scale.to(flat.data)
-        scaled = logit_factor != 1.0 or bool((scale != 1.0).any())
+        scaled = self.column_lr is not None or bool((scale != 1.0).any())
         before = flat.data.clone() if scaled else None
         self.opt.step()
         flat.grad.zero_()
-        if scaled:
+        if scaled:  # the update times the logits' factor, times the replicate's scale
             delta = flat.data - before
-            if logit_factor != 1.0 and len(self.spike_cols):
-                delta[:, self.spike_cols] *= logit_factor
-            flat.data.copy_(torch.addcmul(before, delta, scale.unsqueeze(1)))
+            if self.column_lr is not None:
+                delta.mul_(self.column_lr)
+            torch.addcmul(before, delta, scale.unsqueeze(1), out=flat.data)
         if self.frozen_values is not None:
             flat.data[:, self.spike_cols] = self.frozen_values
         if bool(stopped.any()):
