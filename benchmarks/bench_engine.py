@@ -44,6 +44,10 @@ Sections (``--section``, default ``speed``; ``all`` runs every one):
   R = 20, as ``ssbnn demo``'s four replicates of five starts), for one replicate (a trial
   or a pass usually moves one) and for all 20; with ``--baseline DIR`` the same calls with
   the ``simulations`` package of ``DIR``, interleaved (``--rounds`` times each).
+* ``auto``: whole ``"auto"`` fits of the demo's cells at n = 2048 (SS-GL and SS-GHS, 20
+  models each, ``max_steps = 18000``, so every phase, pass and trial runs), wall seconds;
+  with ``--baseline DIR`` the same fits by ``DIR``'s package, interleaved, and whether
+  both took the same steps to the same negative ELBO (a change meant to be only faster).
 
 ``--device cuda`` runs any section on the GPU (steps timed with a synchronisation in
 ``fit``'s progress callback). Output: the tables on stdout, one JSON object per section
@@ -419,6 +423,8 @@ def case_result(case: str, steps: int, compile: bool = False) -> dict:
     name, prior, reps, *shuffle = case.split(":")
     if name == "moves":
         return moves_result(prior, int(reps), steps, *shuffle)
+    if name == "auto":  # reps: the cell's n; steps: max_steps
+        return auto_result(prior, int(reps), steps)
     w = workload(name)
     x, y = make_data(w, int(reps))
     if prior == "plain":
@@ -718,6 +724,72 @@ def moves_table(mv: dict) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- a converged fit
+
+AUTO_CASES = ("auto:ss-gl:2048", "auto:ss-ghs:2048")
+
+
+def auto_result(prior: str, n: int, max_steps: int) -> dict:
+    """One ``"auto"`` fit of the demo's cell (``ssbnn demo``'s data and students: p = 20,
+    16-16 ReLU, four replicates of five starts, minibatches of 512) for ``prior`` at ``n``,
+    with ``max_steps`` (the dense phase resolved from it): wall seconds and what it did."""
+    from simulations.demo import demo_spec
+    from simulations.study import expand
+
+    cell = next(c for c in expand(demo_spec()) if c.n == n and c.prior.label == prior)
+    data = cell.generate_data()
+    model = cell.build_model(str(DEVICE))
+    config = dataclasses.replace(cell.train_config, max_steps=max_steps, dense_steps=None)
+    start = time.perf_counter()
+    report = fit(model, data.x_train, data.y_train, config)
+    sync()
+    wall = time.perf_counter() - start
+    return {
+        "step_s": wall / report.steps, "rate": report.steps / wall, "compile_s": 0.0,
+        "wall_s": wall, "steps": report.steps,
+        "steps_taken": report.steps_taken.tolist(),
+        "neg_elbo": [float(v) for v in report.final_neg_elbo],
+    }  # fmt: skip
+
+
+def auto(rounds: int, baseline: str | None, quick: bool) -> dict:
+    """The ``AUTO_CASES`` in this checkout and the ``baseline`` one in turn, ``rounds``
+    times; medians over the rounds (wall seconds per fit)."""
+    here = str(Path(__file__).resolve().parents[1])
+    roots = {"this": here} | ({"baseline": baseline} if baseline else {})
+    raw: dict = {v: {c: [] for c in AUTO_CASES} for v in roots}
+    max_steps = 7_000 if quick else 18_000
+    for r in range(rounds):
+        for case in AUTO_CASES:
+            for v, root in roots.items():
+                res = _subprocess_case(root, case, max_steps, False)
+                raw[v][case].append(res)
+                print(f"round {r} {v} {case}: {res['wall_s']:.1f} s", flush=True)
+    med = {
+        v: {c: statistics.median(x["wall_s"] for x in runs) for c, runs in cases.items()}
+        for v, cases in raw.items()
+    }
+    return {"rounds": rounds, "max_steps": max_steps, "wall_s": med, "raw": raw}
+
+
+def auto_table(au: dict) -> str:
+    med, raw = au["wall_s"], au["raw"]
+    lines = [f'| "auto" fit, max_steps = {au["max_steps"]} | steps | ']
+    lines[0] += " | ".join(f"{v} (s)" for v in med) + " |"
+    if "baseline" in med:
+        lines[0] += " this / baseline | same fit |"
+    lines.append("|---" * (2 + len(med) + 2 * ("baseline" in med)) + "|")
+    for case in AUTO_CASES:
+        cells = [str(raw["this"][case][0]["steps"])] + [f"{med[v][case]:.1f}" for v in med]
+        if "baseline" in med:
+            cells.append(f"{med['this'][case] / med['baseline'][case]:.2f}")
+            ours, theirs = raw["this"][case][0], raw["baseline"][case][0]
+            keys = ("steps_taken", "neg_elbo")
+            cells.append("yes" if all(ours[k] == theirs[k] for k in keys) else "no")
+        lines.append(f"| {case} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def single_case(case: str, steps: int, compile: bool = False, as_json: bool = False) -> None:
     if as_json:
         print(json.dumps(case_result(case, steps, compile)))
@@ -743,7 +815,7 @@ def main() -> None:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="only this workload")
     parser.add_argument(
         "--section", default="speed",
-        choices=("tables", "speed", "datapath", "scaling", "gpu", "moves", "all"),
+        choices=("tables", "speed", "datapath", "scaling", "gpu", "moves", "auto", "all"),
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
@@ -751,8 +823,10 @@ def main() -> None:
         help="time steps by wall clock or by process CPU time (on a loaded machine)",
     )  # fmt: skip
     parser.add_argument("--compile", action="store_true", help="also time the compiled step")
-    parser.add_argument("--baseline", help="speed, moves: a checkout to compare with")
-    parser.add_argument("--rounds", type=int, default=3, help="speed, moves: interleaved rounds")
+    parser.add_argument("--baseline", help="speed, moves, auto: a checkout to compare with")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="speed, moves, auto: interleaved rounds"
+    )
     parser.add_argument("--plot", default=str(Path(__file__).with_name("engine_scaling.png")))
     args = parser.parse_args()
     DEVICE, CLOCK = torch.device(args.device), args.clock
@@ -791,6 +865,9 @@ def main() -> None:
         elif section == "moves":
             results["moves"] = moves(args.rounds, args.baseline, args.quick)
             print(moves_table(results["moves"]))
+        elif section == "auto":
+            results["auto"] = auto(args.rounds, args.baseline, args.quick)
+            print(auto_table(results["auto"]))
         print(flush=True)
     results["machine"]["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     if args.json:
