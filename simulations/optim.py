@@ -11,8 +11,8 @@ Adam (Kingma & Ba 2015), per row ``r`` with its own step count ``t_r``:
 
 computed by ``torch.optim.adam.adam`` (its fused kernel), the same arithmetic as
 ``torch.optim.Adam(rows, fused=True)``; SGD is ``theta <- theta - lr g``. The state is
-three ``[R, P]``-shaped tensors (``m``, ``v`` and the step counts ``[R]``), so a checkpoint
-saves it as such. Calling the functional update directly skips ``Optimizer.step``'s
+``m`` and ``v`` as ``[R, P]`` tensors and a step count per row, which a checkpoint saves
+as they are. Calling the functional update directly skips ``Optimizer.step``'s
 bookkeeping (hooks, grouping, state lookup per row), which cost about 0.3 ms of the
 demo workload's 5 ms step (``docs/engine.md``, "Performance").
 """
