@@ -104,7 +104,7 @@ class ElboEstimate:
     def __call__(self, replicates: torch.Tensor | None = None) -> torch.Tensor:
         """``L(q)`` per replicate, ``[R]`` (float64). With ``replicates`` (``[R]`` bool) only
         theirs, ``nan`` for the others: the network then runs on those replicates alone
-        (:func:`_replicate_rows`; a move usually concerns one replicate of many)."""
+        (:func:`replicate_rows`; a move usually concerns one replicate of many)."""
         model = self.model
         reps = model.replicates
         widest = max(model.config.p, *model.config.hidden)
@@ -115,7 +115,7 @@ class ElboEstimate:
         pick = replicates.to(model.device).nonzero().flatten()
         if len(pick):
             seeds = [self.noise_seeds[r] for r in pick.tolist()]
-            with _replicate_rows(model, pick):
+            with replicate_rows(model, pick):
                 value[pick] = self._estimate(self.x[pick], self.y[pick], seeds, chunk)
         return value
 
@@ -146,7 +146,7 @@ _REPLICATE_BUFFERS = ("frozen_mask", "log_sigma")
 
 
 @contextlib.contextmanager
-def _replicate_rows(model: BayesianMLP, pick: torch.Tensor):
+def replicate_rows(model: BayesianMLP, pick: torch.Tensor):
     """While the block runs, ``model`` is the replicates ``pick`` (indices, ``[k]``) alone:
     its parameters, per-replicate buffers, generators and ``replicates`` are theirs. Each
     replicate's computation reads its own rows only, so its values are those of the whole

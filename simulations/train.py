@@ -27,6 +27,7 @@ single operation whatever the number of parameter tensors (``docs/engine.md``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
@@ -57,6 +58,7 @@ from simulations.structure import (
     indicator_pass,
     removal_costs,
     remove_nodes,
+    replicate_rows,
 )
 from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
@@ -455,6 +457,37 @@ class _FlatParameters:
         for p in self.params:
             p.grad = None
 
+    def take_grads(self, pick: torch.Tensor, leaves: list[torch.Tensor]) -> None:
+        """Write the gradients of ``leaves``, the parameters restricted to the rows ``pick``
+        (``[k]``; in the order of ``params``; no gradient for a parameter the loss does not
+        read, such as frozen logits), into those rows of ``grad``."""
+        for leaf, (a, b) in zip(leaves, self.slices.values(), strict=True):
+            if leaf.grad is not None:
+                self.grad[pick, a:b] = leaf.grad.reshape(len(pick), b - a)
+
+
+@contextlib.contextmanager
+def _fresh_leaves(module: torch.nn.Module):
+    """While the block runs, each parameter of ``module`` is a new leaf on the same values
+    (yielded, in the order of ``module.parameters()``), so that autograd differentiates with
+    respect to their current shapes (a parameter's own gradient accumulator keeps the shape
+    it had when autograd first used it). Restored after."""
+    swapped = [
+        (owner, name, p)
+        for owner in module.modules()
+        for name, p in owner._parameters.items()
+        if p is not None
+    ]
+    leaves = []
+    try:
+        for owner, name, p in swapped:
+            owner._parameters[name] = leaf = torch.nn.Parameter(p.data)
+            leaves.append(leaf)
+        yield leaves
+    finally:
+        for owner, name, p in swapped:
+            owner._parameters[name] = p
+
 
 def _all_finite(t: torch.Tensor) -> bool:
     """Whether every value of ``t`` is finite, in one reduction without a temporary.
@@ -684,7 +717,7 @@ class _Fit:
         self.wall_before = 0.0
         self.history: list[torch.Tensor] = []
         self.logged: list[int] = []
-        self.last_nll = None
+        self.last_loss = self.last_nll = None
         self.stopped = torch.zeros(reps, dtype=torch.bool)
         self.failed = torch.zeros(reps, dtype=torch.bool)
         self.failure: list[str | None] = [None] * reps
@@ -1054,11 +1087,35 @@ class _Fit:
             self.done &= ~accepted
             self._new_rounds(accepted, self._pass(accepted))
 
+    def _loss(self, xb, yb, weight: float):
+        """The step's ``(loss, nll)`` per replicate, with its gradient in ``flat.grad``.
+
+        Once at most three quarters of the replicates move (and the step is eager), the
+        network runs on those alone (:func:`simulations.structure.replicate_rows`): a
+        stopped replicate keeps its values, so its gradient is not needed, and the step's
+        work shrinks with the replicates that move. A replicate's values are its own
+        computation either way; a stopped one's loss and NLL keep their last values.
+        """
+        live = ~self.stopped
+        moving = int(live.sum())
+        partial = 0 < moving <= 3 * self.reps // 4 and self.last_loss is not None
+        if not partial or self.loss_step.compiled:
+            loss, nll, _ = self.loss_step(xb, yb, weight)
+            loss.sum().backward()
+            return loss, nll
+        pick = live.nonzero().flatten().to(self.device)
+        with replicate_rows(self.model, pick), _fresh_leaves(self.model) as leaves:
+            part_loss, part_nll, _ = self.loss_step(xb[pick], yb[pick], weight)
+            part_loss.sum().backward()
+        self.flat.take_grads(pick, leaves)
+        loss, nll = self.last_loss.clone(), self.last_nll.clone()
+        loss[pick], nll[pick] = part_loss.detach(), part_nll.detach()
+        return loss, nll
+
     def _update(self, xb, yb, weight: float, lr_scale: torch.Tensor, step: int):
         """One optimiser step of the replicates not stopped; ``(loss, nll)`` per replicate."""
         config, flat = self.config, self.flat
-        loss, nll, _ = self.loss_step(xb, yb, weight)
-        loss.sum().backward()
+        loss, nll = self._loss(xb, yb, weight)
         gnorm = torch.linalg.vector_norm(flat.grad, dim=1)
         bad = (~(torch.isfinite(loss) & torch.isfinite(gnorm))).cpu() & ~self.stopped
         if bool(bad.any()):
@@ -1135,7 +1192,7 @@ class _Fit:
                 if self.auto:
                     self._stop(self.capped)
                 self.step = done = step + 1
-                self.last_nll = nll.detach()
+                self.last_loss, self.last_nll = loss.detach(), nll.detach()
                 if done % config.log_every == 0 or done == total:
                     self.history.append(loss.detach())
                     self.logged.append(done)
@@ -1233,6 +1290,7 @@ class _Fit:
             "masks": [None if m is None else m.cpu() for m in masks],
             "frozen_values": None if self.frozen_values is None else self.frozen_values.cpu(),
             "last_nll": None if self.last_nll is None else self.last_nll.cpu(),
+            "last_loss": None if self.last_loss is None else self.last_loss.cpu(),
             "loss_history": [h.cpu() for h in self.history],
             "logged_steps": list(self.logged),
             "plateau": self.plateau.state_dict(),
@@ -1272,6 +1330,7 @@ class _Fit:
         values = state["frozen_values"]
         self.frozen_values = None if values is None else values.to(device)
         self.last_nll = None if state["last_nll"] is None else state["last_nll"].to(device)
+        self.last_loss = None if state["last_loss"] is None else state["last_loss"].to(device)
         self.history = [h.to(device) for h in state["loss_history"]]
         self.logged = list(state["logged_steps"])
         self.plateau.load_state_dict(state["plateau"])

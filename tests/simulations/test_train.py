@@ -682,3 +682,45 @@ def test_fit_runs_on_cuda(tmp_path):
         BayesianMLP(config(), [1, 2], device="cuda"), x, y, FULL, checkpoint=tmp_path / "gpu.pt"
     )
     assert np.array_equal(resumed.final_nll, report.final_nll)
+
+
+# fit silences autograd's note on the buffer's gradient views (train._LAYOUT_WARNING)
+@pytest.mark.filterwarnings("ignore:.*gradient layout contract")
+@pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss", "dense"])
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_step_of_the_moving_replicates_alone_equals_the_full_step(prior, frozen):
+    """Once a quarter of the replicates have stopped, a step runs the network on the others
+    alone: their loss, NLL and gradient rows equal the full step's on the same noise
+    (float64, 1e-12: a batched kernel may round otherwise for another batch size), a
+    stopped replicate keeps its last loss and NLL and gets no gradient, and the model is
+    whole again afterwards (frozen logits, which the loss does not read, included)."""
+    from simulations.train import _Fit
+
+    reps = 4
+    x, y = data(reps, n=80)
+    model = BayesianMLP(config(prior), [3, 4, 5, 6], dtype=D)
+    run = _Fit(model, x, y, TrainConfig(steps=10, batch_size=20), None, None)
+    if frozen:
+        model.freeze_masks()
+    xb, yb = run.batches.gather(0)
+    states = [g.get_state() for g in model.generators]
+    loss, nll = run._loss(xb, yb, 1.0)
+    grad = run.flat.grad.clone()
+    run.flat.grad.zero_()
+    for g, state in zip(model.generators, states, strict=True):
+        g.set_state(state)
+    run.last_loss, run.last_nll = (
+        torch.full((reps,), 7.0, dtype=D),
+        torch.full((reps,), 9.0, dtype=D),
+    )
+    run.stopped = torch.tensor([False, True, False, False])
+    part_loss, part_nll = run._loss(xb, yb, 1.0)
+    live = [0, 2, 3]
+    np.testing.assert_allclose(part_loss[live], loss[live].detach(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(part_nll[live], nll[live].detach(), rtol=0, atol=1e-12)
+    assert (part_loss[1], part_nll[1]) == (7.0, 9.0)
+    np.testing.assert_allclose(run.flat.grad[live], grad[live], rtol=0, atol=1e-12)
+    assert grad[live].abs().sum() > 0
+    assert not run.flat.grad[1].any()
+    assert all(p.shape[0] == reps for p in model.parameters())
+    assert all(p.grad is not None and p.grad.shape == p.shape for p in run.flat.params)
