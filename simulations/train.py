@@ -334,11 +334,13 @@ class FitReport:
         process's peak resident set size.
     loss_history
         Per-replicate loss (negative ELBO per observation on the minibatch) at the
-        logged steps, ``[logged, R]``.
+        logged steps, ``[logged, R]``; a replicate that has stopped keeps the value of its
+        last step.
     logged_steps
         The steps (1-based) of ``loss_history``.
     final_nll
-        Negative log-likelihood per observation of the last minibatch, ``[R]``.
+        Negative log-likelihood per observation of the replicate's last minibatch (that of
+        its last step), ``[R]``.
     final_kl
         ``KL(q || prior) / n`` after the last step, ``[R]``.
     resumed_from
@@ -1094,7 +1096,8 @@ class _Fit:
         network runs on those alone (:func:`simulations.structure.replicate_rows`): a
         stopped replicate keeps its values, so its gradient is not needed, and the step's
         work shrinks with the replicates that move. A replicate's values are its own
-        computation either way; a stopped one's loss and NLL keep their last values.
+        computation either way. A stopped replicate's loss and NLL keep the values of its
+        last step (its values do not change, and that minibatch was its last).
         """
         live = ~self.stopped
         moving = int(live.sum())
@@ -1102,7 +1105,13 @@ class _Fit:
         if not partial or self.loss_step.compiled:
             loss, nll, _ = self.loss_step(xb, yb, weight)
             loss.sum().backward()
-            return loss, nll
+            if self.last_loss is None or moving == self.reps:
+                return loss, nll
+            held = self.stopped.to(self.device)
+            return (
+                torch.where(held, self.last_loss, loss.detach()),
+                torch.where(held, self.last_nll, nll.detach()),
+            )
         pick = live.nonzero().flatten().to(self.device)
         with replicate_rows(self.model, pick), _fresh_leaves(self.model) as leaves:
             part_loss, part_nll, _ = self.loss_step(xb[pick], yb[pick], weight)

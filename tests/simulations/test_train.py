@@ -689,16 +689,17 @@ def test_fit_runs_on_cuda(tmp_path):
 @pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "edge-ss", "dense"])
 @pytest.mark.parametrize("frozen", [False, True])
 def test_a_step_of_the_moving_replicates_alone_equals_the_full_step(prior, frozen):
-    """Once a quarter of the replicates have stopped, a step runs the network on the others
-    alone: their loss, NLL and gradient rows equal the full step's on the same noise
-    (float64, 1e-12: a batched kernel may round otherwise for another batch size), a
-    stopped replicate keeps its last loss and NLL and gets no gradient, and the model is
-    whole again afterwards (frozen logits, which the loss does not read, included)."""
+    """Once a quarter of the replicates have stopped (here two of five), a step runs the
+    network on the others alone: their loss, NLL and gradient rows equal the full step's on
+    the same noise (float64, 1e-12: a batched kernel may round otherwise for another batch
+    size), and the model is whole again afterwards (frozen logits, which the loss does not
+    read, included). A stopped replicate gets no gradient and keeps the loss and NLL of its
+    last step, also when the full batch runs (one of five stopped)."""
     from simulations.train import _Fit
 
-    reps = 4
+    reps = 5
     x, y = data(reps, n=80)
-    model = BayesianMLP(config(prior), [3, 4, 5, 6], dtype=D)
+    model = BayesianMLP(config(prior), [3, 4, 5, 6, 7], dtype=D)
     run = _Fit(model, x, y, TrainConfig(steps=10, batch_size=20), None, None)
     if frozen:
         model.freeze_masks()
@@ -706,21 +707,22 @@ def test_a_step_of_the_moving_replicates_alone_equals_the_full_step(prior, froze
     states = [g.get_state() for g in model.generators]
     loss, nll = run._loss(xb, yb, 1.0)
     grad = run.flat.grad.clone()
-    run.flat.grad.zero_()
-    for g, state in zip(model.generators, states, strict=True):
-        g.set_state(state)
-    run.last_loss, run.last_nll = (
-        torch.full((reps,), 7.0, dtype=D),
-        torch.full((reps,), 9.0, dtype=D),
-    )
-    run.stopped = torch.tensor([False, True, False, False])
-    part_loss, part_nll = run._loss(xb, yb, 1.0)
-    live = [0, 2, 3]
-    np.testing.assert_allclose(part_loss[live], loss[live].detach(), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(part_nll[live], nll[live].detach(), rtol=0, atol=1e-12)
-    assert (part_loss[1], part_nll[1]) == (7.0, 9.0)
-    np.testing.assert_allclose(run.flat.grad[live], grad[live], rtol=0, atol=1e-12)
-    assert grad[live].abs().sum() > 0
-    assert not run.flat.grad[1].any()
+    last = torch.full((reps,), 7.0, dtype=D), torch.full((reps,), 9.0, dtype=D)
+    for stopped in ([False, True, False, False, False], [False, True, False, True, False]):
+        run.flat.grad.zero_()
+        for g, state in zip(model.generators, states, strict=True):
+            g.set_state(state)
+        run.last_loss, run.last_nll = last
+        run.stopped = torch.tensor(stopped)
+        step_loss, step_nll = run._loss(xb, yb, 1.0)
+        live = [r for r in range(reps) if not stopped[r]]
+        held = [r for r in range(reps) if stopped[r]]
+        np.testing.assert_allclose(step_loss[live], loss[live].detach(), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(step_nll[live], nll[live].detach(), rtol=0, atol=1e-12)
+        assert (step_loss[held] == 7.0).all() and (step_nll[held] == 9.0).all()
+        if len(held) == 2:  # the restricted step: no gradient at all for a stopped one
+            np.testing.assert_allclose(run.flat.grad[live], grad[live], rtol=0, atol=1e-12)
+            assert grad[live].abs().sum() > 0
+            assert not run.flat.grad[held].any()
     assert all(p.shape[0] == reps for p in model.parameters())
     assert all(p.grad is not None and p.grad.shape == p.shape for p in run.flat.params)
