@@ -991,6 +991,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "temperature": _temperature,
     "convergence": _convergence,
     "indicator_pass": _boolean,
+    "search": _boolean,
     "compile": _boolean,
     "checkpoint_every": _count(1),
     "log_every": _count(1),

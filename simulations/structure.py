@@ -43,7 +43,14 @@ from simulations.model import BayesianMLP
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation
 
-__all__ = ["ElboEstimate", "block_names", "indicator_pass", "removal_costs", "remove_nodes"]
+__all__ = [
+    "ElboEstimate",
+    "block_names",
+    "indicator_pass",
+    "kept_nodes",
+    "removal_costs",
+    "remove_nodes",
+]
 
 # Rows of one evaluation chunk times the widest layer, per replicate: bounds the memory.
 _CHUNK_ELEMENTS = 2**24
@@ -500,6 +507,16 @@ def _spiked_blocks(model: BayesianMLP):
         if indicators is not None and indicators.frozen_mask.dim() == 2:  # node layers
             blocks.append((layer, i + 1))
     return blocks
+
+
+def kept_nodes(model: BayesianMLP) -> list[list[tuple[int, int]]]:
+    """Per replicate, ``(block, node)`` of every kept node of the spiked blocks (frozen
+    indicators; blocks in the order of :func:`block_names`)."""
+    kept: list[list[tuple[int, int]]] = [[] for _ in range(model.replicates)]
+    for b, (block, _) in enumerate(_spiked_blocks(model)):
+        for r, j in (block.indicators.frozen_mask > 0.5).nonzero().tolist():
+            kept[r].append((b, j))
+    return kept
 
 
 def block_names(model: BayesianMLP) -> list[str]:

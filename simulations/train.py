@@ -51,6 +51,7 @@ from simulations.model import BayesianMLP
 from simulations.optim import RowAdam, RowOptimizer, RowSGD
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
+from simulations.search import removal_search
 from simulations.step import LossStep
 from simulations.structure import (
     ElboEstimate,
@@ -174,6 +175,12 @@ class TrainConfig:
     indicator_pass
         Run :func:`simulations.structure.indicator_pass` (coordinate ascent on the
         frozen indicators) when the indicators are frozen.
+    search
+        End an ``"auto"`` run (with ``indicator_pass``) with the removal search
+        (:mod:`simulations.search`): rounds in which every single-node removal of a
+        replicate is trained ``trial_steps`` steps beside a control arm, the best taken
+        while it beats the control. On by default (``docs/engine.md``, "The removal
+        search"); its rounds come after ``max_steps``.
     convergence
         :class:`simulations.convergence.ConvergenceRule` of an ``"auto"`` run.
     temperature
@@ -215,6 +222,7 @@ class TrainConfig:
     kl_warmup_steps: int | None = None
     finetune_steps: int = 0
     indicator_pass: bool = True
+    search: bool = True
     convergence: ConvergenceRule = field(default_factory=ConvergenceRule)
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
@@ -257,6 +265,8 @@ class TrainConfig:
             raise InvalidParameterError("finetune_steps", allowed, self.finetune_steps)
         if not isinstance(self.indicator_pass, bool):
             raise InvalidParameterError("indicator_pass", "true or false", self.indicator_pass)
+        if not isinstance(self.search, bool):
+            raise InvalidParameterError("search", "true or false", self.search)
         if not isinstance(self.compile, bool):
             raise InvalidParameterError("compile", "true or false", self.compile)
         if not isinstance(self.convergence, ConvergenceRule):
@@ -340,9 +350,9 @@ class FitReport:
         The steps (1-based) of ``loss_history``.
     final_nll
         Negative log-likelihood per observation of the replicate's last minibatch (that of
-        its last step), ``[R]``.
+        its last step before the removal search of an ``"auto"`` run), ``[R]``.
     final_kl
-        ``KL(q || prior) / n`` after the last step, ``[R]``.
+        ``KL(q || prior) / n`` of the fitted model, ``[R]``.
     resumed_from
         The checkpoint step this call started from (0 for a fresh run).
     device
@@ -352,7 +362,8 @@ class FitReport:
         convergence rule (always ``False`` for a fixed number of steps).
     steps_taken
         Per replicate, ``[R]``: the steps in which it was updated (a converged
-        replicate stops updating while the others go on).
+        replicate stops updating while the others go on), each round of the removal
+        search counted as ``trial_steps`` (its arms train side by side).
     status
         Per replicate: ``"converged"``, ``"max_steps"`` (an ``"auto"`` run that hit
         its cap), ``"fixed"`` (a fixed number of steps) or ``"failed"``.
@@ -363,8 +374,8 @@ class FitReport:
         (:class:`simulations.structure.ElboEstimate`), ``[R]``; ``None`` when no
         estimate was made (a fixed run without the indicator pass).
     indicator_switches
-        Per replicate, ``[R]``: nodes the indicator passes and the removal trials
-        switched off.
+        Per replicate, ``[R]``: nodes the indicator passes, the removal trials and the
+        removal search switched off.
     removal_trials
         Per replicate, ``[R]``: removal trials (a removal against a control arm) taken
         part in (``"auto"`` runs).
@@ -380,12 +391,14 @@ class FitReport:
         ``wall_s`` and ``replicate_steps_per_s`` the whole batched fit.
     structure_events
         The structure moves (of the kept starts, with restarts), in order: one dict per
-        indicator pass that switched a node (``move = "pass"``) and per removal trial of an
-        ``"auto"`` run (``move = "removal trial"``), with ``replicate``, ``step`` (its
+        indicator pass that switched a node (``move = "pass"``), per removal trial of an
+        ``"auto"`` run (``move = "removal trial"``) and per round of its removal search
+        (``move = "search"``, after the other moves), with ``replicate``, ``step`` (its
         ``steps_taken`` then) and ``kept`` (nodes per hidden layer after the move); a pass
-        also has ``before``, a trial ``block`` (``"inputs"`` or ``"layer l"``), ``node``,
-        ``delta_nats`` (``n`` times the removal arm's ``L(q)`` minus the control arm's)
-        and ``accepted``. ``docs/engine.md`` ("Training until convergence").
+        also has ``before``, a trial or search round ``block`` (``"inputs"`` or ``"layer
+        l"``), ``node`` (a search round's best removal), ``delta_nats`` (``n`` times the
+        removal arm's ``L(q)`` minus the control arm's) and ``accepted``.
+        ``docs/engine.md`` ("Training until convergence").
     """
 
     steps: int
@@ -562,7 +575,9 @@ def fit(
        replicate's pass switches nodes, then until the rule holds; a replicate is done
        when the rule held and the next pass switched nothing;
     3. when a replicate is done, its removal trials against a control arm
-       (``docs/engine.md``); a replicate that accepted a removal goes back to 2.
+       (``docs/engine.md``); a replicate that accepted a removal goes back to 2;
+    4. when every replicate is finished (after the choice among restarts), the removal
+       search (:mod:`simulations.search`, unless ``search = False``).
 
     The batch shares phases 0 and 1; from 2 on each replicate goes through its rounds and
     trials by itself, without waiting for the others. Each phase, round and trial arm
@@ -610,8 +625,22 @@ def fit(
     if not isinstance(config, TrainConfig):
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
     if config.restarts == 1:
-        return _Fit(model, x, y, config, checkpoint, progress).run()
-    return _fit_restarts(model, x, y, config, checkpoint, progress)
+        report = _Fit(model, x, y, config, checkpoint, progress).run()
+    else:
+        report = _fit_restarts(model, x, y, config, checkpoint, progress)
+    if config.steps != "auto" or not (config.indicator_pass and config.search):
+        return report
+    started = time.perf_counter()
+    x, y, _ = _validate_data(model, x, y)
+    report = removal_search(model, x, y, config, report, _train_arms)
+    wall = report.wall_s + time.perf_counter() - started
+    rate = float(report.steps_taken.sum()) / wall if wall > 0 else float("nan")
+    return replace(report, wall_s=wall, replicate_steps_per_s=rate)
+
+
+def _train_arms(arms: BayesianMLP, x, y, config: TrainConfig) -> None:
+    """Train ``arms`` ``config.steps`` steps with their indicators frozen as they are."""
+    _Fit(arms, x, y, config, None, None, frozen=True).run()
 
 
 def restart_seeds(seeds: tuple[int, ...], restarts: int) -> tuple[int, ...]:
@@ -683,7 +712,11 @@ def _fit_restarts(model, x, y, config, checkpoint, progress) -> FitReport:
 class _Fit:
     """The state of one :func:`fit` call: phases, per-replicate stops, checkpoints."""
 
-    def __init__(self, model, x, y, config, checkpoint, progress, estimate_seeds=None) -> None:
+    def __init__(
+        self, model, x, y, config, checkpoint, progress, estimate_seeds=None, frozen=False
+    ) -> None:
+        """``frozen``: a run of ``config.steps`` steps with the indicators frozen as they are
+        (the fine-tuning phase from the start; the removal search's arms)."""
         x, y, n = _validate_data(model, x, y)
         batch = n if config.batch_size is None else config.batch_size
         if batch > n:
@@ -752,6 +785,10 @@ class _Fit:
         self.switches = torch.zeros(reps, dtype=torch.long)
         self.events: list[dict] = []  # the structure moves (FitReport.structure_events)
         self.frozen_values = None
+        self.frozen = frozen and not self.auto
+        if self.frozen:
+            self.phase = 1
+            self.frozen_values = self.flat.data[:, self.spike_cols].clone()
         self.opt = self._optimizer()
         self.finished = False
 
@@ -1159,7 +1196,7 @@ class _Fit:
         model, config, flat = self.model, self.config, self.flat
         if self.path is not None and self.path.exists():
             self._resume()
-        elif model.masks_frozen:  # a model fine-tuned by an earlier fit starts relaxed again
+        elif model.masks_frozen and not self.frozen:  # an earlier fit's indicators: relaxed again
             model.unfreeze_masks()
         if self.phase == -1 and self.step == 0:
             self._hold_all_on()

@@ -144,7 +144,14 @@ def test_auto_batched_run_equals_separate_runs(shuffle, max_steps):
     batched = BayesianMLP(cfg, seeds, dtype=D)
     report = fit(batched, x, y, train)
     assert len(set(report.steps_taken.tolist())) > 1, report.steps_taken
-    assert (report.steps_taken <= max_steps).all(), report.steps_taken
+    rounds = np.array(
+        [
+            sum(e["move"] == "search" and e["replicate"] == r for e in report.structure_events)
+            for r in range(3)
+        ]
+    )
+    before_search = report.steps_taken - rounds * train.trial_steps  # the search comes after
+    assert (before_search <= max_steps).all(), report.steps_taken
     if max_steps < 2000:
         assert set(report.status) == {"max_steps", "converged"}, report.status
     for r, seed in enumerate(seeds):
@@ -182,13 +189,14 @@ def test_the_rounds_do_not_wait_for_the_other_replicates():
     steps as its longest replicate: as many as the longest of the R = 1 runs (here no
     replicate stops early in the relaxed phase, the last phase the batch shares). With
     rounds that each waited for their slowest replicate this batch took 392 steps, against
-    320 for its longest replicate."""
+    320 for its longest replicate. (Without the removal search, whose rounds come after.)"""
     x, y = data(4, seed=6, n=80)
     seeds = [17, 22, 33, 44]
     cfg = config("ss-ghs", input_spike=True)
-    report = fit(BayesianMLP(cfg, seeds, dtype=D), x, y, AUTO)
+    train = replace(AUTO, search=False)
+    report = fit(BayesianMLP(cfg, seeds, dtype=D), x, y, train)
     alone = [
-        fit(BayesianMLP(cfg, [s], dtype=D), x[r : r + 1], y[r : r + 1], AUTO)
+        fit(BayesianMLP(cfg, [s], dtype=D), x[r : r + 1], y[r : r + 1], train)
         for r, s in enumerate(seeds)
     ]
     assert report.steps_taken.tolist() == [a.steps_taken[0] for a in alone]
@@ -225,8 +233,8 @@ def assert_events_are_the_separate_runs(report, r: int, alone) -> None:
 
 def assert_events_tell_the_fit(report, model) -> None:
     """The structure events of each replicate account for its fit: steps in order, one
-    event per removal trial, the nodes switched off by the passes and the accepted trials,
-    and the last event's structure is the one the model keeps."""
+    event per removal trial, the nodes switched off by the passes, the accepted trials and
+    the accepted search rounds, and the last event's structure is the one the model keeps."""
     kept = torch.stack([k.sum(-1) for k in model.kept().nodes], dim=1).tolist()
     for r in range(report.replicates):
         mine = [e for e in report.structure_events if e["replicate"] == r]
@@ -235,9 +243,10 @@ def assert_events_tell_the_fit(report, model) -> None:
         trials = [e for e in mine if e["move"] == "removal trial"]
         assert len(trials) == report.removal_trials[r]
         passed = sum(sum(e["before"]) - sum(e["kept"]) for e in mine if e["move"] == "pass")
-        accepted = sum(e["accepted"] for e in trials)
+        judged = [e for e in mine if e["move"] in ("removal trial", "search")]
+        accepted = sum(e["accepted"] for e in judged)
         assert passed + accepted == report.indicator_switches[r]
-        assert all(e["accepted"] == (e["delta_nats"] < 0) for e in trials)
+        assert all(e["accepted"] == (e["delta_nats"] < 0) for e in judged)
         if mine:
             assert mine[-1]["kept"] == kept[r], (mine[-1], kept[r])
 
@@ -252,7 +261,7 @@ def test_the_structure_events_account_for_the_fit():
     model = BayesianMLP(cfg, seeds, dtype=D)
     report = fit(model, x, y, AUTO)
     moves = {e["move"] for e in report.structure_events}
-    assert moves == {"pass", "removal trial"}, moves
+    assert moves == {"pass", "removal trial", "search"}, moves
     assert {e["block"] for e in report.structure_events if "block" in e} <= {"layer 1", "layer 2"}
     assert_events_tell_the_fit(report, model)
     for r, seed in enumerate(seeds):
@@ -312,13 +321,15 @@ def test_a_run_of_rejections_trains_one_control_arm(monkeypatch):
 def test_restarts_keep_the_start_with_the_lowest_elbo():
     """``restarts = K``: start 0 trains exactly as a fit without restarts, every start's
     ``L(q)`` is reported, each replicate keeps the start with the lowest one (its final
-    estimate equals that start's), and the batched-equals-separate guarantee holds."""
+    estimate equals that start's), and the batched-equals-separate guarantee holds (without
+    the removal search, which then goes on from the kept start)."""
     x, y = data(2, n=80)
     seeds = [11, 22]
     cfg = config("ss-gl")
-    plain = fit(BayesianMLP(cfg, seeds, dtype=D), x, y, AUTO)
+    train = replace(AUTO, search=False)
+    plain = fit(BayesianMLP(cfg, seeds, dtype=D), x, y, train)
     model = BayesianMLP(cfg, seeds, dtype=D)
-    report = fit(model, x, y, replace(AUTO, restarts=3))
+    report = fit(model, x, y, replace(train, restarts=3))
     scores = report.restart_neg_elbo
     assert scores.shape == (2, 3) and np.isfinite(scores).all()
     np.testing.assert_allclose(scores[:, 0], plain.final_neg_elbo, rtol=1e-12)
@@ -332,7 +343,7 @@ def test_restarts_keep_the_start_with_the_lowest_elbo():
     assert_events_tell_the_fit(report, model)
     for r, seed in enumerate(seeds):
         single = BayesianMLP(cfg, [seed], dtype=D)
-        alone = fit(single, x[r : r + 1], y[r : r + 1], replace(AUTO, restarts=3))
+        alone = fit(single, x[r : r + 1], y[r : r + 1], replace(train, restarts=3))
         np.testing.assert_allclose(alone.restart_neg_elbo[0], scores[r], rtol=1e-9)
         assert_replicate_equals(model, r, single)
         assert_events_are_the_separate_runs(report, r, alone)

@@ -1,0 +1,136 @@
+"""The removal search: every single-node removal of a replicate trained and judged at once.
+
+The removal trials of an ``"auto"`` fit (``simulations.train``, step 4) try one node at a
+time, cheapest first by the least-squares proposal, and stop after ``trial_misses``
+rejections in a row, so a removal that the proposal prices high is never trained. The
+search ends the fit with best-improvement steps over all single removals. In round ``t``,
+for each replicate ``r`` still searching, one batch holds
+
+    a control arm (the structure as it is) and, for every kept node j, a removal arm
+    (the structure without j, by :func:`~simulations.structure.remove_nodes`),
+
+all from the replicate's values, trained ``trial_steps`` steps at ``lr`` with the structure
+frozen, on the same noise and minibatch streams ``"search<t>"`` of the replicate's seed
+(common random numbers). Each arm is then scored by the fit's own
+:class:`~simulations.structure.ElboEstimate` (the replicate's rows and noise). The
+replicate takes the removal arm with the lowest ``L(q)`` when it is below the control
+arm's, and searches again; otherwise it keeps the lower of its values before the round and
+the control arm's end, and is finished. Each round adds ``trial_steps`` to the replicate's
+steps (the arms run side by side); ``max_steps`` bounds the phases before the search, which
+takes at most one round per kept node plus one. ``docs/engine.md``, "The removal search".
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from simulations.model import BayesianMLP
+from simulations.rng import stream_seed
+from simulations.structure import ElboEstimate, block_names, kept_nodes, remove_nodes
+
+__all__ = ["removal_search"]
+
+
+def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
+    """Run the search on the fitted ``model`` (frozen indicators) and return ``report`` with
+    the replicates' steps, ``L(q)`` and structure events brought up to date.
+
+    ``train_arms(arms, x, y, arm_config)`` trains a batch of arms ``arm_config.steps`` steps
+    with their indicators frozen (``simulations.train``).
+    """
+    if not model.masks_frozen:
+        return report
+    rule = config.convergence
+    elbo = ElboEstimate(model, x, y, rows=rule.rows, draws=rule.draws)
+    current = elbo().cpu().numpy()
+    steps = report.steps_taken.copy()
+    events = list(report.structure_events)
+    names = block_names(model)
+    arm_config = replace(
+        config, steps=config.trial_steps, restarts=1, dense_steps=0, finetune_steps=0,
+        kl_warmup_steps=0, indicator_pass=False,
+    )  # fmt: skip
+    searching = [r for r in range(model.replicates) if report.status[r] != "failed"]
+    switched = np.zeros(model.replicates, dtype=np.int64)
+    round_ = 0
+    while searching:  # every round but a replicate's last removes one of its nodes
+        candidates = kept_nodes(model)
+        arms = [(r, None) for r in searching if candidates[r]]
+        arms += [(r, node) for r, _ in arms for node in candidates[r]]
+        if not arms:
+            break
+        batch, value = _round(model, x, y, arms, round_, arm_config, train_arms)
+        searching = []
+        for r in sorted({r for r, _ in arms}):
+            own = [i for i, (s, _) in enumerate(arms) if s == r]
+            control, best = own[0], min(own[1:], key=lambda i: value[i])
+            accepted = bool(value[best] < value[control])
+            steps[r] += config.trial_steps
+            if accepted or value[control] < current[r]:
+                kept_arm = best if accepted else control
+                _take(model, r, batch, kept_arm)
+                current[r] = value[kept_arm]
+            if accepted:
+                searching.append(r)
+                switched[r] += 1
+            block, node = arms[best][1]
+            events.append({
+                "replicate": r, "step": int(steps[r]), "move": "search", "block": names[block],
+                "node": int(node), "delta_nats": float(value[best] - value[control]) * x.shape[1],
+                "accepted": accepted, "kept": [int(k[r].sum()) for k in model.kept().nodes],
+            })  # fmt: skip
+        round_ += 1
+    with torch.no_grad():
+        final_kl = (model.kl() / x.shape[1]).cpu().numpy()
+    return replace(
+        report,
+        steps=report.steps + round_ * config.trial_steps,
+        steps_taken=steps,
+        final_neg_elbo=current,
+        final_kl=final_kl,
+        indicator_switches=report.indicator_switches + switched,
+        structure_events=tuple(events),
+    )
+
+
+def _round(model, x, y, arms, round_, arm_config, train_arms):
+    """Train one round's ``arms`` (``(replicate, None)`` for a control arm, ``(replicate,
+    (block, node))`` for a removal) as one batch; return it and the arms' ``L(q)``."""
+    pick = torch.tensor([r for r, _ in arms], device=model.device)
+    seeds = [model.replicate_seeds[r] for r, _ in arms]
+    batch = BayesianMLP(
+        model.config, [stream_seed(s, "search", round_) for s in seeds], n=model.n,
+        dtype=model.dtype, device=model.device,
+    )  # fmt: skip
+    batch.temperature = model.temperature
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), batch.parameters(), strict=True):
+            theirs.copy_(mine[pick])
+    for mine, theirs in zip(model._indicators(), batch._indicators(), strict=True):
+        theirs.frozen_mask = None if mine.frozen_mask is None else mine.frozen_mask[pick].clone()
+    xa, ya = x[pick.to(x.device)], y[pick.to(y.device)]
+    rule = arm_config.convergence
+    estimate = ElboEstimate(batch, xa, ya, rows=rule.rows, draws=rule.draws, seeds=seeds)
+    choice = [
+        torch.tensor(
+            [-1 if node is None or node[0] != b else node[1] for _, node in arms],
+            device=model.device,
+        )
+        for b in range(len(block_names(model)))
+    ]
+    remove_nodes(batch, choice, estimate.x)
+    train_arms(batch, xa, ya, arm_config)
+    return batch, estimate().cpu().numpy()
+
+
+def _take(model: BayesianMLP, r: int, batch: BayesianMLP, arm: int) -> None:
+    """Replicate ``r`` of ``model`` takes the values and structure of ``batch``'s arm ``arm``."""
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), batch.parameters(), strict=True):
+            mine[r] = theirs[arm]
+    for mine, theirs in zip(model._indicators(), batch._indicators(), strict=True):
+        if mine.frozen_mask is not None:
+            mine.frozen_mask[r] = theirs.frozen_mask[arm]

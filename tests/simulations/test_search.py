@@ -1,0 +1,102 @@
+"""The removal search at the end of an "auto" fit (simulations.search)."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from test_spec import _with
+from test_train import AUTO, D, assert_replicate_equals, data
+
+from simulations.model import BayesianMLP, ModelConfig
+from simulations.search import removal_search
+from simulations.spec import parse_spec
+from simulations.structure import ElboEstimate
+from simulations.train import TrainConfig, _train_arms, fit
+from ssbnn_theory.errors import InvalidParameterError
+
+RELU = ModelConfig(p=6, hidden=(8, 6), prior="ss-gl", activation="relu", prior_inclusion=0.2)
+
+
+def searches(report, r):
+    return [e for e in report.structure_events if e["move"] == "search" and e["replicate"] == r]
+
+
+def _moves(event):
+    """An event without its replicate index and its float figure."""
+    return {k: v for k, v in event.items() if k not in ("replicate", "delta_nats")}
+
+
+def test_the_search_ends_each_replicate_on_a_rejection_and_reports_its_l():
+    """Every replicate's search rounds: accepted exactly when the best removal arm's L(q) is
+    below the control arm's, accepted ones first, a rejection last; each round adds
+    ``trial_steps`` to the replicate's steps; the reported L(q) is the final model's (the
+    same estimator, so equal to rounding)."""
+    x, y = data(3, seed=1, n=120)
+    model = BayesianMLP(RELU, [5, 22, 33], dtype=D)
+    without = fit(BayesianMLP(RELU, [5, 22, 33], dtype=D), x, y, replace(AUTO, search=False))
+    report = fit(model, x, y, AUTO)
+    for r in range(3):
+        moves = searches(report, r)
+        assert moves, r
+        assert [m["accepted"] for m in moves] == [True] * (len(moves) - 1) + [False]
+        assert all(m["accepted"] == (m["delta_nats"] < 0) for m in moves)
+        added = report.steps_taken[r] - without.steps_taken[r]
+        assert added == len(moves) * AUTO.trial_steps
+        assert moves[-1]["kept"] == [int(k[r].sum()) for k in model.kept().nodes]
+    rule = AUTO.convergence
+    again = ElboEstimate(model, x, y, rows=rule.rows, draws=rule.draws)().numpy()
+    np.testing.assert_allclose(again, report.final_neg_elbo, rtol=1e-12)
+    assert not [e for e in without.structure_events if e["move"] == "search"]
+
+
+def test_the_search_removes_a_superfluous_node():
+    """A fitted model given one more first-layer node, which the next layer does not read
+    (outgoing means 0): the search's first round removes that node (it costs KL and adds
+    nothing), and the replicate ends on the structure it had."""
+    x, y = data(2, seed=2, n=120)
+    model = BayesianMLP(RELU, [7, 8], dtype=D)
+    report = fit(model, x, y, replace(AUTO, search=False))
+    before = [k.sum(1).tolist() for k in model.kept().nodes]
+    layer = model.hidden_layers[0]
+    mask = layer.indicators.frozen_mask
+    extra = [int((mask[r] < 0.5).nonzero()[0]) for r in range(2)]
+    with torch.no_grad():
+        for r, j in enumerate(extra):
+            mask[r, j] = 1.0
+            layer.indicators.theta[r, j] = 4.6
+            model.layers[1].mu[r, :, j] = 0.0
+    searched = removal_search(model, x, y, AUTO, report, _train_arms)
+    for r, j in enumerate(extra):
+        first = searches(searched, r)[0]
+        assert (first["block"], first["node"], first["accepted"]) == ("layer 1", j, True)
+        assert first["delta_nats"] < 0
+    assert [k.sum(1).tolist() for k in model.kept().nodes] == before
+
+
+def test_the_search_keeps_the_batched_equals_separate_guarantee():
+    """Each replicate's search runs on its own values, seed and rows: a batch of three ends
+    as its three R = 1 runs (the arms of a batch form a larger batch, hence the tolerance
+    of the batched products)."""
+    x, y = data(3, seed=3, n=120)
+    seeds = [5, 22, 33]
+    batched = BayesianMLP(RELU, seeds, dtype=D)
+    report = fit(batched, x, y, AUTO)
+    for r, seed in enumerate(seeds):
+        single = BayesianMLP(RELU, [seed], dtype=D)
+        alone = fit(single, x[r : r + 1], y[r : r + 1], AUTO)
+        assert alone.steps_taken[0] == report.steps_taken[r]
+        mine, theirs = searches(report, r), searches(alone, 0)
+        assert [_moves(e) for e in mine] == [_moves(e) for e in theirs]
+        nats = [[e["delta_nats"] for e in events] for events in (mine, theirs)]
+        np.testing.assert_allclose(*nats, rtol=1e-6)
+        assert_replicate_equals(batched, r, single)
+
+
+def test_search_option_is_checked():
+    with pytest.raises(InvalidParameterError, match="search"):
+        TrainConfig(search="yes")
+    spec = parse_spec(_with(train__steps=..., train__search=False))
+    assert spec._build_train_config().search is False
+    with pytest.raises(InvalidParameterError, match=r"^train\.search"):
+        parse_spec(_with(train__search=3))
