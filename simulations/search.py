@@ -17,7 +17,9 @@ replicate takes the removal arm with the lowest ``L(q)`` when it is below the co
 arm's, and searches again; otherwise it keeps the lower of its values before the round and
 the control arm's end, and is finished. Each round adds ``trial_steps`` to the replicate's
 steps (the arms run side by side); ``max_steps`` bounds the phases before the search, which
-takes at most one round per kept node plus one. ``docs/engine.md``, "The removal search".
+takes at most one round per kept node plus one. A round's arms train in batches whose data
+(a copy per arm) is at most the larger of the fit's batch of starts and 2 GiB.
+``docs/engine.md``, "The removal search".
 """
 
 from __future__ import annotations
@@ -55,45 +57,71 @@ def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
     )  # fmt: skip
     searching = [r for r in range(model.replicates) if report.status[r] != "failed"]
     switched = np.zeros(model.replicates, dtype=np.int64)
-    round_ = 0
+    row_bytes = x[0].numel() * x.element_size() + y[0].numel() * y.element_size()
+    limit = max(config.restarts * model.replicates, _ARM_BYTES // row_bytes)
+    round_ = batches = 0
     while searching:  # every round but a replicate's last removes one of its nodes
         candidates = kept_nodes(model)
-        arms = [(r, None) for r in searching if candidates[r]]
-        arms += [(r, node) for r, _ in arms for node in candidates[r]]
-        if not arms:
+        searching = [r for r in searching if candidates[r]]
+        if not searching:
             break
-        batch, value = _round(model, x, y, arms, round_, arm_config, train_arms)
-        searching = []
-        for r in sorted({r for r, _ in arms}):
-            own = [i for i, (s, _) in enumerate(arms) if s == r]
-            control, best = own[0], min(own[1:], key=lambda i: value[i])
-            accepted = bool(value[best] < value[control])
-            steps[r] += config.trial_steps
-            if accepted or value[control] < current[r]:
-                kept_arm = best if accepted else control
-                _take(model, r, batch, kept_arm)
-                current[r] = value[kept_arm]
-            if accepted:
-                searching.append(r)
-                switched[r] += 1
-            block, node = arms[best][1]
-            events.append({
-                "replicate": r, "step": int(steps[r]), "move": "search", "block": names[block],
-                "node": int(node), "delta_nats": float(value[best] - value[control]) * x.shape[1],
-                "accepted": accepted, "kept": [int(k[r].sum()) for k in model.kept().nodes],
-            })  # fmt: skip
+        still = []
+        for group in _groups(searching, candidates, limit):
+            arms = [(r, None) for r in group] + [(r, j) for r in group for j in candidates[r]]
+            batch, value = _round(model, x, y, arms, round_, arm_config, train_arms)
+            batches += 1
+            for r in group:
+                own = [i for i, (s, _) in enumerate(arms) if s == r]
+                control, best = own[0], min(own[1:], key=lambda i: value[i])
+                accepted = bool(value[best] < value[control])
+                steps[r] += config.trial_steps
+                if accepted or value[control] < current[r]:
+                    kept_arm = best if accepted else control
+                    _take(model, r, batch, kept_arm)
+                    current[r] = value[kept_arm]
+                if accepted:
+                    still.append(r)
+                    switched[r] += 1
+                block, node = arms[best][1]
+                events.append({
+                    "replicate": r, "step": int(steps[r]), "move": "search",
+                    "block": names[block], "node": int(node),
+                    "delta_nats": float(value[best] - value[control]) * x.shape[1],
+                    "accepted": accepted, "kept": [int(k[r].sum()) for k in model.kept().nodes],
+                })  # fmt: skip
+        searching = still
         round_ += 1
     with torch.no_grad():
         final_kl = (model.kl() / x.shape[1]).cpu().numpy()
     return replace(
         report,
-        steps=report.steps + round_ * config.trial_steps,
+        steps=report.steps + batches * config.trial_steps,
         steps_taken=steps,
         final_neg_elbo=current,
         final_kl=final_kl,
         indicator_switches=report.indicator_switches + switched,
         structure_events=tuple(events),
     )
+
+
+# The data of one batch of arms (each arm holds a copy of its replicate's data) is at most
+# that of the fit's own batch of starts or _ARM_BYTES, whichever is larger.
+_ARM_BYTES = 2**31
+
+
+def _groups(searching: list[int], candidates, limit: int) -> list[list[int]]:
+    """The replicates ``searching`` in order, in groups of at most ``limit`` arms (a control
+    arm and one per kept node each; a replicate with more arms than that alone)."""
+    groups: list[list[int]] = [[]]
+    rows = 0
+    for r in searching:
+        arms = len(candidates[r]) + 1
+        if groups[-1] and rows + arms > limit:
+            groups.append([])
+            rows = 0
+        groups[-1].append(r)
+        rows += arms
+    return groups
 
 
 def _round(model, x, y, arms, round_, arm_config, train_arms):

@@ -93,6 +93,32 @@ def test_the_search_keeps_the_batched_equals_separate_guarantee():
         assert_replicate_equals(batched, r, single)
 
 
+def test_arms_train_in_groups_of_replicates_bounded_by_the_data_they_copy(monkeypatch):
+    """Groups keep the replicates' order and stay within the limit of arms, a replicate
+    with more arms than the limit alone; a search whose arms train in groups (a limit of one
+    byte: one replicate per batch here) ends as the search in one batch, to the rounding of
+    batched products."""
+    import simulations.search as search
+
+    candidates = [[(0, 0)] * 3, [(0, 0)] * 1, [(0, 0)] * 6, [(0, 0)] * 2]
+    assert search._groups([0, 1, 2, 3], candidates, 6) == [[0, 1], [2], [3]]
+    assert search._groups([1, 3], candidates, 6) == [[1, 3]]
+    x, y = data(3, seed=1, n=120)
+    seeds = [5, 22, 33]
+    whole = BayesianMLP(RELU, seeds, dtype=D)
+    report = fit(whole, x, y, AUTO)
+    monkeypatch.setattr(search, "_ARM_BYTES", 1)
+    grouped = BayesianMLP(RELU, seeds, dtype=D)
+    apart = fit(grouped, x, y, AUTO)
+    assert apart.steps_taken.tolist() == report.steps_taken.tolist()
+    assert apart.steps > report.steps  # three batches a round instead of one
+    for r in range(3):
+        assert [_moves(e) for e in searches(apart, r)] == [_moves(e) for e in searches(report, r)]
+    np.testing.assert_allclose(apart.final_neg_elbo, report.final_neg_elbo, rtol=1e-9)
+    for (name, mine), theirs in zip(whole.named_parameters(), grouped.parameters(), strict=True):
+        torch.testing.assert_close(theirs, mine, rtol=1e-9, atol=1e-12, msg=name)
+
+
 def test_search_option_is_checked():
     with pytest.raises(InvalidParameterError, match="search"):
         TrainConfig(search="yes")
