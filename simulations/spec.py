@@ -628,7 +628,7 @@ def _train(raw: object) -> tuple[tuple[int, ...], dict[str, Any]]:
         if key in table.data
     }
     batch = options.get("batch_size")
-    if batch is not None and batch > n[0]:
+    if isinstance(batch, int) and batch > n[0]:
         raise InvalidParameterError(
             "train.batch_size", f"an integer in [1, min(train.n)] = [1, {n[0]}]", batch
         )
@@ -902,6 +902,15 @@ def _steps(field: str, value: object) -> int | str:
     return value
 
 
+def _batch(field: str, value: object) -> int | str:
+    if value in ("auto", "full") and isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_STEPS:
+        allowed = f'"auto", "full" or an integer in [1, {_MAX_STEPS}]'
+        raise InvalidParameterError(field, allowed, value)
+    return value
+
+
 def _betas(field: str, value: object) -> list[float]:
     allowed = "a list of two numbers in [0, 1)"
     if not isinstance(value, list) or len(value) != 2:
@@ -979,7 +988,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "trial_steps": _count(1),
     "trial_misses": _count(1),
     "restarts": _count(1),
-    "batch_size": _count(1),
+    "batch_size": _batch,
     "shuffle": _word(Shuffle),
     "lr": _positive,
     "logit_lr": _positive,

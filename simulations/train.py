@@ -74,6 +74,9 @@ _AUTO_WARMUP = 2000
 _AUTO_DENSE = 6000
 # Starts per replicate of an "auto" run (TrainConfig.restarts).
 _AUTO_RESTARTS = 5
+# Rows per minibatch of batch_size = "auto" (every row when n is at most this).
+_AUTO_BATCH = 512
+_BATCH_WORDS = ("auto", "full")
 # What a replicate is doing in the rounds of an "auto" run (_Fit.stage).
 _ROUND, _CONTROL, _REMOVAL, _FINISHED = 0, 1, 2, 3
 # Autograd notes that a gradient view of the [R, P] buffer is not contiguous for R > 1;
@@ -141,9 +144,13 @@ class TrainConfig:
         ``"auto"`` runs: rejected removal trials in a row after which a replicate leaves
         the trials.
     batch_size
-        Minibatch size ``B`` (at most ``n``); ``None`` for full-batch training.
-        Each replicate draws its own minibatches: a fresh random permutation of
-        its ``n`` observations every epoch, ``floor(n / B)`` minibatches per epoch.
+        Minibatch size ``B``: an integer in ``[1, n]``; ``"full"`` (every row at every step);
+        or ``"auto"``: 512 rows, every row when ``n <= 512`` (as good as full batches on the
+        recovery benchmark's fits at a third to a half of their time, ``docs/engine.md``,
+        "Minibatches"). ``None`` (the default): ``"auto"`` in an ``"auto"`` run, ``"full"``
+        with a fixed number of steps. Each replicate draws its own minibatches: a fresh
+        random permutation of its ``n`` observations every epoch, ``floor(n / B)``
+        minibatches per epoch.
     shuffle
         ``"epoch"`` (the default): a fresh permutation every epoch, as above; ``"once"``:
         one permutation per phase, its minibatches visited cyclically, which copies no
@@ -212,7 +219,7 @@ class TrainConfig:
     prune_every: int = 1000
     trial_steps: int = 1000
     trial_misses: int = 3
-    batch_size: int | None = None
+    batch_size: int | str | None = None
     shuffle: Shuffle | str = Shuffle.EPOCH
     lr: float = 3e-3
     logit_lr: float | None = None
@@ -272,8 +279,15 @@ class TrainConfig:
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
-        if self.batch_size is not None and not is_integer(self.batch_size, 1):
-            raise InvalidParameterError("batch_size", "an integer >= 1 or None", self.batch_size)
+        batch = self.batch_size
+        if batch is None:
+            batch = "auto" if self.steps == "auto" else "full"
+        elif isinstance(batch, str):
+            batch = batch.strip().lower()
+        if batch not in _BATCH_WORDS and not is_integer(batch, 1):
+            allowed = "an integer >= 1, 'auto', 'full' or None"
+            raise InvalidParameterError("batch_size", allowed, self.batch_size)
+        object.__setattr__(self, "batch_size", batch)
         if not isinstance(self.lr, int | float) or not (math.isfinite(self.lr) and self.lr > 0):
             raise InvalidParameterError("lr", "a finite number > 0", self.lr)
         if self.logit_lr is None:
@@ -307,6 +321,18 @@ class TrainConfig:
         if self.steps == "auto":
             return self.max_steps
         return self.steps + self.finetune_steps
+
+    def batch_rows(self, n: int) -> int:
+        """Rows ``B`` of each step's minibatch for ``n`` observations (see ``batch_size``)."""
+        if self.batch_size == "full":
+            return n
+        if self.batch_size == "auto":
+            return min(_AUTO_BATCH, n)
+        if self.batch_size > n:
+            raise InvalidParameterError(
+                "batch_size", f"an integer in [1, n] = [1, {n}]", self.batch_size
+            )
+        return self.batch_size
 
     def kl_weight(self, step: int) -> float:
         """KL weight at step ``step`` (0-based) of the relaxed phase: the warm-up, then 1."""
@@ -718,9 +744,7 @@ class _Fit:
         """``frozen``: a run of ``config.steps`` steps with the indicators frozen as they are
         (the fine-tuning phase from the start; the removal search's arms)."""
         x, y, n = _validate_data(model, x, y)
-        batch = n if config.batch_size is None else config.batch_size
-        if batch > n:
-            raise InvalidParameterError("batch_size", f"an integer in [1, n] = [1, {n}]", batch)
+        batch = config.batch_rows(n)
         self.model, self.config, self.progress = model, config, progress
         self.x, self.y, self.n, self.batch = x, y, n, batch
         self.auto = config.steps == "auto"

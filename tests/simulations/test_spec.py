@@ -346,7 +346,7 @@ def test_temperature_errors_name_train_temperature_keys(key, value, expected):
 @pytest.mark.parametrize(
     ("section", "key", "value"),
     [
-        ("train", "batch_size", "10"),  # the engine allows "an integer >= 1 or None"
+        ("train", "batch_size", "10"),  # the engine allows "an integer >= 1, ... or None"
         ("train", "grad_clip", "1"),
         ("train", "temperature", 0.5),  # the engine allows "a TemperatureSchedule or None"
         ("train", "n", ...),  # a missing key was "(got None)"
@@ -464,6 +464,16 @@ def test_steps_default_to_auto_and_pass_through_with_max_steps(monkeypatch):
     assert spec.train == {"steps": "auto", "batch_size": 10, "max_steps": 5000}
     assert spec.train_config().max_steps == 5000
     assert parse_spec(_with(train__steps=300)).train_config().steps == 300  # fixed steps stay
+
+
+def test_batch_size_words_reach_the_engine():
+    assert parse_spec(_with(train__batch_size=...)).train_config().batch_rows(40) == 40
+    for word, rows in (("auto", 512), ("full", 8192)):
+        spec = parse_spec(_with(train__batch_size=word))
+        assert spec.train["batch_size"] == word
+        assert spec.train_config().batch_rows(8192) == rows
+    message = _message(_with(train__batch_size="half"))
+    assert message.startswith('train.batch_size: must be "auto", "full" or an integer'), message
 
 
 def test_shuffle_reaches_the_engine():

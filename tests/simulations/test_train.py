@@ -585,6 +585,19 @@ def test_auto_runs_default_to_five_starts():
     assert TrainConfig(restarts=2).restarts == 2
 
 
+def test_batch_size_defaults_to_512_rows_in_auto_runs_and_full_batches_otherwise():
+    auto, fixed = TrainConfig(), TrainConfig(steps=10)
+    assert auto.batch_size == "auto" and fixed.batch_size == "full"
+    assert [auto.batch_rows(n) for n in (100, 512, 8192)] == [100, 512, 512]
+    assert fixed.batch_rows(8192) == 8192 == TrainConfig(batch_size="Full").batch_rows(8192)
+    assert TrainConfig(steps=10, batch_size=" AUTO ").batch_rows(8192) == 512
+    assert TrainConfig(batch_size=64).batch_rows(8192) == 64
+    # The search's arms (a fixed number of steps) keep the fit's minibatches.
+    assert replace(auto, steps=1000, dense_steps=0).batch_rows(8192) == 512
+    with pytest.raises(InvalidParameterError, match=r"\[1, n\] = \[1, 100\]"):
+        TrainConfig(batch_size=101).batch_rows(100)
+
+
 def test_kl_warm_up_schedule():
     cfg = TrainConfig(steps=10, kl_warmup_steps=4)
     assert [cfg.kl_weight(t) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
@@ -646,6 +659,8 @@ def test_bernoulli_targets_and_batch_size_are_checked():
     [
         ({"steps": 0}, "steps"),
         ({"batch_size": 0}, "batch_size"),
+        ({"batch_size": "half"}, "batch_size"),
+        ({"batch_size": 64.0}, "batch_size"),
         ({"lr": -1.0}, "lr"),
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"shuffle": "never"}, "shuffle"),
