@@ -422,8 +422,9 @@ class FitReport:
         (``move = "search"``, after the other moves), with ``replicate``, ``step`` (its
         ``steps_taken`` then) and ``kept`` (nodes per hidden layer after the move); a pass
         also has ``before``, a trial or search round ``block`` (``"inputs"`` or ``"layer
-        l"``), ``node`` (a search round's best removal), ``delta_nats`` (``n`` times the
-        removal arm's ``L(q)`` minus the control arm's) and ``accepted``.
+        l"``), ``node`` (a trial's) or ``nodes`` (a search round's best removal: one node,
+        or two in a round of pairs), ``delta_nats`` (``n`` times the removal arm's ``L(q)``
+        minus the control arm's) and ``accepted``.
         ``docs/engine.md`` ("Training until convergence").
     """
 

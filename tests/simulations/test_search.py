@@ -29,7 +29,9 @@ def _moves(event):
 
 def test_the_search_ends_each_replicate_on_a_rejection_and_reports_its_l():
     """Every replicate's search rounds: accepted exactly when the best removal arm's L(q) is
-    below the control arm's, accepted ones first, a rejection last; each round adds
+    below the control arm's; a rejected round of single removals is followed by a round of
+    pairs (two nodes of one layer, while a layer keeps two), after which the replicate goes
+    back to single removals if the pair was accepted and is finished if not; each round adds
     ``trial_steps`` to the replicate's steps; the reported L(q) is the final model's (the
     same estimator, so equal to rounding)."""
     x, y = data(3, seed=1, n=120)
@@ -39,7 +41,12 @@ def test_the_search_ends_each_replicate_on_a_rejection_and_reports_its_l():
     for r in range(3):
         moves = searches(report, r)
         assert moves, r
-        assert [m["accepted"] for m in moves] == [True] * (len(moves) - 1) + [False]
+        sizes = [len(m["nodes"]) for m in moves]
+        assert not moves[-1]["accepted"]
+        assert sizes[0] == 1 and sizes[-1] == (2 if max(moves[-1]["kept"]) >= 2 else 1)
+        for before, size in zip(moves, sizes[1:], strict=False):
+            assert size == (1 if before["accepted"] or len(before["nodes"]) == 2 else 2)
+            assert before["accepted"] or len(before["nodes"]) == 1  # a rejected pair ends it
         assert all(m["accepted"] == (m["delta_nats"] < 0) for m in moves)
         added = report.steps_taken[r] - without.steps_taken[r]
         assert added == len(moves) * AUTO.trial_steps
@@ -69,7 +76,7 @@ def test_the_search_removes_a_superfluous_node():
     searched = removal_search(model, x, y, AUTO, report, _train_arms)
     for r, j in enumerate(extra):
         first = searches(searched, r)[0]
-        assert (first["block"], first["node"], first["accepted"]) == ("layer 1", j, True)
+        assert (first["block"], first["nodes"], first["accepted"]) == ("layer 1", [j], True)
         assert first["delta_nats"] < 0
     assert [k.sum(1).tolist() for k in model.kept().nodes] == before
 
@@ -126,3 +133,68 @@ def test_search_option_is_checked():
     assert spec._build_train_config().search is False
     with pytest.raises(InvalidParameterError, match=r"^train\.search"):
         parse_spec(_with(train__search=3))
+
+
+def _with_extra_nodes(seed: int, extra: int):
+    """A fitted replicate (search left out) given ``extra`` more first-layer nodes that the
+    next layer does not read; returns the data, the model, its report and the layer's
+    kept nodes."""
+    x, y = data(1, seed=2, n=120)
+    model = BayesianMLP(RELU, [seed], dtype=D)
+    report = fit(model, x, y, replace(AUTO, search=False))
+    mask = model.hidden_layers[0].indicators.frozen_mask
+    with torch.no_grad():
+        for j in (mask[0] < 0.5).nonzero().flatten().tolist()[:extra]:
+            mask[0, j] = 1.0
+            model.hidden_layers[0].indicators.theta[0, j] = 4.6
+            model.layers[1].mu[0, :, j] = 0.0
+    return x, y, model, report, mask[0].nonzero().flatten().tolist()
+
+
+def test_a_round_of_pairs_removes_two_nodes_of_one_layer():
+    """The moves of a round: each kept node alone, or every two kept nodes of one layer; a
+    pair's arm starts without both nodes, the control arm with the structure as it is."""
+    import simulations.search as search
+
+    kept = [(0, 1), (0, 3), (1, 2), (1, 4), (1, 5)]
+    assert search._moves(kept, 1) == [(node,) for node in kept]
+    assert search._moves(kept, 2) == [
+        ((0, 1), (0, 3)), ((1, 2), (1, 4)), ((1, 2), (1, 5)), ((1, 4), (1, 5)),
+    ]  # fmt: skip
+    x, y, model, _, (j, k, *_) = _with_extra_nodes(7, 2)
+    mask = model.hidden_layers[0].indicators.frozen_mask
+    arms = [(0, None), (0, ((0, j), (0, k)))]
+    config = replace(AUTO, steps=5, dense_steps=0, restarts=1, kl_warmup_steps=0)
+    batch, value = search._round(model, x, y, arms, 0, config, lambda *args: None)
+    arm_masks = batch.hidden_layers[0].indicators.frozen_mask
+    torch.testing.assert_close(arm_masks[0], mask[0])
+    expected = mask[0].clone()
+    expected[[j, k]] = 0.0
+    torch.testing.assert_close(arm_masks[1], expected)
+    assert value.shape == (2,) and np.isfinite(value).all()
+
+
+def test_a_replicate_whose_single_removals_all_lose_tries_the_pairs(monkeypatch):
+    """With arms scored so that every single removal loses and one pair wins, the search
+    goes singles (rejected), pairs (the pair taken), singles again (rejected), and ends
+    (no layer keeps two nodes): three rounds, the pair's two nodes removed."""
+    import simulations.search as search
+
+    x, y, model, report, kept = _with_extra_nodes(7, 2)
+    assert len(kept) == 3 and int(model.hidden_layers[1].indicators.frozen_mask.sum()) == 1
+    pair = ((0, kept[1]), (0, kept[2]))
+    train_round = search._round
+
+    def scored(model, x, y, arms, round_, config, train_arms):
+        batch, _ = train_round(model, x, y, arms, round_, config, lambda *args: None)
+        value = [0.0 if move is None else -1.0 if move == pair else 1.0 for _, move in arms]
+        return batch, np.array(value)
+
+    monkeypatch.setattr(search, "_round", scored)
+    out = removal_search(model, x, y, AUTO, report, _train_arms)
+    moves = searches(out, 0)
+    assert [(len(m["nodes"]), m["accepted"]) for m in moves] == [(1, False), (2, True), (1, False)]
+    assert moves[1]["nodes"] == [kept[1], kept[2]] and moves[1]["kept"] == [1, 1]
+    assert model.hidden_layers[0].indicators.frozen_mask[0].nonzero().flatten().tolist() == kept[:1]
+    assert out.steps_taken[0] == report.steps_taken[0] + 3 * AUTO.trial_steps
+    assert out.indicator_switches[0] == report.indicator_switches[0] + 2
