@@ -146,11 +146,11 @@ class TrainConfig:
     batch_size
         Minibatch size ``B``: an integer in ``[1, n]``; ``"full"`` (every row at every step);
         or ``"auto"``: 512 rows, every row when ``n <= 512`` (as good as full batches on the
-        recovery benchmark's fits at a third to a half of their time, ``docs/engine.md``,
-        "Minibatches"). ``None`` (the default): ``"auto"`` in an ``"auto"`` run, ``"full"``
-        with a fixed number of steps. Each replicate draws its own minibatches: a fresh
-        random permutation of its ``n`` observations every epoch, ``floor(n / B)``
-        minibatches per epoch.
+        recovery benchmark's fits, in much less time: ``docs/engine.md``, "Minibatches").
+        ``None`` (the default): ``"auto"`` in an ``"auto"`` run, ``"full"`` with a fixed
+        number of steps. Each replicate draws its own minibatches: a fresh random
+        permutation of its ``n`` observations every epoch, ``floor(n / B)`` minibatches per
+        epoch.
     shuffle
         ``"epoch"`` (the default): a fresh permutation every epoch, as above; ``"once"``:
         one permutation per phase, its minibatches visited cyclically, which copies no
