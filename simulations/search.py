@@ -59,7 +59,7 @@ def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
     names = block_names(model)
     arm_config = replace(
         config, steps=config.trial_steps, restarts=1, dense_steps=0, finetune_steps=0,
-        kl_warmup_steps=0, indicator_pass=False,
+        kl_warmup_steps=0, indicator_pass=False, screen_inputs=False,
     )  # fmt: skip
     searching = [r for r in range(model.replicates) if report.status[r] != "failed"]
     size = dict.fromkeys(searching, 1)  # nodes per move of the replicate's next round

@@ -1001,6 +1001,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "convergence": _convergence,
     "indicator_pass": _boolean,
     "search": _boolean,
+    "screen_inputs": _boolean,
     "compile": _boolean,
     "checkpoint_every": _count(1),
     "log_every": _count(1),

@@ -51,6 +51,7 @@ from simulations.model import BayesianMLP
 from simulations.optim import RowAdam, RowOptimizer, RowSGD
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
+from simulations.screen import joined, screening_model, take_screened
 from simulations.search import removal_search
 from simulations.step import LossStep
 from simulations.structure import (
@@ -188,6 +189,15 @@ class TrainConfig:
         replicate is trained ``trial_steps`` steps beside a control arm, the best taken
         while it beats the control. On by default (``docs/engine.md``, "The removal
         search"); its rounds come after ``max_steps``.
+    screen_inputs
+        ``"auto"`` runs: let a node spike on each input lead the structure search
+        (:mod:`simulations.screen`): the protocol runs first on the model with an input
+        spike as well, then each replicate's hidden structure and values pass to the model
+        itself (the first-layer weights on the inputs the spike dropped at mean 0 and
+        ``rho_init``), which goes on from the rounds (pass, rounds until the rule holds,
+        removal trials, with a cap of ``max_steps`` of its own) and the removal search. The
+        model fitted is the one asked for. Off by default (``docs/engine.md``, "Screening
+        the inputs").
     convergence
         :class:`simulations.convergence.ConvergenceRule` of an ``"auto"`` run.
     temperature
@@ -230,6 +240,7 @@ class TrainConfig:
     finetune_steps: int = 0
     indicator_pass: bool = True
     search: bool = True
+    screen_inputs: bool = False
     convergence: ConvergenceRule = field(default_factory=ConvergenceRule)
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
@@ -274,6 +285,11 @@ class TrainConfig:
             raise InvalidParameterError("indicator_pass", "true or false", self.indicator_pass)
         if not isinstance(self.search, bool):
             raise InvalidParameterError("search", "true or false", self.search)
+        if not isinstance(self.screen_inputs, bool):
+            raise InvalidParameterError("screen_inputs", "true or false", self.screen_inputs)
+        if self.screen_inputs and self.steps != "auto":
+            allowed = "false with an integer number of steps (screening is part of 'auto')"
+            raise InvalidParameterError("screen_inputs", allowed, self.screen_inputs)
         if not isinstance(self.compile, bool):
             raise InvalidParameterError("compile", "true or false", self.compile)
         if not isinstance(self.convergence, ConvergenceRule):
@@ -342,12 +358,15 @@ class TrainConfig:
 
     def record(self) -> dict:
         """The options as plain values (checkpoints compare them on resume); ``compile`` is
-        left out: it changes the speed, not the run (a run may resume either way); so is
-        ``shuffle`` at its default, which keeps the records of runs made before it existed."""
+        left out: it changes the speed, not the run (a run may resume either way); so are
+        ``shuffle`` and ``screen_inputs`` at their defaults, which keeps the records of runs
+        made before they existed."""
         record = plain(asdict(self))
         del record["compile"]
         if self.shuffle is Shuffle.EPOCH:
             del record["shuffle"]
+        if not self.screen_inputs:
+            del record["screen_inputs"]
         return record
 
 
@@ -424,7 +443,8 @@ class FitReport:
         also has ``before``, a trial or search round ``block`` (``"inputs"`` or ``"layer
         l"``), ``node`` (a trial's) or ``nodes`` (a search round's best removal: one node,
         or two in a round of pairs), ``delta_nats`` (``n`` times the removal arm's ``L(q)``
-        minus the control arm's) and ``accepted``.
+        minus the control arm's) and ``accepted``. With ``screen_inputs`` the screening
+        fit's moves come first, marked ``"screened": True``.
         ``docs/engine.md`` ("Training until convergence").
     """
 
@@ -606,6 +626,10 @@ def fit(
     4. when every replicate is finished (after the choice among restarts), the removal
        search (:mod:`simulations.search`, unless ``search = False``).
 
+    With ``screen_inputs`` the steps 0 to 4 run first on the model with an input spike as
+    well, and ``model`` goes on from step 2 with the structure and values found
+    (:mod:`simulations.screen`).
+
     The batch shares phases 0 and 1; from 2 on each replicate goes through its rounds and
     trials by itself, without waiting for the others. Each phase, round and trial arm
     starts the replicate's optimiser state afresh and draws its noise and minibatches from
@@ -651,7 +675,9 @@ def fit(
         raise InvalidParameterError("model", "a BayesianMLP", type(model).__name__)
     if not isinstance(config, TrainConfig):
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
-    if config.restarts == 1:
+    if config.screen_inputs:
+        report = _fit_screened(model, x, y, config, checkpoint, progress)
+    elif config.restarts == 1:
         report = _Fit(model, x, y, config, checkpoint, progress).run()
     else:
         report = _fit_restarts(model, x, y, config, checkpoint, progress)
@@ -676,6 +702,23 @@ def restart_seeds(seeds: tuple[int, ...], restarts: int) -> tuple[int, ...]:
     return tuple(
         s if k == 0 else stream_seed(s, "restart", k) for k in range(restarts) for s in seeds
     )
+
+
+def _fit_screened(model, x, y, config, checkpoint, progress) -> FitReport:
+    """``fit`` with ``config.screen_inputs``: the protocol on the model with an input spike
+    (checkpointed at ``checkpoint``), then ``model`` from the rounds on, with a cap of its
+    own and streams named ``"screened/..."`` (not checkpointed: a killed fit resumes the
+    finished screening and runs the rounds again)."""
+    if model.input_spike is not None:
+        allowed = "false for a model with an input spike (ModelConfig.input_spike)"
+        raise InvalidParameterError("screen_inputs", allowed, config.screen_inputs)
+    screen = screening_model(model)
+    inner = replace(config, screen_inputs=False)
+    first = fit(screen, x, y, inner, checkpoint=checkpoint, progress=progress)
+    take_screened(screen, model)
+    rounds = replace(inner, restarts=1)
+    rest = _Fit(model, x, y, rounds, None, progress, from_rounds=True).run()
+    return joined(first, rest)
 
 
 def _fit_restarts(model, x, y, config, checkpoint, progress) -> FitReport:
@@ -740,10 +783,22 @@ class _Fit:
     """The state of one :func:`fit` call: phases, per-replicate stops, checkpoints."""
 
     def __init__(
-        self, model, x, y, config, checkpoint, progress, estimate_seeds=None, frozen=False
+        self,
+        model,
+        x,
+        y,
+        config,
+        checkpoint,
+        progress,
+        estimate_seeds=None,
+        frozen=False,
+        from_rounds=False,
     ) -> None:
         """``frozen``: a run of ``config.steps`` steps with the indicators frozen as they are
-        (the fine-tuning phase from the start; the removal search's arms)."""
+        (the fine-tuning phase from the start; the removal search's arms). ``from_rounds``:
+        an ``"auto"`` run that starts at the rounds, from the indicators frozen as they are
+        (no dense or relaxed phase), its rounds' and trials' streams named
+        ``"screened/phase<k>"`` and ``"screened/trial<t>"`` (a screened fit's second stage)."""
         x, y, n = _validate_data(model, x, y)
         batch = config.batch_rows(n)
         self.model, self.config, self.progress = model, config, progress
@@ -772,7 +827,9 @@ class _Fit:
         # Run state (all of it goes into a checkpoint).
         self.step = 0
         # -1: dense; 0: relaxed; 1, 2, ...: rounds with frozen indicators
-        self.phase = -1 if self.auto and config.dense_steps else 0
+        self.phase = -1 if self.auto and config.dense_steps and not from_rounds else 0
+        self.from_rounds = from_rounds and self.auto
+        self.streams = "screened/" if self.from_rounds else ""
         self.phase_start = 0  # the step at which the phase started ("auto" runs)
         self.wall_before = 0.0
         self.history: list[torch.Tensor] = []
@@ -835,7 +892,7 @@ class _Fit:
             return config.dense_steps
         if self.phase == 0:
             relaxed = min(config.max_steps // 2, config.kl_warmup_steps + config.prune_every)
-            return self.phase_start + relaxed
+            return self.phase_start + (0 if self.from_rounds else relaxed)
         return math.inf
 
     @property
@@ -967,10 +1024,10 @@ class _Fit:
         self.held = self.flat.data.detach().clone()
         return False
 
-    @staticmethod
-    def _names(rows: torch.Tensor, index: torch.Tensor, prefix: str) -> list[str]:
-        """Stream names ``"<prefix><index[r]>"`` of the selected replicates."""
-        return [f"{prefix}{int(k)}" for k in index[rows].tolist()]
+    def _names(self, rows: torch.Tensor, index: torch.Tensor, prefix: str) -> list[str]:
+        """Stream names ``"<prefix><index[r]>"`` of the selected replicates (after the fit's
+        own prefix, ``"screened/"`` in the rounds of a screened fit)."""
+        return [f"{self.streams}{prefix}{int(k)}" for k in index[rows].tolist()]
 
     # ------------------------------------------------------------------ rounds and trials
 
@@ -1221,7 +1278,8 @@ class _Fit:
         model, config, flat = self.model, self.config, self.flat
         if self.path is not None and self.path.exists():
             self._resume()
-        elif model.masks_frozen and not self.frozen:  # an earlier fit's indicators: relaxed again
+        elif model.masks_frozen and not (self.frozen or self.from_rounds):
+            # an earlier fit's indicators: relaxed again
             model.unfreeze_masks()
         if self.phase == -1 and self.step == 0:
             self._hold_all_on()

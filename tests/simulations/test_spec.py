@@ -377,6 +377,7 @@ _WRONG = {
     "checkpoint_every": ["5", 0, 5.5, True],
     "log_every": ["5", 0, 5.5, [5]],
     "temperature": [0.5, "0.5", [0.5], True],
+    "screen_inputs": ["true", 1, [True]],
 }
 _WRONG_MODEL = {
     "prior_inclusion": [True, 0, 1, [0.5, True], {"a": 1}, float("nan")],
@@ -474,6 +475,14 @@ def test_batch_size_words_reach_the_engine():
         assert spec.train_config().batch_rows(8192) == rows
     message = _message(_with(train__batch_size="half"))
     assert message.startswith('train.batch_size: must be "auto", "full" or an integer'), message
+
+
+def test_screen_inputs_reaches_the_engine_in_auto_runs_only():
+    spec = parse_spec(_with(train__steps="auto", train__screen_inputs=True))
+    assert spec.train["screen_inputs"] is True and spec.train_config().screen_inputs is True
+    assert parse_spec(_with(train__steps="auto")).train_config().screen_inputs is False
+    message = _message(_with(train__screen_inputs=True))  # steps = 10
+    assert message.startswith("train.screen_inputs: must be false with an integer"), message
 
 
 def test_shuffle_reaches_the_engine():
