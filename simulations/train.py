@@ -194,8 +194,9 @@ class TrainConfig:
         (:mod:`simulations.screen`): the protocol runs first on the model with an input
         spike as well, then each replicate's hidden structure and values pass to the model
         itself (the first-layer weights on the inputs the spike dropped at mean 0 and
-        ``rho_init``), which goes on from the rounds (pass, rounds until the rule holds,
-        removal trials, with a cap of ``max_steps`` of its own) and the removal search. The
+        ``rho_init``), which goes on from the rounds (a round until the rule holds, then the
+        passes, rounds and removal trials, with a cap of ``max_steps`` of its own) and the
+        removal search. The
         model fitted is the one asked for. Off by default (``docs/engine.md``, "Screening
         the inputs").
     convergence
@@ -797,7 +798,8 @@ class _Fit:
         """``frozen``: a run of ``config.steps`` steps with the indicators frozen as they are
         (the fine-tuning phase from the start; the removal search's arms). ``from_rounds``:
         an ``"auto"`` run that starts at the rounds, from the indicators frozen as they are
-        (no dense or relaxed phase), its rounds' and trials' streams named
+        (no dense or relaxed phase; a first round until the rule holds, then the first
+        pass), its rounds' and trials' streams named
         ``"screened/phase<k>"`` and ``"screened/trial<t>"`` (a screened fit's second stage)."""
         x, y, n = _validate_data(model, x, y)
         batch = config.batch_rows(n)
@@ -1019,7 +1021,12 @@ class _Fit:
         taking_part = ~(self.failed | self.capped)
         self.phase = 1
         self.stage = torch.full((self.reps,), _FINISHED, dtype=torch.long)
-        self._new_rounds(taking_part, self._pass(taking_part))
+        # A screened fit's second stage trains a round before its first pass: its weights on
+        # the inputs the screening dropped start afresh, and a pass would price them there.
+        if self.from_rounds:
+            self._new_rounds(taking_part, torch.zeros_like(taking_part))
+        else:
+            self._new_rounds(taking_part, self._pass(taking_part))
         self.stopped = ~taking_part
         self.held = self.flat.data.detach().clone()
         return False
