@@ -10,7 +10,7 @@ as well (``ModelConfig(input_spike=True)``) finds the teacher's structure far mo
    values those of the model to fit);
 2. each replicate's hidden structure and values pass back to the model to fit
    (:func:`take_screened`); the first-layer weights on the inputs the spike dropped get
-   mean 0 and ``rho_init``, so that those inputs enter again as they would at the start;
+   mean 0 and ``rho_init`` (gated by 0, they had drifted to their prior's spread);
 3. that model goes on from the rounds: a round until the rule holds (so that the weights
    on the dropped inputs find their values before a pass prices them), its indicator
    pass, rounds, removal trials, then the removal search (``simulations.train``).

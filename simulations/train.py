@@ -196,9 +196,8 @@ class TrainConfig:
         itself (the first-layer weights on the inputs the spike dropped at mean 0 and
         ``rho_init``), which goes on from the rounds (a round until the rule holds, then the
         passes, rounds and removal trials, with a cap of ``max_steps`` of its own) and the
-        removal search. The
-        model fitted is the one asked for. Off by default (``docs/engine.md``, "Screening
-        the inputs").
+        removal search. The model fitted is the one asked for. Off by default
+        (``docs/engine.md``, "Screening the inputs").
     convergence
         :class:`simulations.convergence.ConvergenceRule` of an ``"auto"`` run.
     temperature
@@ -799,8 +798,8 @@ class _Fit:
         (the fine-tuning phase from the start; the removal search's arms). ``from_rounds``:
         an ``"auto"`` run that starts at the rounds, from the indicators frozen as they are
         (no dense or relaxed phase; a first round until the rule holds, then the first
-        pass), its rounds' and trials' streams named
-        ``"screened/phase<k>"`` and ``"screened/trial<t>"`` (a screened fit's second stage)."""
+        pass), its rounds' and trials' streams named ``"screened/phase<k>"`` and
+        ``"screened/trial<t>"`` (a screened fit's second stage)."""
         x, y, n = _validate_data(model, x, y)
         batch = config.batch_rows(n)
         self.model, self.config, self.progress = model, config, progress
