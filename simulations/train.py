@@ -783,17 +783,9 @@ class _Fit:
     """The state of one :func:`fit` call: phases, per-replicate stops, checkpoints."""
 
     def __init__(
-        self,
-        model,
-        x,
-        y,
-        config,
-        checkpoint,
-        progress,
-        estimate_seeds=None,
-        frozen=False,
+        self, model, x, y, config, checkpoint, progress, estimate_seeds=None, frozen=False,
         from_rounds=False,
-    ) -> None:
+    ) -> None:  # fmt: skip
         """``frozen``: a run of ``config.steps`` steps with the indicators frozen as they are
         (the fine-tuning phase from the start; the removal search's arms). ``from_rounds``:
         an ``"auto"`` run that starts at the rounds, from the indicators frozen as they are

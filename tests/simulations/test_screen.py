@@ -12,7 +12,7 @@ from simulations.screen import screening_model, take_screened
 from simulations.structure import ElboEstimate
 from simulations.train import TrainConfig, fit
 from ssbnn_theory.errors import InvalidParameterError
-from tests.simulations.test_train import AUTO, D, P, assert_replicate_equals, data
+from tests.simulations.test_train import AUTO, D, P, assert_each_replicate_is_its_own_run, data
 
 CFG = ModelConfig(p=P, hidden=(8, 6), prior="ss-gl", activation="relu", prior_inclusion=0.2)
 SCREENED = replace(AUTO, screen_inputs=True)
@@ -103,15 +103,8 @@ def test_a_screened_fit_is_the_model_asked_for_and_its_replicates_are_their_own_
         steps = [e["step"] for e in mine]
         assert steps == sorted(steps) and max(steps) <= report.steps_taken[r]
         assert report.steps_taken[r] > screening.steps_taken[r]
-        if not marks[-1]:
-            assert mine[-1]["kept"] == kept[r]
-    for r, seed in enumerate(seeds):
-        single = BayesianMLP(CFG, [seed], dtype=D)
-        alone = fit(single, x[r : r + 1], y[r : r + 1], SCREENED)
-        assert alone.steps_taken[0] == report.steps_taken[r]
-        assert alone.status[0] == report.status[r]
-        assert alone.indicator_switches[0] == report.indicator_switches[r]
-        assert_replicate_equals(model, r, single)
+        assert not marks[-1] and mine[-1]["kept"] == kept[r]  # the model's own last move
+    assert_each_replicate_is_its_own_run(model, report, x, y, SCREENED)
 
 
 def test_screened_runs_resume_their_finished_screening(tmp_path):

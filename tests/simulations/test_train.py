@@ -154,8 +154,15 @@ def test_auto_batched_run_equals_separate_runs(shuffle, max_steps):
     assert (before_search <= max_steps).all(), report.steps_taken
     if max_steps < 2000:
         assert set(report.status) == {"max_steps", "converged"}, report.status
-    for r, seed in enumerate(seeds):
-        single = BayesianMLP(cfg, [seed], dtype=D)
+    assert_each_replicate_is_its_own_run(batched, report, x, y, train)
+
+
+def assert_each_replicate_is_its_own_run(batched, report, x, y, train) -> None:
+    """Each replicate of the fitted ``batched`` (``report``: its fit on ``x``, ``y`` with
+    ``train``) ends as its own R = 1 run: the same steps, status, switches, trials, values
+    and final L(q)."""
+    for r, seed in enumerate(batched.replicate_seeds):
+        single = BayesianMLP(batched.config, [seed], dtype=batched.dtype)
         alone = fit(single, x[r : r + 1], y[r : r + 1], train)
         assert alone.steps_taken[0] == report.steps_taken[r]
         assert alone.status[0] == report.status[r]
