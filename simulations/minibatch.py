@@ -122,7 +122,7 @@ class Minibatches:
         self._perm: torch.Tensor | None = None
         self._stale = True  # the epoch buffer does not hold self._perm's rows
         self._fresh = torch.zeros(reps, dtype=torch.bool)  # draw these rows' permutation anew
-        self._last = torch.full((reps,), -1, dtype=torch.long)  # each row's last step
+        self._last = [-1] * reps  # each row's last step
         self.offsets = (torch.arange(reps, device=device) * n).unsqueeze(1)
         used = self.per_epoch * batch
         self.layout = "full" if self.full else layout
@@ -158,36 +158,46 @@ class Minibatches:
             self.generators[r] = g
         self._fresh |= rows
 
-    def _permutations(self, step: int | torch.Tensor) -> torch.Tensor:
+    def _permutations(self, step: int | torch.Tensor) -> list[int]:
         """Draw a replicate's permutation when its step starts an epoch (with
-        ``shuffle="once"``: only its first) or it was restarted; ``[R]`` minibatch indices
-        into the permutations. A replicate asked for the same step again (one that has
-        stopped while the others go on) keeps its minibatch."""
-        steps = torch.as_tensor(step).expand(len(self.generators))
-        k = steps % self.per_epoch
-        draw = self._fresh | ((k == 0) & (steps != self._last) & self.reshuffle)
-        self._last = steps.clone()
+        ``shuffle="once"``: only its first) or it was restarted; each replicate's minibatch
+        index into its permutation. A replicate asked for the same step again (one that has
+        stopped while the others go on) keeps its minibatch. (Bookkept in Python integers:
+        a few tensor operations per step on ``R`` values cost more than the arithmetic.)"""
+        reps = len(self.generators)
+        if isinstance(step, torch.Tensor) and step.dim() > 0:
+            steps = step.tolist()
+        else:
+            steps = [int(step)] * reps
+        ks = [s % self.per_epoch for s in steps]
+        fresh = self._fresh.tolist()
+        draw = [
+            f or (k == 0 and s != last and self.reshuffle)
+            for f, k, s, last in zip(fresh, ks, steps, self._last, strict=True)
+        ]
+        self._last = steps
         if self._perm is None:
-            draw[:] = True
-            self._perm = torch.empty(
-                (len(self.generators), self.n), dtype=torch.long, device=self.offsets.device
-            )
-        for r in draw.nonzero().flatten().tolist():
+            draw = [True] * reps
+            self._perm = torch.empty((reps, self.n), dtype=torch.long, device=self.offsets.device)
+        drawn = [r for r, d in enumerate(draw) if d]
+        for r in drawn:
             self._perm[r] = torch.randperm(
                 self.n, generator=self.generators[r], device=self.offsets.device
             )
-        if bool(draw.any()):
+        if drawn:
             self._stale = True
-            self._fresh = self._fresh & ~draw
-        return k
+            if any(fresh):
+                self._fresh = self._fresh & ~torch.tensor(draw)
+        return ks
 
-    def _window(self, k: torch.Tensor) -> torch.Tensor | int:
+    def _window(self, ks: list[int]) -> torch.Tensor | int:
         """Column indices ``[R, B]`` of each replicate's minibatch in its permutation, or the
         common first column when every replicate is at the same index."""
-        if bool((k == k[0]).all()):
-            return int(k[0]) * self.batch
+        if ks.count(ks[0]) == len(ks):
+            return ks[0] * self.batch
         cols = torch.arange(self.batch, device=self.offsets.device)
-        return k.to(self.offsets.device).unsqueeze(1) * self.batch + cols
+        k = torch.tensor(ks, device=self.offsets.device)
+        return k.unsqueeze(1) * self.batch + cols
 
     def indices(self, step: int | torch.Tensor) -> torch.Tensor | None:
         """Flat row indices ``[R * B]`` of step ``step`` (one for all replicates or one per

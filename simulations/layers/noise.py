@@ -44,11 +44,15 @@ def draw_noise(
     reps = len(generators)
     normal = torch.empty((*lead, reps, normal_count), dtype=dtype, device=device)
     uniform = torch.empty((*lead, reps, uniform_count), dtype=dtype, device=device)
-    for d in range(draws or 1):
-        for r, gen in enumerate(generators):
-            idx = (d, r) if draws is not None else (r,)
-            if normal_count:
-                normal[idx].normal_(generator=gen)
-            if uniform_count:
-                uniform[idx].uniform_(generator=gen)
+    # Row i of the flat [draws * R, count] views is draw i // R of replicate i % R: the rows
+    # as views from one unbind (a Python index per row costs as much as a small draw).
+    rows = (draws or 1) * reps
+    normals = normal.view(rows, normal_count).unbind(0) if normal_count else (None,) * rows
+    uniforms = uniform.view(rows, uniform_count).unbind(0) if uniform_count else (None,) * rows
+    for i, (row_normal, row_uniform) in enumerate(zip(normals, uniforms, strict=True)):
+        gen = generators[i % reps]
+        if row_normal is not None:
+            row_normal.normal_(generator=gen)
+        if row_uniform is not None:
+            row_uniform.uniform_(generator=gen)
     return normal, uniform

@@ -36,6 +36,25 @@ def noise(layer, seed=1, dtype=D, reps=R):
     return draw_noise(generators(reps, seed), layer.normal_count, layer.uniform_count, dtype=dtype)
 
 
+# --------------------------------------------------------------------------- the noise protocol
+
+
+@pytest.mark.parametrize(("normals", "uniforms", "draws"), [(5, 3, None), (4, 0, 3), (0, 2, 2)])
+def test_noise_comes_from_each_replicates_generator_normals_first(normals, uniforms, draws):
+    """Draw d of replicate r: ``normals`` normals, then ``uniforms`` uniforms, from
+    generator r, draw after draw; the same numbers as those calls made one by one."""
+    normal, uniform = draw_noise(generators(3, 7), normals, uniforms, draws=draws, dtype=D)
+    lead = () if draws is None else (draws,)
+    assert normal.shape == (*lead, 3, normals) and uniform.shape == (*lead, 3, uniforms)
+    for r, gen in enumerate(generators(3, 7)):
+        for d in range(draws or 1):
+            at = (r,) if draws is None else (d, r)
+            expected_normal = torch.empty(normals, dtype=D).normal_(generator=gen)
+            expected_uniform = torch.empty(uniforms, dtype=D).uniform_(generator=gen)
+            assert torch.equal(normal[at], expected_normal)
+            assert torch.equal(uniform[at], expected_uniform)
+
+
 # --------------------------------------------------------------------------- generic checks
 
 
