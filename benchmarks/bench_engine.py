@@ -76,6 +76,7 @@ from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
 
 DEVICE = torch.device("cpu")
 CLOCK = "wall"  # the clock of the headline figures: "wall" or "cpu" (process CPU time)
+THREADS: int | None = None  # --threads, passed on to the subprocesses of --baseline runs
 _FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 HAS_COMPILE = "compile" in _FIELDS
 
@@ -409,6 +410,8 @@ def _subprocess_case(root: str, case: str, steps: int, compile: bool) -> dict:
     """One case measured by the checkout in ``root`` (a fresh process)."""
     cmd = [sys.executable, __file__, "--case", case, "--steps", str(steps), "--case-json"]
     cmd += ["--clock", CLOCK]
+    if THREADS:
+        cmd += ["--threads", str(THREADS)]
     if compile:
         cmd.append("--compile")
     # This script, with the ``simulations`` package of ``root`` first on the path.
@@ -804,7 +807,7 @@ def single_case(case: str, steps: int, compile: bool = False, as_json: bool = Fa
 
 
 def main() -> None:
-    global DEVICE, CLOCK
+    global DEVICE, CLOCK, THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few steps (a smoke run)")
     parser.add_argument("--json", help="also write the results to this JSON file")
@@ -833,6 +836,7 @@ def main() -> None:
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
     if args.threads:
+        THREADS = args.threads
         torch.set_num_threads(args.threads)
     if args.case:
         single_case(args.case, args.steps, args.compile, args.case_json)
