@@ -26,21 +26,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
 
-from bench_recovery import PANEL, SEED, generate_truth
+from bench_recovery import PANEL, SEED, generate_truth, run_cells
 
 PLACE = ((8000, 3e-3), (4000, 1e-3), (3000, 3e-4))
 MOVE = ((10000, 1e-3), (5000, 3e-4))
 DRAWS = 16
 BATCH = 512
 ADDED_SCALE = 0.1  # standard deviation of an added node's weights
-
-
-def _freeze(model, masks) -> None:
-    """Indicators at ``masks`` (logits +-9, so that ``fit`` freezes them there)."""
-    for layer, mask in zip(model.hidden_layers, masks, strict=True):
-        layer.indicators.theta.data.copy_((2 * mask - 1) * 9.0)
 
 
 def _train(model, x, y, schedule) -> None:
@@ -56,27 +49,11 @@ def _train(model, x, y, schedule) -> None:
 
 def placed_student(data, config, seeds):
     """The student at the teacher, fine-tuned with the true structure frozen (step 1)."""
-    import torch
-
     from simulations import BayesianMLP
+    from simulations.structure import place_at_truth
 
     model = BayesianMLP(config, seeds, n=data.x_train.shape[1])
-    truth = data.truth
-    depth = len(config.hidden)
-    masks = [torch.zeros(len(seeds), k) for k in config.hidden]
-    with torch.no_grad():
-        for i, (w, b) in enumerate(zip(truth.weights, truth.biases, strict=True)):
-            layer = model.layers[i]
-            out, fan = w.shape
-            group = torch.zeros(layer.mu.shape[1:])
-            group[:out, :fan] = torch.tensor(w, dtype=torch.float32)
-            group[:out, -1] = torch.tensor(b, dtype=torch.float32)
-            if i < depth:
-                masks[i][:, : truth.active_nodes[i]] = 1.0
-                group = group / layer.expected_scale()[..., None]
-            layer.mu.copy_(group.expand_as(layer.mu))
-            layer.rho.fill_(-5.0)
-    _freeze(model, masks)
+    place_at_truth(model, data.truth)
     _train(model, data.x_train, data.y_train, PLACE)
     return model
 
@@ -87,6 +64,7 @@ def move_arms(model, active: tuple[int, ...]):
     import torch
 
     from simulations import BayesianMLP
+    from simulations.structure import freeze_structure
 
     reps, depth = model.replicates, len(active)
     moves = [("truth", None)]
@@ -112,7 +90,7 @@ def move_arms(model, active: tuple[int, ...]):
                 here[rows, j] = ADDED_SCALE * torch.randn(reps, here.shape[-1], generator=gen)
                 above[rows, :, j] = ADDED_SCALE * torch.randn(reps, above.shape[1], generator=gen)
                 masks[layer][rows, j] = 1.0
-    _freeze(batch, masks)
+    freeze_structure(batch, masks)
     return batch, moves
 
 
@@ -198,16 +176,8 @@ def main() -> None:
         for p in args.prior or ["ss-gl", "ss-ghs"]
         for n in args.n
     ]
-    rows = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [pool.submit(run_cell, t, p, n, args.replicates) for t, p, n in cells]
-        for future in futures:
-            rows.append(future.result())
-            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-            if args.csv:
-                import pandas as pd
-
-                pd.DataFrame(rows).to_csv(args.csv, index=False)
+    cells = [(*cell, args.replicates) for cell in cells]
+    rows = run_cells(run_cell, cells, args.workers, markdown, args.csv)
     if args.markdown:
         print(markdown(rows))
 

@@ -193,6 +193,22 @@ def run_cell(
     }
 
 
+def run_cells(run_cell, cells, workers: int, markdown, csv: str | None = None) -> list[dict]:
+    """``run_cell(*cell)`` for every cell, on ``workers`` processes; the rows in order, each
+    printed as its line of ``markdown`` when it comes and all kept in ``csv`` after each."""
+    rows = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run_cell, *cell) for cell in cells]
+        for future in futures:
+            rows.append(future.result())
+            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+            if csv:
+                import pandas as pd
+
+                pd.DataFrame(rows).to_csv(csv, index=False)
+    return rows
+
+
 def markdown(rows: list[dict]) -> str:
     """The ``RESULTS.md`` table."""
     lines = [
@@ -245,20 +261,10 @@ def main() -> None:
     starts = args.restarts or "default"
     print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {starts}"
           f"{changed}", flush=True)  # fmt: skip
-    rows = []
-    with ProcessPoolExecutor(max_workers=args.workers) as pool:
-        futures = [
-            pool.submit(run_cell, t, p, n, args.replicates, args.max_steps, args.restarts, settings)
-            for t, p, n in cells
-        ]
-        for future in futures:
-            row = future.result()
-            rows.append(row)
-            print(markdown([row]).splitlines()[-1], flush=True)
-            if args.csv:
-                import pandas as pd
-
-                pd.DataFrame(rows).to_csv(args.csv, index=False)
+    options = (args.replicates, args.max_steps, args.restarts, settings)
+    rows = run_cells(
+        run_cell, [(*cell, *options) for cell in cells], args.workers, markdown, args.csv
+    )
     if args.markdown:
         print(markdown(rows))
 

@@ -28,6 +28,10 @@ convergence").
 **Removal costs** (:func:`removal_costs`): the rise of ``L(q)`` under the pass's proposal
 for every kept node, the order in which ``fit``'s removal trials propose nodes; a trial
 applies the proposal with :func:`remove_nodes` and then trains (``simulations.train``).
+
+**A student at the truth** (:func:`place_at_truth`, :func:`freeze_structure`): the slab means
+set to a teacher's weights and the indicators to its structure, the start of the
+measurements of when the truth is an optimum of the ELBO (``docs/engine.md``).
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from ssbnn_theory.enums import Activation
 __all__ = [
     "ElboEstimate",
     "block_names",
+    "freeze_structure",
     "indicator_pass",
     "kept_nodes",
+    "place_at_truth",
     "removal_costs",
     "remove_nodes",
 ]
@@ -546,3 +552,42 @@ def _sync_logits(model: BayesianMLP) -> None:
         ind = block.indicators
         agree = (ind.theta > 0) == (ind.frozen_mask > 0.5)
         ind.theta.data.copy_(torch.where(agree, ind.theta.data, (2 * ind.frozen_mask - 1) * logit))
+
+
+def freeze_structure(model: BayesianMLP, masks: list[torch.Tensor]) -> None:
+    """Inclusion logits at ``+-9`` on ``masks`` (``[R, k]`` per hidden layer, 1 for a kept
+    node): inclusion probabilities of ``1 - 1.2e-4`` and ``1.2e-4``, which ``fit`` freezes."""
+    for layer, mask in zip(model.hidden_layers, masks, strict=True):
+        layer.indicators.theta.data.copy_((2 * mask - 1) * 9.0)
+
+
+def place_at_truth(model: BayesianMLP, truth, rho: float = -5.0) -> None:
+    """Place every replicate of ``model`` at the teacher ``truth`` (a design's ``Truth``).
+
+    Slab means: layer ``l``'s teacher weights and biases ``[W_l, b_l]``, in the first rows
+    and columns of the student's, zero beyond them, divided by the layer's expected scale
+    for a hidden layer (so that the mean network is the teacher's); ``rho`` everywhere;
+    the indicators at the true structure (the first ``active_nodes[l]`` nodes of each
+    hidden layer kept, :func:`freeze_structure`).
+    """
+    hidden = model.config.hidden
+    if len(truth.weights) != len(hidden) + 1:
+        raise ValueError(
+            f"truth: {len(truth.weights) - 1} hidden layers, the model has {len(hidden)}"
+        )
+    masks = []
+    with torch.no_grad():
+        for i, (w, b) in enumerate(zip(truth.weights, truth.biases, strict=True)):
+            layer = model.layers[i]
+            out, fan = w.shape
+            group = torch.zeros(layer.mu.shape[1:], dtype=layer.mu.dtype)
+            group[:out, :fan] = torch.tensor(w, dtype=layer.mu.dtype)
+            group[:out, -1] = torch.tensor(b, dtype=layer.mu.dtype)
+            if i < len(hidden):
+                mask = torch.zeros(model.replicates, hidden[i], dtype=layer.mu.dtype)
+                mask[:, : truth.active_nodes[i]] = 1.0
+                masks.append(mask)
+                group = group.to(layer.mu.device) / layer.expected_scale()[..., None]
+            layer.mu.copy_(group.expand_as(layer.mu))
+            layer.rho.fill_(rho)
+    freeze_structure(model, [m.to(model.device) for m in masks])

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from simulations import BayesianMLP, ModelConfig, TrainConfig, fit, generate
-from simulations.structure import ElboEstimate
+from simulations.structure import ElboEstimate, freeze_structure, place_at_truth
 
 N, SIGMA, P, R = 4096, 0.5, 20, 2
 FINETUNE = TrainConfig(steps=1, finetune_steps=1000, batch_size=512, lr=3e-3, indicator_pass=False)
@@ -42,30 +42,13 @@ def data():
     )
 
 
-def _set_structure(model: BayesianMLP, masks: list[torch.Tensor]) -> None:
-    """Indicators at ``masks`` (logits +-9, so that ``fit`` freezes them there)."""
-    for layer, mask in zip(model.hidden_layers, masks, strict=True):
-        layer.indicators.theta.data.copy_((2 * mask - 1) * 9.0)
-
-
 def placed_student(data, inclusion, prior="ss-gl") -> BayesianMLP:
     """A 16-16 student at the teacher, fine-tuned with the true structure frozen."""
     config = ModelConfig(
         p=P, hidden=(16, 16), prior=prior, sigma_e=SIGMA, prior_inclusion=inclusion
     )
     model = BayesianMLP(config, [11, 12], n=N, dtype=torch.float64)
-    truth = data.truth
-    masks = [torch.zeros(R, k, dtype=torch.float64) for k in truth.hidden]
-    with torch.no_grad():
-        for i, (w, b) in enumerate(zip(truth.weights, truth.biases, strict=True)):
-            layer = model.layers[i]
-            group = torch.as_tensor(np.concatenate([w, b[:, None]], axis=1))
-            if i < len(truth.hidden):
-                masks[i][:, : truth.active_nodes[i]] = 1.0
-                group = group / layer.expected_scale()[..., None]
-            layer.mu.copy_(group.expand_as(layer.mu))
-            layer.rho.fill_(-5.0)
-    _set_structure(model, masks)
+    place_at_truth(model, data.truth)
     fit(model, data.x_train, data.y_train, FINETUNE)
     return model
 
@@ -77,7 +60,7 @@ def neg_elbo_after(model, data, change=None) -> np.ndarray:
     masks = [(layer.indicators.theta.detach() > 0).double() for layer in trial.hidden_layers]
     if change is not None:
         change(trial, masks)
-    _set_structure(trial, masks)
+    freeze_structure(trial, masks)
     fit(trial, data.x_train, data.y_train, FINETUNE)
     return ElboEstimate(trial, data.x_train, data.y_train, rows=N, draws=8)().numpy()
 

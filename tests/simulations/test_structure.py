@@ -227,3 +227,32 @@ def test_the_refit_forms_its_normal_equations_in_float64():
     coef64, rss64 = _least_squares(h.double(), target.double())
     torch.testing.assert_close(coef, coef64, rtol=1e-12, atol=0)
     torch.testing.assert_close(rss, rss64, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs"])
+def test_a_student_placed_at_the_truth_computes_f0(prior):
+    """``place_at_truth`` on a tanh teacher with biases (2 and 1 active nodes on 3 of 6
+    inputs) in a wider 4-3 student: the mean network is the teacher's ``f0`` and the kept
+    structure the truth's. Tolerance 1e-5: ``f0`` is stored in float32 (rounding about
+    6e-8 relative, |f0| <= 3 here); a misplaced or unscaled weight is off by O(1)."""
+    from simulations import generate
+    from simulations.structure import place_at_truth
+
+    g = torch.Generator().manual_seed(1)
+    weights = {
+        "W1": torch.randn(2, 3, generator=g).numpy(), "b1": torch.randn(2, generator=g).numpy(),
+        "W2": torch.randn(1, 2, generator=g).numpy(), "b2": torch.randn(1, generator=g).numpy(),
+        "W3": torch.randn(1, 1, generator=g).numpy(), "b3": torch.randn(1, generator=g).numpy(),
+    }  # fmt: skip
+    data = generate(
+        "teacher", n=64, replicates=R, seed=2, n_test=300, weights=weights, activation="tanh",
+        p=6, sigma_e=0.5,
+    )  # fmt: skip
+    config = ModelConfig(p=6, hidden=(4, 3), prior=prior, activation="tanh", sigma_e=0.5)
+    model = BayesianMLP(config, [5, 6], n=64, dtype=D)
+    place_at_truth(model, data.truth)
+    f = model.mean_function(data.x_test)
+    assert (f - data.f_test.to(D)).abs().max() < 1e-5
+    assert [k.sum(-1).tolist() for k in model.kept().nodes] == [[2, 2], [1, 1]]
+    with pytest.raises(ValueError, match="hidden layers"):
+        place_at_truth(BayesianMLP(ModelConfig(p=6, hidden=(4,)), [5, 6], n=64), data.truth)
