@@ -46,6 +46,7 @@ from simulations.layers import replicate_generators
 from simulations.model import BayesianMLP
 from simulations.rng import stream_seed
 from ssbnn_theory.enums import Activation
+from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
     "ElboEstimate",
@@ -571,10 +572,19 @@ def place_at_truth(model: BayesianMLP, truth, rho: float = -5.0) -> None:
     hidden layer kept, :func:`freeze_structure`).
     """
     hidden = model.config.hidden
-    if len(truth.weights) != len(hidden) + 1:
-        raise ValueError(
-            f"truth: {len(truth.weights) - 1} hidden layers, the model has {len(hidden)}"
+    depth = len(truth.weights) - 1
+    fits = (
+        depth == len(hidden)
+        and all(
+            w.shape[0] <= k and truth.active_nodes[i] <= k
+            for i, (w, k) in enumerate(zip(truth.weights, hidden, strict=False))
         )
+        and truth.weights[0].shape[1] <= model.config.p
+    )
+    if not fits:
+        allowed = f"a teacher of {len(hidden)} hidden layers within the student's {list(hidden)}"
+        shapes = [tuple(w.shape) for w in truth.weights]
+        raise InvalidParameterError("truth", allowed, f"weights {shapes}")
     masks = []
     with torch.no_grad():
         for i, (w, b) in enumerate(zip(truth.weights, truth.biases, strict=True)):

@@ -7,16 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from simulations import structure
+from simulations import generate, structure
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.structure import (
     ElboEstimate,
     _least_squares,
     _solve,
     indicator_pass,
+    place_at_truth,
     removal_costs,
     remove_nodes,
 )
+from ssbnn_theory.errors import InvalidParameterError
 
 D = torch.float64
 R, N, P = 2, 200, 3
@@ -233,11 +235,9 @@ def test_the_refit_forms_its_normal_equations_in_float64():
 def test_a_student_placed_at_the_truth_computes_f0(prior):
     """``place_at_truth`` on a tanh teacher with biases (2 and 1 active nodes on 3 of 6
     inputs) in a wider 4-3 student: the mean network is the teacher's ``f0`` and the kept
-    structure the truth's. Tolerance 1e-5: ``f0`` is stored in float32 (rounding about
-    6e-8 relative, |f0| <= 3 here); a misplaced or unscaled weight is off by O(1)."""
-    from simulations import generate
-    from simulations.structure import place_at_truth
-
+    structure the truth's. Tolerance 1e-5: ``f0`` is stored in float32 (|f0| <= 0.22 here,
+    so rounding below 2e-8); a misplaced, unscaled or missing weight or bias moves it by
+    1e-2 or more (measured on such mutations of ``place_at_truth``)."""
     g = torch.Generator().manual_seed(1)
     weights = {
         "W1": torch.randn(2, 3, generator=g).numpy(), "b1": torch.randn(2, generator=g).numpy(),
@@ -254,5 +254,6 @@ def test_a_student_placed_at_the_truth_computes_f0(prior):
     f = model.mean_function(data.x_test)
     assert (f - data.f_test.to(D)).abs().max() < 1e-5
     assert [k.sum(-1).tolist() for k in model.kept().nodes] == [[2, 2], [1, 1]]
-    with pytest.raises(ValueError, match="hidden layers"):
-        place_at_truth(BayesianMLP(ModelConfig(p=6, hidden=(4,)), [5, 6], n=64), data.truth)
+    for narrow in [(4,), (1, 3)]:
+        with pytest.raises(InvalidParameterError, match="truth: must be a teacher of"):
+            place_at_truth(BayesianMLP(ModelConfig(p=6, hidden=narrow), [5, 6], n=64), data.truth)
