@@ -1,0 +1,66 @@
+"""The benchmarks' cells on tiny budgets: each runs and its row says what it claims.
+
+The benchmarks measure quality and speed (their figures are in ``benchmarks/RESULTS.md``,
+never asserted here); these tests keep their code working as the engine changes, and check
+the one property of each row that a tiny budget already decides.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(autouse=True)
+def _benchmarks_importable(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+
+
+def test_recovery_cell_reports_every_field():
+    import bench_recovery
+
+    settings = (("train", "search", False),)
+    row = bench_recovery.run_cell("relu_p20", "ss-gl", 256, 2, 300, 1, settings)
+    assert row["true"] == (4, 3)
+    assert 0.0 <= row["exact"] <= 1.0 and row["steps"] <= 300
+    assert len(row["over"]) == len(row["under"]) == 2
+    assert math.isfinite(row["rmse"]) and math.isfinite(row["neg_elbo"])
+    assert "| relu_p20 (4, 3) | ss-gl | 256 |" in bench_recovery.markdown([row])
+
+
+def test_optimum_cell_prices_the_removal_of_a_true_node(monkeypatch):
+    import bench_optimum
+
+    monkeypatch.setattr(bench_optimum, "PLACE", ((30, 1e-3),))
+    monkeypatch.setattr(bench_optimum, "MOVE", ((30, 1e-3),))
+    row = bench_optimum.run_cell("relu_p20", "ss-gl", 512, 2)
+    # Each true node of relu_p20 carries at least a fifth of its layer's share of Var f0
+    # (docs/designs.md): about 512 * 0.05 / (2 * 0.25) = 51 nats, which 30 steps at
+    # lr 1e-3 cannot win back.
+    for layer in (1, 2):
+        assert min(row[f"remove_{layer}"]) > 0, row
+        assert all(math.isfinite(v) for v in row[f"add_{layer}"])
+    assert bench_optimum.markdown([row]).splitlines()[-1].startswith("| relu_p20 (4, 3) | ss-gl |")
+
+
+def test_engine_benchmark_times_whole_epochs():
+    import bench_engine
+
+    w = bench_engine.workload("W2")
+    x, y = bench_engine.make_data(w, 2)
+    timing = bench_engine.timed_fit(w, "ss-gl", 2, x, y, steps=3)
+    # Two warm-up steps, then whole epochs of n / batch = 4 minibatches.
+    assert timing["steps"] == 2 + 2048 // 512
+    assert timing["step_s"] > 0 and timing["rate"] == pytest.approx(2 / timing["step_s"])
+
+
+def test_theory_benchmark_times_every_configuration():
+    import bench_theory
+
+    rows = bench_theory.run(repeat=1)
+    assert len(rows) == 3 * 2 * len(bench_theory.ARCHITECTURES) + 1
+    assert all(0 < r["min_ms"] <= r["median_ms"] for r in rows)
