@@ -47,6 +47,20 @@ def test_optimum_cell_prices_the_removal_of_a_true_node(monkeypatch):
     assert bench_optimum.markdown([row]).splitlines()[-1].startswith("| relu_p20 (4, 3) | ss-gl |")
 
 
+def test_reach_cell_starts_the_placed_arm_at_the_teacher(monkeypatch):
+    import bench_reach
+
+    monkeypatch.setattr(bench_reach, "SCHEDULE", ((30, 1e-3),))
+    row = bench_reach.run_cell("relu_p20", 512, 2)
+    # The placed arm starts at f0 exactly (float32 rounding); 30 Adam steps of lr 1e-3
+    # move each weight by at most about 0.03, far from the random arms' distance to f0
+    # (Var f0 = 1).
+    assert max(row["rmse placed"]) < 0.1
+    assert min(row["rmse random, truth widths"]) > 0.3
+    assert all(g > 0 for g in row["gap random, truth widths"])
+    assert row["gap placed"] == [0.0, 0.0]
+
+
 def test_engine_benchmark_times_whole_epochs():
     import bench_engine
 
