@@ -5,7 +5,7 @@ prints the ``RESULTS.md`` table; ``--csv FILE`` keeps one row per cell). For eac
 truth of ``bench_recovery.PANEL`` and ``n``; the panel's data, ``R`` replicates), plain
 least-squares networks, with no prior and no weight noise, see only the truth's relevant
 inputs (an oracle screening) and are trained by Adam on minibatches of 512 (``SCHEDULE``,
-the same for every arm, all replicates and arms as one batch) in three arms:
+the same for every arm, an arm's replicates as one batch) in three arms:
 
 * ``placed``: the student's widths, started at the teacher (its weights and biases, zero
   beyond its nodes);
