@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import statistics
 import time
 
 from bench_recovery import PANEL, SEED, generate_truth, run_cells
@@ -135,10 +136,8 @@ def run_cell(truth: str, n: int, replicates: int) -> dict:
 
 def _spread(values, digits: int) -> str:
     """``median (min to max)``."""
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    median = (ordered[mid] + ordered[~mid]) / 2
-    return f"{median:.{digits}f} ({ordered[0]:.{digits}f} to {ordered[-1]:.{digits}f})"
+    median = statistics.median(values)
+    return f"{median:.{digits}f} ({min(values):.{digits}f} to {max(values):.{digits}f})"
 
 
 def markdown(rows: list[dict]) -> str:
