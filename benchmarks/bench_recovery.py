@@ -24,7 +24,9 @@ default is five starts in an ``"auto"`` run);
 ``--set model.FIELD=VALUE`` or ``--set train.FIELD=VALUE`` (repeatable; ``VALUE`` is read
 as JSON, else kept as a string) changes one option of ``ModelConfig`` or ``TrainConfig``,
 so that a candidate protocol is measured on the same cells as the defaults;
-``model.hidden`` changes the student's widths (one per layer of the truth) on the same data.
+``model.hidden`` changes the student's widths (one per layer of the truth) on the same data;
+``train.convergence`` takes a JSON object of ``ConvergenceRule`` options, e.g.
+``train.convergence={"tolerance": 2.5e-4}``.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def parse_setting(text: str) -> tuple[str, str, object]:
             f"--set {text!r}: expected model.FIELD=VALUE or train.FIELD=VALUE"
         )
     from simulations import ModelConfig, TrainConfig
+    from simulations.convergence import ConvergenceRule
 
     options = {
         f.name for f in dataclasses.fields(ModelConfig if section == "model" else TrainConfig)
@@ -122,6 +125,17 @@ def parse_setting(text: str) -> tuple[str, str, object]:
         raise argparse.ArgumentTypeError(
             f"--set {text!r}: model.hidden must be a JSON list of integers >= 1, e.g. [32, 32]"
         )
+    if field == "convergence":
+        rule = {f.name for f in dataclasses.fields(ConvergenceRule)}
+        if not (isinstance(value, dict) and set(value) <= rule):
+            raise argparse.ArgumentTypeError(
+                f"--set {text!r}: train.convergence must be a JSON object of ConvergenceRule "
+                f'options ({", ".join(sorted(rule))}), e.g. {{"tolerance": 2.5e-4}}'
+            )
+        try:
+            value = ConvergenceRule(**value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"--set {text!r}: {exc}") from None
     return section, field, value
 
 

@@ -78,3 +78,18 @@ def test_theory_benchmark_times_every_configuration():
     rows = bench_theory.run(repeat=1)
     assert len(rows) == 3 * 2 * len(bench_theory.ARCHITECTURES) + 1
     assert all(0 < r["min_ms"] <= r["median_ms"] for r in rows)
+
+
+def test_recovery_setting_takes_a_convergence_rule():
+    import argparse
+
+    import bench_recovery
+
+    from simulations.convergence import ConvergenceRule
+
+    section, field, rule = bench_recovery.parse_setting('train.convergence={"tolerance": 2.5e-4}')
+    assert (section, field, rule) == ("train", "convergence", ConvergenceRule(tolerance=2.5e-4))
+    for bad in ('train.convergence={"tol": 1}', "train.convergence=3",
+                'train.convergence={"tolerance": -1}'):  # fmt: skip
+        with pytest.raises(argparse.ArgumentTypeError, match="convergence"):
+            bench_recovery.parse_setting(bad)
