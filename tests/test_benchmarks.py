@@ -89,7 +89,8 @@ def test_recovery_setting_takes_a_convergence_rule():
 
     section, field, rule = bench_recovery.parse_setting('train.convergence={"tolerance": 2.5e-4}')
     assert (section, field, rule) == ("train", "convergence", ConvergenceRule(tolerance=2.5e-4))
-    for bad in ('train.convergence={"tol": 1}', "train.convergence=3",
-                'train.convergence={"tolerance": -1}'):  # fmt: skip
-        with pytest.raises(argparse.ArgumentTypeError, match="convergence"):
+    for bad, says in (('train.convergence={"tol": 1}', "unexpected keyword argument 'tol'"),
+                      ("train.convergence=3", "must be a JSON object"),
+                      ('train.convergence={"tolerance": -1}', "a finite number >= 0")):  # fmt: skip
+        with pytest.raises(argparse.ArgumentTypeError, match=says):
             bench_recovery.parse_setting(bad)
