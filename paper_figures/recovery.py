@@ -132,7 +132,7 @@ def trajectories(results: Any, *, n: int | None = None, points: int = 100) -> di
 
     spec = results.spec
     size = max(spec.n) if n is None else n
-    every = max(1, spec.train_config().total_steps // points)
+    every = max(1, spec.train_config().at_n(size).total_steps // points)
     out = {}
     for cell in expand(spec):
         if cell.n == size and cell.student == spec.students[0]:

@@ -5,7 +5,7 @@ the inclusion probabilities *during* training (notebook 03) and the inference la
 compacted network (notebook 04). :func:`refit` rebuilds a cell exactly as
 :func:`simulations.study.run_cell` trains it, through the public API and with the cell's own
 seeds: ``cell.generate_data()``, ``cell.build_model()`` (the calls ``run_cell`` makes),
-``fit(model, x, y, cell.spec.train_config())``. Training is deterministic on the CPU, so with the
+``fit(model, x, y, cell.train_config)``. Training is deterministic on the CPU, so with the
 same engine the refit is the stored fit, number for number; :func:`check_stored` checks the
 part the figures depend on (kept nodes and kept inputs of every replicate equal the stored
 ones), and the figures refuse a refit that differs.
@@ -152,7 +152,7 @@ def refit(cell: Any, *, record_every: int | None = None, device: str = "cpu") ->
         model,
         data.x_train,
         data.y_train,
-        cell.spec.train_config(),
+        cell.train_config,
         progress=progress if record_every is not None else None,
     )
     trajectory = None

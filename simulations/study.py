@@ -137,8 +137,8 @@ class Cell:
 
     @property
     def train_config(self) -> TrainConfig:
-        """The study's training configuration (built once, when the spec was read)."""
-        return self.spec.train_config()
+        """The study's training configuration at the cell's ``n`` (``TrainConfig.at_n``)."""
+        return self.spec.train_config().at_n(self.n)
 
     @functools.cached_property
     def cell_id(self) -> str:
@@ -606,9 +606,8 @@ def _run_locked(
     )
 
     def run_with_bar(cell: Cell) -> pd.DataFrame:
-        steps = spec.train_config().total_steps  # the same for every cell
         with tqdm(
-            total=steps,
+            total=cell.train_config.total_steps,
             desc=cell.label,
             unit="step",
             leave=False,

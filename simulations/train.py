@@ -66,7 +66,15 @@ from ssbnn_theory.enums import parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import is_integer
 
-__all__ = ["FitReport", "NonFiniteError", "Optimizer", "TrainConfig", "fit", "restart_seeds"]
+__all__ = [
+    "FitReport",
+    "NonFiniteError",
+    "Optimizer",
+    "TrainConfig",
+    "auto_budget",
+    "fit",
+    "restart_seeds",
+]
 
 _CHECKPOINT_FORMAT = "ssbnn-fit-checkpoint/7"
 # KL warm-up steps of an "auto" run's relaxed phase (TrainConfig.kl_warmup_steps).
@@ -75,6 +83,12 @@ _AUTO_WARMUP = 2000
 _AUTO_DENSE = 6000
 # Starts per replicate of an "auto" run (TrainConfig.restarts).
 _AUTO_RESTARTS = 5
+# The "auto" budget (TrainConfig.max_steps and trial_steps left at None, auto_budget): the
+# cap and the removal trials' arm length up to n = _AUTO_BUDGET_N observations, each growing
+# by half the cap and by one arm length per doubling of n above it.
+_AUTO_CAP = 36_000
+_AUTO_ARMS = 1000
+_AUTO_BUDGET_N = 8192
 # Rows per minibatch of batch_size = "auto" (every row when n is at most this).
 _AUTO_BATCH = 512
 _BATCH_WORDS = ("auto", "full")
@@ -111,6 +125,16 @@ class NonFiniteError(FloatingPointError):
         super().__init__(f"non-finite {what} in replicate {replicate} at step {step}")
 
 
+def auto_budget(n: int) -> tuple[int, int]:
+    """``(max_steps, trial_steps)`` of an ``"auto"`` run on ``n`` observations by default:
+    ``(36000, 1000)`` up to ``n = 8192``, then ``36000 (1 + d / 2)`` and ``1000 (1 + d)``
+    with ``d = log2(n / 8192)`` doublings, rounded to whole steps. The recovery benchmark's
+    fits at ``n = 32768`` reach a lower negative ELBO and fewer extra nodes with 3,000-step
+    arms and a 72,000-step cap (``docs/engine.md``, "The budget grows with n")."""
+    doublings = max(0.0, math.log2(n / _AUTO_BUDGET_N))
+    return round(_AUTO_CAP * (1 + doublings / 2)), round(_AUTO_ARMS * (1 + doublings))
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Options of :func:`fit`.
@@ -126,13 +150,15 @@ class TrainConfig:
         together. A replicate that reaches it stops (status ``"max_steps"``) while the others
         go on, so a replicate's fit does not depend on the others'; the batch's own step
         count can pass it, since the dense and relaxed phases last until their last
-        replicate stops.
+        replicate stops. ``None`` (the default): by the number of observations ``n``,
+        36,000 up to ``n = 8192`` and 18,000 more per doubling of ``n`` above it
+        (:func:`auto_budget`, resolved by :meth:`at_n` when :func:`fit` starts).
     dense_steps
         ``"auto"`` runs: steps of the dense phase, which trains every node (the indicators
         held at 1, full KL weight) before the relaxed phase, so that pruning starts from a
         dense fit (``docs/engine.md``). ``None`` (the default): 6,000 in an ``"auto"`` run
-        (``max_steps // 6`` when that is less); 0 (none) with a fixed number of steps, which
-        only accepts 0.
+        (``max_steps // 6`` when that is less, 36,000 standing for a ``max_steps`` of
+        ``None``); 0 (none) with a fixed number of steps, which only accepts 0.
     prune_every
         ``"auto"`` runs: steps of a pruning round, the training between two indicator
         passes while the passes still switch nodes. The relaxed phase takes at most
@@ -140,7 +166,9 @@ class TrainConfig:
     trial_steps
         ``"auto"`` runs: steps of each arm of a removal trial (the control arm and the arm
         without the node), at the learning rate ``lr``: long enough for the nodes that stay
-        to take over the removed node's work (``docs/engine.md``, "Trial arms").
+        to take over the removed node's work (``docs/engine.md``, "Trial arms"). ``None``
+        (the default): by ``n``, 1,000 up to ``n = 8192`` and 1,000 more per doubling of
+        ``n`` above it (:func:`auto_budget`).
     trial_misses
         ``"auto"`` runs: rejected removal trials in a row after which a replicate leaves
         the trials.
@@ -224,10 +252,10 @@ class TrainConfig:
     """
 
     steps: int | str = "auto"
-    max_steps: int = 36_000
+    max_steps: int | None = None
     dense_steps: int | None = None
     prune_every: int = 1000
-    trial_steps: int = 1000
+    trial_steps: int | None = None
     trial_misses: int = 3
     batch_size: int | str | None = None
     shuffle: Shuffle | str = Shuffle.EPOCH
@@ -256,27 +284,31 @@ class TrainConfig:
         if self.restarts is None:
             object.__setattr__(self, "restarts", _AUTO_RESTARTS if self.steps == "auto" else 1)
         for name, low in (
-            ("max_steps", 2), ("prune_every", 1), ("trial_steps", 1), ("trial_misses", 1),
-            ("finetune_steps", 0),
+            ("prune_every", 1), ("trial_misses", 1), ("finetune_steps", 0),
             ("checkpoint_every", 1), ("log_every", 1), ("restarts", 1),
         ):  # fmt: skip
             if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
+        for name, low in (("max_steps", 2), ("trial_steps", 1)):
+            if getattr(self, name) is not None and not is_integer(getattr(self, name), low):
+                allowed = f"an integer >= {low} or None"
+                raise InvalidParameterError(name, allowed, getattr(self, name))
+        cap = _AUTO_CAP if self.max_steps is None else self.max_steps  # the least cap of None
         if self.kl_warmup_steps is None:
             object.__setattr__(self, "kl_warmup_steps", _AUTO_WARMUP if self.steps == "auto" else 0)
         elif not is_integer(self.kl_warmup_steps, 0):
             allowed = "an integer >= 0 or None"
             raise InvalidParameterError("kl_warmup_steps", allowed, self.kl_warmup_steps)
         if self.dense_steps is None:
-            dense = min(_AUTO_DENSE, self.max_steps // 6) if self.steps == "auto" else 0
+            dense = min(_AUTO_DENSE, cap // 6) if self.steps == "auto" else 0
             object.__setattr__(self, "dense_steps", dense)
         elif not is_integer(self.dense_steps, 0):
             raise InvalidParameterError("dense_steps", "an integer >= 0 or None", self.dense_steps)
         if self.steps != "auto" and self.dense_steps:
             allowed = "0 with an integer number of steps (the dense phase is part of 'auto')"
             raise InvalidParameterError("dense_steps", allowed, self.dense_steps)
-        if self.dense_steps >= self.max_steps // 2:
-            allowed = f"an integer below max_steps // 2 = {self.max_steps // 2}"
+        if self.dense_steps >= cap // 2:
+            allowed = f"an integer below max_steps // 2 = {cap // 2}"
             raise InvalidParameterError("dense_steps", allowed, self.dense_steps)
         if self.steps == "auto" and self.finetune_steps:
             allowed = "0 with steps = 'auto' (its fine-tuning runs until convergence)"
@@ -333,10 +365,26 @@ class TrainConfig:
 
     @property
     def total_steps(self) -> int:
-        """``steps + finetune_steps``, or ``max_steps`` (the cap) of an ``"auto"`` run."""
+        """``steps + finetune_steps``, or ``max_steps`` (the cap) of an ``"auto"`` run
+        (resolved: :meth:`at_n`)."""
         if self.steps == "auto":
+            if self.max_steps is None:
+                raise ValueError("max_steps is None until resolved for n: use at_n(n)")
             return self.max_steps
         return self.steps + self.finetune_steps
+
+    def at_n(self, n: int) -> TrainConfig:
+        """These options for ``n`` observations: ``max_steps`` and ``trial_steps`` left at
+        ``None`` take :func:`auto_budget` of ``n`` in an ``"auto"`` run, and its values
+        at ``n <= 8192`` with a fixed number of steps (which uses neither)."""
+        if not is_integer(n, 1):
+            raise InvalidParameterError("n", "an integer >= 1", n)
+        cap, arms = auto_budget(n if self.steps == "auto" else 1)
+        return replace(
+            self,
+            max_steps=cap if self.max_steps is None else self.max_steps,
+            trial_steps=arms if self.trial_steps is None else self.trial_steps,
+        )
 
     def batch_rows(self, n: int) -> int:
         """Rows ``B`` of each step's minibatch for ``n`` observations (see ``batch_size``)."""
@@ -675,6 +723,8 @@ def fit(
         raise InvalidParameterError("model", "a BayesianMLP", type(model).__name__)
     if not isinstance(config, TrainConfig):
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
+    x, y, n = _validate_data(model, x, y)
+    config = config.at_n(n)
     if config.screen_inputs:
         report = _fit_screened(model, x, y, config, checkpoint, progress)
     elif config.restarts == 1:
@@ -684,7 +734,6 @@ def fit(
     if config.steps != "auto" or not (config.indicator_pass and config.search):
         return report
     started = time.perf_counter()
-    x, y, _ = _validate_data(model, x, y)
     report = removal_search(model, x, y, config, report, _train_arms)
     wall = report.wall_s + time.perf_counter() - started
     rate = float(report.steps_taken.sum()) / wall if wall > 0 else float("nan")

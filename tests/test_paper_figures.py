@@ -258,7 +258,7 @@ def test_refit_reproduces_the_stored_cell_and_records_trajectories(results_root:
     cell = expand(results.spec)[-1]
     fitted = refit(cell, record_every=7)
     run = fitted.trajectory
-    total = results.spec.train_config().total_steps
+    total = cell.train_config.total_steps
     np.testing.assert_array_equal(run.steps, [0, 7, 14, total])
     assert [a.shape for a in run.nodes] == [
         (4, results.spec.replicates, k) for k in cell.student.hidden

@@ -14,7 +14,7 @@ from simulations.convergence import ConvergenceRule
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.relaxed import TemperatureSchedule
 from simulations.structure import ElboEstimate
-from simulations.train import FitReport, NonFiniteError, TrainConfig, fit
+from simulations.train import FitReport, NonFiniteError, TrainConfig, auto_budget, fit
 from ssbnn_theory.errors import InvalidParameterError
 
 D = torch.float64
@@ -586,6 +586,47 @@ def test_dense_phase_holds_every_node_on():
     assert not torch.equal(model.layers[0].mu.detach(), mu)
     assert TrainConfig().dense_steps == 6000 and TrainConfig(max_steps=600).dense_steps == 100
     assert TrainConfig(steps=10).dense_steps == 0
+
+
+def test_auto_budget_is_the_base_budget_up_to_8192_and_grows_per_doubling_above():
+    """Up to n = 8192 an "auto" run keeps a 36,000-step cap and 1,000-step arms; each
+    doubling of n above adds 18,000 and 1,000 (continuous in n: log2, rounded)."""
+    assert [auto_budget(n) for n in (1, 512, 8192)] == [(36_000, 1000)] * 3
+    assert auto_budget(16_384) == (54_000, 2000) and auto_budget(32_768) == (72_000, 3000)
+    assert auto_budget(8193) == (36_003, 1000) and auto_budget(65_536) == (90_000, 4000)
+    caps = [auto_budget(n) for n in range(8000, 40_000, 997)]
+    assert caps == sorted(caps)  # non-decreasing in n
+    config = TrainConfig()
+    assert config.max_steps is None and config.trial_steps is None
+    resolved = config.at_n(32_768)
+    assert (resolved.max_steps, resolved.trial_steps) == (72_000, 3000)
+    assert resolved.total_steps == 72_000 and resolved.dense_steps == 6000
+    given = TrainConfig(max_steps=5000, trial_steps=7).at_n(32_768)
+    assert (given.max_steps, given.trial_steps) == (5000, 7)  # what the user gave stays
+    fixed = TrainConfig(steps=10).at_n(32_768)  # uses neither: the base values
+    assert (fixed.max_steps, fixed.trial_steps, fixed.total_steps) == (36_000, 1000, 10)
+    with pytest.raises(ValueError, match="at_n"):
+        _ = config.total_steps
+    with pytest.raises(InvalidParameterError) as err:
+        config.at_n(0)
+    assert err.value.field == "n"
+
+
+@pytest.mark.parametrize(("n", "cap"), [(80, 36_000), (16_384, 54_000)])
+def test_fit_resolves_the_budget_from_the_data(n, cap):
+    """``fit`` runs an "auto" config with ``max_steps = None`` under the cap of its data's
+    n (``progress`` reports it as the total; the fit is interrupted at its first step)."""
+    x, y = data(1, n=n)
+    totals = []
+
+    def first_step(step, total):
+        totals.append(total)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        model = BayesianMLP(config("ss-gl"), [1], dtype=D)
+        fit(model, x, y, replace(AUTO, max_steps=None), progress=first_step)
+    assert totals == [cap]
 
 
 def test_auto_runs_default_to_five_starts():
