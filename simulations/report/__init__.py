@@ -22,10 +22,12 @@ files); this package re-exports their public names.
 
 Failed replicates (``status == "failed"``: a diverged fit, NaN metrics) are
 counted but left out of every mean, slope and recovery share; replicates that
-reached ``max_steps`` without converging are kept and their cells marked.
+reached ``max_steps`` without converging are kept and their cells marked (in the tables'
+``not converged`` column; in the figures by a ring around the cell's mean, with the
+training budget in the title, :func:`training_note`).
 """
 
-from simulations.report.figures import contraction_figure, nodes_figure
+from simulations.report.figures import capped_cells, contraction_figure, nodes_figure, training_note
 from simulations.report.statistics import Slope, loglog_slope, theory_constant
 from simulations.report.tables import (
     GROUP,
@@ -58,6 +60,7 @@ __all__ = [
     "Report",
     "Slope",
     "build_report",
+    "capped_cells",
     "contraction_figure",
     "contraction_markdown",
     "format_markdown",
@@ -75,6 +78,7 @@ __all__ = [
     "structure_markdown",
     "summary_table",
     "theory_constant",
+    "training_note",
     "with_labels",
     "write_report",
 ]

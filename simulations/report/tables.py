@@ -16,6 +16,7 @@ from ssbnn_theory.errors import InvalidParameterError
 
 __all__ = [
     "GROUP",
+    "TRAINING",
     "build_report",
     "has_contraction",
     "hidden_label",
@@ -31,6 +32,9 @@ __all__ = [
 
 GROUP = ("design", "prior", "hidden", "n")
 """Columns that identify a row of the summary: one cell of the study."""
+
+TRAINING = ("steps", "status")
+"""A replicate's training: the steps it took and how it ended (``"max_steps"``: at its cap)."""
 
 
 def hidden_label(hidden: Sequence[int]) -> str:
@@ -186,7 +190,8 @@ def slope_table(table: pd.DataFrame, *, boot: int = 2000, seed: int = 0) -> pd.D
 def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, replicate, hidden layer): ``kept`` and ``true`` nodes of the layer.
 
-    ``true`` is NaN when the truth is not a network of the student's depth.
+    ``true`` is NaN when the truth is not a network of the student's depth; ``steps`` and
+    ``status`` are the replicate's training (missing from tables without them).
     """
     rows = []
     for _, row in with_labels(usable_rows(table)).iterrows():
@@ -204,9 +209,11 @@ def recovery_long(table: pd.DataFrame) -> pd.DataFrame:
                     "layer": layer,
                     "kept": int(k),
                     "true": math.nan if true is None else int(true[layer - 1]),
+                    **{c: row[c] for c in TRAINING if c in row.index},
                 }
             )
-    columns = [*GROUP, "prior_family", "replicate", "layer", "kept", "true"]
+    training = [c for c in TRAINING if c in table]
+    columns = [*GROUP, "prior_family", "replicate", "layer", "kept", "true", *training]
     return ordered(pd.DataFrame(rows, columns=columns))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,6 +273,46 @@ def test_failed_replicates_are_counted_and_left_out_unconverged_ones_marked():
     text = contraction_markdown(summary)
     assert "| 2 (+1 failed) |" in text and "| not converged |" in text and "| 1 of 3 |" in text
     assert replicate_notes(table.drop(columns="status")) == []
+
+
+def test_figures_ring_the_cells_at_the_step_cap_and_give_the_training_budget(monkeypatch):
+    """One replicate at its cap (SS-GL, n = 1024): its cell's mean is ringed in both figures,
+    no other; the titles give the steps' range and the count at the cap."""
+    from simulations.report import (
+        contraction_figure,
+        nodes_figure,
+        recovery_long,
+        training_note,
+        with_labels,
+    )
+    from ssbnn_theory import style
+
+    table = _synthetic_table(replicates=2)
+    table["status"] = "converged"
+    table["steps"] = 36_000
+    capped = (table["prior"] == "ss-gl") & (table["n"] == 1024) & (table["replicate"] == 1)
+    table.loc[capped, ["status", "steps"]] = ["max_steps", 72_000]
+    table.loc[table.index[0], "steps"] = 18_800
+    note = "training: 18,800 to 72,000 steps per replicate until convergence; 1 of 20 stopped"
+    assert training_note(table).startswith(note)
+    drawn = []
+    monkeypatch.setattr(style, "save_png_pdf", lambda fig, stem: drawn.append(fig) or [])
+    labelled = with_labels(table)
+    contraction_figure(labelled, slope_table(table, boot=100), Path("unused"))
+    nodes_figure(recovery_long(table), Path("unused"))
+    for fig in drawn:
+        assert note in fig._suptitle.get_text()
+        for ax in fig.axes:
+            rings = [
+                c.get_offsets()
+                for c in ax.collections
+                if len(c.get_facecolors()) == 0 and len(c.get_offsets())
+            ]
+            assert len(rings) == 1 and len(rings[0]) == 1, rings  # one ring, one cell
+            assert 1024 * 0.8 < rings[0][0][0] < 1024 * 1.25  # at n = 1024 (dodged)
+    fixed = table.assign(status="fixed", steps=3000)
+    assert training_note(fixed) == "training: 3,000 steps per replicate (fixed)"
+    assert training_note(table.drop(columns=["status", "steps"])) is None
 
 
 # --------------------------------------------------------------------------- the schema
