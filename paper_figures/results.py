@@ -196,8 +196,14 @@ class StudyResults:
 
     @property
     def command(self) -> str:
-        """The ``ssbnn simulate`` command that (re)runs this study into its folder."""
-        return f"ssbnn simulate {_shown(self.spec_path)} --out {_shown(self.folder)}"
+        """The ``ssbnn simulate`` command that (re)runs this study into its folder; for the
+        committed reference results, into a folder ``DIR`` of the user's and then the
+        consolidated table (the committed folder holds the table, not the cells)."""
+        spec = _shown(self.spec_path)
+        if self.folder == REFERENCE:
+            table = _shown(self.spec_path.with_suffix(".csv"))
+            return f"ssbnn simulate {spec} --out DIR && ssbnn results DIR --csv {table}"
+        return f"ssbnn simulate {spec} --out {_shown(self.folder)}"
 
 
 def _shown(path: Path) -> str:

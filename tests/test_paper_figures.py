@@ -74,6 +74,10 @@ def test_full_size_without_stored_results_uses_the_committed_reference(
     results = obtain("contraction", Size.FULL, results=results_root, run=False)
     assert results.size is Size.FULL and results.folder == REFERENCE
     assert "committed reference results" in results.note
+    assert results.command == (  # the committed folder is not a study folder to write into
+        "ssbnn simulate paper_figures/reference/relu_teacher.toml --out DIR"
+        " && ssbnn results DIR --csv paper_figures/reference/relu_teacher.csv"
+    )
     assert results.cells_done == results.cells_total
     assert results.table["hidden"].map(lambda h: h == [16, 16]).all()
     assert set(results.table["n"]) == set(results.spec.n)
