@@ -132,10 +132,10 @@ def trajectories(results: Any, *, n: int | None = None, points: int = 100) -> di
 
     spec = results.spec
     size = max(spec.n) if n is None else n
-    every = max(1, spec.train_config().at_n(size).total_steps // points)
     out = {}
     for cell in expand(spec):
         if cell.n == size and cell.student == spec.students[0]:
+            every = max(1, cell.train_config.total_steps // points)
             fitted = refit(cell, record_every=every)
             check_stored(fitted, results.table)
             out[cell.prior.label] = fitted
