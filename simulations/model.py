@@ -134,7 +134,10 @@ class ModelConfig:
     inclusion_init
         Initial inclusion probability of every indicator (reference 0.99).
     rho_init
-        Initial ``rho`` of every Gaussian variational factor, ``sd = softplus(rho)`` (reference -6).
+        Initial ``rho`` of the Gaussian variational factors, ``sd = softplus(rho)``
+        (reference -6): one number for every layer, or one per weight layer, the ``L``
+        hidden layers' then the output's (``L + 1``; :attr:`rho_inits`). A layer's
+        number serves all its factors (weights, biases, and the slab's scales).
     temperature
         Concrete temperature of the relaxed indicators (reference 0.5); a
         :class:`simulations.relaxed.TemperatureSchedule` in ``TrainConfig`` overrides it.
@@ -161,7 +164,7 @@ class ModelConfig:
     input_spike: bool = False
     input_inclusion: float | None = None
     inclusion_init: float = 0.99
-    rho_init: float = -6.0
+    rho_init: float | tuple[float, ...] = -6.0
     temperature: float = 0.5
     straight_through: bool = True
 
@@ -240,8 +243,17 @@ class ModelConfig:
             raise InvalidParameterError(
                 "inclusion_init", "a probability in (0, 1)", self.inclusion_init
             )
-        if not _is_number(self.rho_init) or not math.isfinite(self.rho_init):
-            raise InvalidParameterError("rho_init", "a finite number", self.rho_init)
+        if isinstance(self.rho_init, list | tuple | np.ndarray):
+            if len(self.rho_init) != depth + 1:
+                allowed = f"one number or one per weight layer ({depth} hidden + 1 output)"
+                raise InvalidParameterError("rho_init", allowed, self.rho_init)
+            for i, v in enumerate(self.rho_init):
+                if not _is_number(v) or not math.isfinite(v):
+                    raise InvalidParameterError(f"rho_init[{i}]", "a finite number", v)
+            setter(self, "rho_init", tuple(float(v) for v in self.rho_init))
+        elif not _is_number(self.rho_init) or not math.isfinite(self.rho_init):
+            allowed = "a finite number, or one per weight layer"
+            raise InvalidParameterError("rho_init", allowed, self.rho_init)
         for name in ("input_spike", "straight_through"):
             if not isinstance(getattr(self, name), bool | np.bool_):
                 raise InvalidParameterError(name, "true or false (a boolean)", getattr(self, name))
@@ -251,6 +263,13 @@ class ModelConfig:
     def depth(self) -> int:
         """Number of hidden layers ``L``."""
         return len(self.hidden)
+
+    @property
+    def rho_inits(self) -> tuple[float, ...]:
+        """Initial ``rho`` of each weight layer: the ``L`` hidden layers', then the output's."""
+        if isinstance(self.rho_init, tuple):
+            return self.rho_init
+        return (float(self.rho_init),) * (self.depth + 1)
 
     def inclusion_probs(self, n: int | None = None) -> tuple[float, ...]:
         """Prior inclusion probabilities ``lambda_1..lambda_L`` (``"reference"`` and
@@ -351,7 +370,7 @@ class BayesianMLP(nn.Module):
         init_gens = replicate_generators([stream_seed(s, "init") for s in seeds], device)
         self.generators = replicate_generators([stream_seed(s, "noise") for s in seeds], device)
         kw = {"dtype": dtype, "device": device}
-        common = {"sigma_0": config.sigma_0, "rho_init": config.rho_init, **kw}
+        common = {"sigma_0": config.sigma_0, **kw}
         spike = {
             "inclusion_init": config.inclusion_init,
             "straight_through": config.straight_through,
@@ -360,18 +379,20 @@ class BayesianMLP(nn.Module):
         widths = (config.p, *config.hidden)
         for i, prior in enumerate(config.prior):
             size = (widths[i], widths[i + 1], init_gens)
+            own = {"rho_init": config.rho_inits[i], **common}
             if prior.is_node_sparse:
                 names = scale_factor_class(prior).hyperparameters
                 hyper = {name: getattr(config, name) for name in names}
                 layer = NodeSpikeSlabLinear(
-                    *size, slab=prior, prior_inclusion=inclusion[i], **hyper, **spike, **common
+                    *size, slab=prior, prior_inclusion=inclusion[i], **hyper, **spike, **own
                 )
             elif prior is Prior.EDGE_SS:
-                layer = EdgeSpikeSlabLinear(*size, prior_inclusion=inclusion[i], **spike, **common)
+                layer = EdgeSpikeSlabLinear(*size, prior_inclusion=inclusion[i], **spike, **own)
             else:
-                layer = MeanFieldLinear(*size, **common)
+                layer = MeanFieldLinear(*size, **own)
             layers.append(layer)
-        layers.append(MeanFieldLinear(widths[-1], config.outputs, init_gens, **common))
+        out = {"rho_init": config.rho_inits[-1], **common}
+        layers.append(MeanFieldLinear(widths[-1], config.outputs, init_gens, **out))
         self.layers = nn.ModuleList(layers)
         self.input_spike = None
         if config.input_spike:

@@ -10,7 +10,7 @@ as well (``ModelConfig(input_spike=True)``) finds the teacher's structure far mo
    values those of the model to fit);
 2. each replicate's hidden structure and values pass back to the model to fit
    (:func:`take_screened`); the first-layer weights on the inputs the spike dropped get
-   mean 0 and ``rho_init`` (gated by 0, they had drifted to their prior's spread);
+   mean 0 and the first layer's ``rho_init`` (gated by 0, they had drifted to their prior's spread);
 3. that model goes on from the rounds: a round until the rule holds (so that the weights
    on the dropped inputs find their values before a pass prices them), its indicator
    pass, rounds, removal trials, then the removal search (``simulations.train``).
@@ -48,7 +48,7 @@ def screening_model(model: BayesianMLP) -> BayesianMLP:
 def take_screened(screen: BayesianMLP, model: BayesianMLP) -> None:
     """``model`` takes the values and frozen hidden structure of the screened fit ``screen``;
     the first layer's weights on the inputs that ``screen`` dropped get mean 0 and
-    ``rho_init`` (the weights on kept inputs and the biases stay as fitted)."""
+    the first layer's ``rho_init`` (the weights on kept inputs and the biases stay as fitted)."""
     theirs = dict(screen.named_parameters())
     with torch.no_grad():
         for name, mine in model.named_parameters():
@@ -57,7 +57,7 @@ def take_screened(screen: BayesianMLP, model: BayesianMLP) -> None:
         dropped = torch.zeros_like(first.mu, dtype=torch.bool)  # [R, out, p + 1]
         dropped[..., : model.config.p] = ~screen.input_spike.kept().unsqueeze(-2)
         first.mu[dropped] = 0.0
-        first.rho[dropped] = model.config.rho_init
+        first.rho[dropped] = model.config.rho_inits[0]
     hidden = [i for i in screen._indicators() if i is not screen.input_spike.indicators]
     for mine, theirs_ in zip(model._indicators(), hidden, strict=True):
         mine.frozen_mask = None if theirs_.frozen_mask is None else theirs_.frozen_mask.clone()

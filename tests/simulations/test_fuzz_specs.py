@@ -249,7 +249,11 @@ WRONG: dict[tuple[str, ...], st.SearchStrategy] = {
     ("model", "straight_through"): _NOT_A_BOOL,
     ("model", "inclusion_init"): _PROBABILITY,
     ("model", "input_inclusion"): _PROBABILITY,
-    ("model", "rho_init"): _not_a_number(-50.0, 20.0),
+    ("model", "rho_init"): st.one_of(
+        _not_a_number(-50.0, 20.0),
+        st.lists(st.floats(-50.0, 20.0), min_size=0, max_size=2),  # [4, 3]: 3 weight layers
+        st.lists(_not_a_number(-50.0, 20.0), min_size=3, max_size=3),
+    ),
     ("model", "prior_inclusion"): st.one_of(
         _PROBABILITY.filter(lambda v: not isinstance(v, str | list)),
         st.sampled_from(["", "ref", "theroy", "0.5"]),

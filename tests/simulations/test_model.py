@@ -63,6 +63,9 @@ def set_theta(block, values):
         ({"input_inclusion": 1.5}, "input_inclusion"),
         ({"inclusion_init": 1.0}, "inclusion_init"),
         ({"rho_init": float("nan")}, "rho_init"),
+        ({"rho_init": (-3.0, -6.0)}, "rho_init"),
+        ({"rho_init": (-3.0, float("inf"), -6.0)}, "rho_init[1]"),
+        ({"rho_init": "-6"}, "rho_init"),
         ({"input_spike": "false"}, "input_spike"),
         ({"straight_through": "false"}, "straight_through"),
         ({"straight_through": 0}, "straight_through"),
@@ -81,6 +84,22 @@ def test_config_normalises_strings_and_broadcasts():
     assert config.prior == (Prior.SS_GL, Prior.SS_GL)
     assert config.prior_inclusion == (0.3, 0.3) and config.likelihood is Likelihood.GAUSSIAN
     assert ModelConfig(p=5, hidden=6).hidden == (6,)
+
+
+@pytest.mark.parametrize("prior", ["ss-gl", "ss-ghs", "ss-ig", "edge-ss", "dense"])
+def test_each_weight_layer_starts_at_its_own_rho(prior):
+    """Every Gaussian factor of a layer (weights, biases, slab scales) starts at that layer's
+    ``rho_init``; a list of equal numbers builds the model that one number builds."""
+    rhos = (-3.0, -6.0, -4.5)
+    model = build(prior, rho_init=rhos)
+    assert model.config.rho_inits == rhos
+    for layer, rho in zip(model.layers, rhos, strict=True):
+        spreads = [v for name, v in layer.named_parameters() if "rho" in name]
+        assert spreads and all((v == rho).all() for v in spreads), (layer, rho)
+    one, listed = build(prior, rho_init=-5.0), build(prior, rho_init=[-5.0] * 3)
+    assert one.config.rho_inits == (-5.0,) * 3
+    for (name, a), (_, b) in zip(one.named_parameters(), listed.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
 
 
 def test_reference_inclusion_probabilities_come_from_the_theory_package():

@@ -30,10 +30,11 @@ def test_the_screening_model_starts_from_the_models_values():
 
 def test_the_model_takes_the_screened_values_with_the_dropped_inputs_reset():
     """Every parameter comes over as fitted, but the first layer's weight means and ``rho``
-    on the inputs the spike dropped (per replicate), which start again at 0 and
-    ``rho_init``; the hidden masks come over, the input spike's does not."""
-    model = BayesianMLP(CFG, [3, 4], dtype=D)
-    screen = screening_model(BayesianMLP(CFG, [8, 9], dtype=D))
+    on the inputs the spike dropped (per replicate), which start again at 0 and the first
+    layer's ``rho_init``; the hidden masks come over, the input spike's does not."""
+    config = replace(CFG, rho_init=(-4.0, -6.0, -6.0))
+    model = BayesianMLP(config, [3, 4], dtype=D)
+    screen = screening_model(BayesianMLP(config, [8, 9], dtype=D))
     screen.freeze_masks()
     inputs = screen.input_spike.indicators
     inputs.frozen_mask = torch.ones(2, P, dtype=D)
@@ -51,7 +52,7 @@ def test_the_model_takes_the_screened_values_with_the_dropped_inputs_reset():
     dropped[0, :, [1, 3]] = True
     dropped[1, :, 2] = True
     first = model.layers[0]
-    assert (first.mu[dropped] == 0).all() and (first.rho[dropped] == CFG.rho_init).all()
+    assert (first.mu[dropped] == 0).all() and (first.rho[dropped] == -4.0).all()
     assert torch.equal(first.mu[~dropped], screen.layers[0].mu[~dropped])
     assert (first.rho[~dropped] == -2.0).all()
     for layer, source in zip(model.hidden_layers, screen.hidden_layers, strict=True):

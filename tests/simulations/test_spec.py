@@ -129,6 +129,12 @@ def test_prior_tables_architecture_lists_and_model_options():
     assert (config.likelihood, config.outputs, config.sigma_e) == (Likelihood.CATEGORICAL, 2, None)
 
 
+def test_a_list_of_initial_spreads_gives_each_weight_layer_its_own():
+    spec = parse_spec(_with(model__rho_init=[-3, -6.0, -6]))
+    config = spec.model_config(spec.priors[0], spec.students[0])
+    assert config.rho_init == config.rho_inits == (-3.0, -6.0, -6.0)
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -189,6 +195,14 @@ def test_prior_tables_architecture_lists_and_model_options():
         (
             _with(model__priors=[{"name": "ss-ghs", "slab_width": -2.0}]),
             r"^model\.priors\[0\]\.slab_width: must be",
+        ),
+        (
+            _with(model__rho_init=[-3.0, -60.0, -6.0]),
+            r"^model\.rho_init\[1\]: must be a number in \[-50, 20\]",
+        ),
+        (
+            _with(model__rho_init=[-3.0, -6.0]),
+            r"^model\.rho_init: must be one number or one per weight layer \(2 hidden \+ 1",
         ),
         (_with(train__n=[40, 20]), r"^train\.n\[1\]: must be an integer > train\.n\[0\] = 40"),
         (_with(train__n=[1]), r"^train\.n\[0\]: must be an integer in \[2, "),
@@ -389,7 +403,7 @@ _WRONG_MODEL = {
     "slab_width": ["1", 0],
     "input_inclusion": [True, 0, 1.0, "0.1"],
     "inclusion_init": ["0.99", 1, True],
-    "rho_init": ["-6", True, float("nan"), float("-inf"), 10**400],
+    "rho_init": ["-6", True, float("nan"), float("-inf"), 10**400, [], [-3.0, "-6", -6.0]],
     "temperature": ["0.5", 0, {"start": 0.5}],
     "sigma_e_init": ["1", False],
 }
