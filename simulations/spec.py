@@ -853,11 +853,17 @@ def _positive(field: str, value: object) -> Any:
 def _rho(field: str, value: object) -> Any:
     """An initial ``rho``, ``sd = softplus(rho)``: from about 2e-22 (-50) to 20; or a list
     of them, one per weight layer (the engine checks the count)."""
-    allowed = f"a number in [{_RHO[0]}, {_RHO[1]}]"
     if isinstance(value, list):
         if not value:
-            raise InvalidParameterError(field, f"{allowed}, or a list of them per layer", value)
-        return [_rho(f"{field}[{i}]", v) for i, v in enumerate(value)]
+            allowed = f"a list of numbers in [{_RHO[0]}, {_RHO[1]}], one per weight layer"
+            raise InvalidParameterError(field, allowed, value)
+        return [_rho_number(f"{field}[{i}]", v) for i, v in enumerate(value)]
+    return _rho_number(field, value)
+
+
+def _rho_number(field: str, value: object) -> Any:
+    """One initial ``rho`` in ``_RHO``."""
+    allowed = f"a number in [{_RHO[0]}, {_RHO[1]}]"
     if not (_is_number(value) and _finite(value) and _RHO[0] <= value <= _RHO[1]):
         raise InvalidParameterError(field, allowed, value)
     return value

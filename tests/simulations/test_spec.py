@@ -403,7 +403,16 @@ _WRONG_MODEL = {
     "slab_width": ["1", 0],
     "input_inclusion": [True, 0, 1.0, "0.1"],
     "inclusion_init": ["0.99", 1, True],
-    "rho_init": ["-6", True, float("nan"), float("-inf"), 10**400, [], [-3.0, "-6", -6.0]],
+    "rho_init": [
+        "-6",
+        True,
+        float("nan"),
+        float("-inf"),
+        10**400,
+        [],
+        [-3.0, "-6", -6.0],
+        [[-3.0], -6, -6],
+    ],
     "temperature": ["0.5", 0, {"start": 0.5}],
     "sigma_e_init": ["1", False],
 }
