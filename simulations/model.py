@@ -63,6 +63,12 @@ _ACTIVATION_MODULES = {
     Activation.SILU: nn.SiLU,
 }
 
+RHO_INIT_REFERENCE = -6.0
+"""The reference initial ``rho`` (``sd = softplus(-6) = 0.0025``)."""
+RHO_INIT_WORDS = {"auto": -3.0, "reference": RHO_INIT_REFERENCE}
+"""``rho_init`` by name: the first hidden layer's initial ``rho``; later layers and the
+output start at :data:`RHO_INIT_REFERENCE` (docs/engine.md, "When the truth is the optimum")."""
+
 # Working-set budget of sample_functions: draws are processed in chunks whose
 # widest activation tensor stays below this many elements.
 _SAMPLE_CHUNK_ELEMENTS = 2**25
@@ -134,8 +140,10 @@ class ModelConfig:
     inclusion_init
         Initial inclusion probability of every indicator (reference 0.99).
     rho_init
-        Initial ``rho`` of the Gaussian variational factors, ``sd = softplus(rho)``
-        (reference -6): one number for every layer, or one per weight layer, the ``L``
+        Initial ``rho`` of the Gaussian variational factors, ``sd = softplus(rho)``:
+        ``"auto"`` (default) -3 in the first hidden layer, whose weights include every
+        irrelevant input's, and -6 in every later layer and the output; ``"reference"``
+        -6 everywhere; one number for every layer; or one per weight layer, the ``L``
         hidden layers' then the output's (``L + 1``; :attr:`rho_inits`). A layer's
         number serves all its factors (weights, biases, and the slab's scales).
     temperature
@@ -164,7 +172,7 @@ class ModelConfig:
     input_spike: bool = False
     input_inclusion: float | None = None
     inclusion_init: float = 0.99
-    rho_init: float | tuple[float, ...] = -6.0
+    rho_init: float | str | tuple[float, ...] = "auto"
     temperature: float = 0.5
     straight_through: bool = True
 
@@ -243,7 +251,12 @@ class ModelConfig:
             raise InvalidParameterError(
                 "inclusion_init", "a probability in (0, 1)", self.inclusion_init
             )
-        if isinstance(self.rho_init, list | tuple | np.ndarray):
+        if isinstance(self.rho_init, str):
+            if self.rho_init.strip().lower() not in RHO_INIT_WORDS:
+                allowed = "'auto', 'reference', a finite number, or one per weight layer"
+                raise InvalidParameterError("rho_init", allowed, self.rho_init)
+            setter(self, "rho_init", self.rho_init.strip().lower())
+        elif isinstance(self.rho_init, list | tuple | np.ndarray):
             if len(self.rho_init) != depth + 1:
                 allowed = f"one number or one per weight layer ({depth} hidden + 1 output)"
                 raise InvalidParameterError("rho_init", allowed, self.rho_init)
@@ -269,6 +282,9 @@ class ModelConfig:
         """Initial ``rho`` of each weight layer: the ``L`` hidden layers', then the output's."""
         if isinstance(self.rho_init, tuple):
             return self.rho_init
+        if isinstance(self.rho_init, str):
+            first = RHO_INIT_WORDS[self.rho_init]
+            return (first,) + (RHO_INIT_REFERENCE,) * self.depth
         return (float(self.rho_init),) * (self.depth + 1)
 
     def inclusion_probs(self, n: int | None = None) -> tuple[float, ...]:

@@ -48,7 +48,7 @@ from simulations.convergence import ConvergenceRule
 from simulations.designs import DESIGNS, available_rows, generate
 from simulations.enums import Likelihood, Prior
 from simulations.minibatch import Shuffle
-from simulations.model import ModelConfig
+from simulations.model import RHO_INIT_WORDS, ModelConfig
 from simulations.relaxed import Annealing, TemperatureSchedule
 from simulations.train import Optimizer, TrainConfig
 from ssbnn_theory.enums import Activation, parse_enum
@@ -851,8 +851,14 @@ def _positive(field: str, value: object) -> Any:
 
 
 def _rho(field: str, value: object) -> Any:
-    """An initial ``rho``, ``sd = softplus(rho)``: from about 2e-22 (-50) to 20; or a list
-    of them, one per weight layer (the engine checks the count)."""
+    """An initial ``rho``, ``sd = softplus(rho)``: a word (``"auto"``, ``"reference"``), a
+    number from -50 (sd about 2e-22) to 20, or a list of numbers, one per weight layer (the
+    engine checks the count)."""
+    if isinstance(value, str):
+        if value.strip().lower() not in RHO_INIT_WORDS:
+            allowed = f"'auto', 'reference', a number in [{_RHO[0]}, {_RHO[1]}], or a list of them"
+            raise InvalidParameterError(field, allowed, value)
+        return value
     if isinstance(value, list):
         if not value:
             allowed = f"a list of numbers in [{_RHO[0]}, {_RHO[1]}], one per weight layer"

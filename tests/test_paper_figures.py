@@ -218,10 +218,15 @@ def test_prior_families_from_the_column_or_derived_for_older_tables() -> None:
 
 
 def test_reference_results_carry_the_schema_columns() -> None:
+    """... and the committed spec still resolves to the table's cells: the engine's options
+    and defaults it leaves unset are those that made the table (a changed default changes
+    the cell ids, which a reference spec then has to pin)."""
     from paper_figures.results import reference_results
+    from simulations.study import expand
 
     results = reference_results("contraction")
     table = results.table
+    assert set(table["cell_id"]) == {cell.cell_id for cell in expand(results.spec)}
     assert set(table["prior_family"]) == {p.prior.value for p in results.spec.priors}
     assert set(table["student"]) == {s.label for s in results.spec.students}
     assert table["prior_options"].notna().all()

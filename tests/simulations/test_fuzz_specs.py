@@ -251,6 +251,7 @@ WRONG: dict[tuple[str, ...], st.SearchStrategy] = {
     ("model", "input_inclusion"): _PROBABILITY,
     ("model", "rho_init"): st.one_of(
         _not_a_number(-50.0, 20.0),
+        st.sampled_from(["", "autp", "ref", "reference-6"]),
         st.lists(st.floats(-50.0, 20.0), min_size=0, max_size=2),  # [4, 3]: 3 weight layers
         st.lists(_not_a_number(-50.0, 20.0), min_size=3, max_size=3),
     ),

@@ -66,6 +66,7 @@ def set_theta(block, values):
         ({"rho_init": (-3.0, -6.0)}, "rho_init"),
         ({"rho_init": (-3.0, float("inf"), -6.0)}, "rho_init[1]"),
         ({"rho_init": "-6"}, "rho_init"),
+        ({"rho_init": "wide"}, "rho_init"),
         ({"input_spike": "false"}, "input_spike"),
         ({"straight_through": "false"}, "straight_through"),
         ({"straight_through": 0}, "straight_through"),
@@ -100,6 +101,19 @@ def test_each_weight_layer_starts_at_its_own_rho(prior):
     assert one.config.rho_inits == (-5.0,) * 3
     for (name, a), (_, b) in zip(one.named_parameters(), listed.named_parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("hidden", [(7,), (6, 5), (5, 4, 3)])
+def test_named_starts_widen_the_first_layer_alone(hidden):
+    """``"auto"`` (the default) starts the first hidden layer at rho -3 and every later layer
+    and the output at -6; ``"reference"`` starts all at -6, as the number -6 does."""
+    auto = ModelConfig(p=9, hidden=hidden)
+    assert auto.rho_init == "auto"
+    assert auto.rho_inits == (-3.0,) + (-6.0,) * len(hidden)
+    reference = ModelConfig(p=9, hidden=hidden, rho_init=" Reference")
+    assert reference.rho_init == "reference"
+    assert reference.rho_inits == ModelConfig(p=9, hidden=hidden, rho_init=-6).rho_inits
+    assert reference.rho_inits == (-6.0,) * (len(hidden) + 1)
 
 
 def test_reference_inclusion_probabilities_come_from_the_theory_package():
@@ -303,7 +317,7 @@ def test_sample_functions_do_not_depend_on_the_chunk_size(monkeypatch):
 def test_sample_functions_concentrate_on_the_mean_function():
     """With every indicator on (theta = 20) and sd ~ 2.5e-3 (rho = -6), draws stay within
     5e-2 of the mean network (the spread of beta and of the scales is that small)."""
-    model = build("ss-gl")
+    model = build("ss-gl", rho_init="reference")
     for layer in model.hidden_layers:
         set_theta(layer, torch.full((3, layer.out_features), 20.0))
     x = torch.rand(20, 5, dtype=D)

@@ -133,6 +133,8 @@ def test_a_list_of_initial_spreads_gives_each_weight_layer_its_own():
     spec = parse_spec(_with(model__rho_init=[-3, -6.0, -6]))
     config = spec.model_config(spec.priors[0], spec.students[0])
     assert config.rho_init == config.rho_inits == (-3.0, -6.0, -6.0)
+    named = parse_spec(_with(model__rho_init="reference"))
+    assert named.model_config(named.priors[0], named.students[0]).rho_inits == (-6.0,) * 3
 
 
 @pytest.mark.parametrize(
@@ -405,6 +407,7 @@ _WRONG_MODEL = {
     "inclusion_init": ["0.99", 1, True],
     "rho_init": [
         "-6",
+        "wide",
         True,
         float("nan"),
         float("-inf"),

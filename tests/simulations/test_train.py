@@ -130,7 +130,7 @@ def test_batched_run_equals_separate_runs(prior):
 
 
 @pytest.mark.parametrize(
-    ("shuffle", "max_steps"), [("epoch", 2000), ("once", 2000), ("epoch", 140)]
+    ("shuffle", "max_steps"), [("epoch", 2000), ("once", 2000), ("epoch", 110)]
 )
 def test_auto_batched_run_equals_separate_runs(shuffle, max_steps):
     """Training until convergence keeps the guarantee: the replicates converge at different
@@ -367,11 +367,11 @@ def test_auto_run_without_node_indicators_skips_the_removal_trials(prior):
 
 @pytest.mark.parametrize(
     ("stop_at", "shuffle"),
-    [(9, "epoch"), (25, "epoch"), (72, "epoch"), (190, "epoch"), (72, "once")],
+    [(9, "epoch"), (25, "epoch"), (72, "epoch"), (134, "epoch"), (72, "once")],
 )
 def test_auto_checkpoint_resume_is_bitwise_identical(tmp_path, stop_at, shuffle):
     """Interrupted in the dense phase (step 9), the relaxed phase (step 25), a pruning round
-    (step 72) or the removal trials (step 190) and resumed, an "auto" run ends bitwise equal
+    (step 72) or the removal trials (step 134) and resumed, an "auto" run ends bitwise equal
     to the uninterrupted one; also when each phase shuffles its data once."""
     x, y = data(2, n=80)
     cfg = config("ss-ghs", input_spike=True)
