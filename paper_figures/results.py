@@ -89,7 +89,7 @@ SOURCES: dict[str, StudySource] = {
             REPO / "studies" / "relu_teacher.toml",
             REPO / "studies" / "relu_teacher_quick.toml",
             "empirical contraction against the theory's eps_n^2 (relu_teacher)",
-            "relu_teacher",
+            "relu_teacher_p100",
         ),
         StudySource(
             "recovery",

@@ -75,9 +75,10 @@ def test_full_size_without_stored_results_uses_the_committed_reference(
     assert results.size is Size.FULL and results.folder == REFERENCE
     assert "committed reference results" in results.note
     assert results.command == (  # the committed folder is not a study folder to write into
-        "ssbnn simulate paper_figures/reference/relu_teacher.toml --out DIR"
-        " && ssbnn results DIR --csv paper_figures/reference/relu_teacher.csv"
+        "ssbnn simulate paper_figures/reference/relu_teacher_p100.toml --out DIR"
+        " && ssbnn results DIR --csv paper_figures/reference/relu_teacher_p100.csv"
     )
+    assert results.spec.design.params["p"] == 100  # the full-size study's truth
     assert results.cells_done == results.cells_total
     assert results.table["hidden"].map(lambda h: h == [16, 16]).all()
     assert set(results.table["n"]) == set(results.spec.n)
@@ -217,14 +218,15 @@ def test_prior_families_from_the_column_or_derived_for_older_tables() -> None:
     assert prior_families(older) == prior_families(table)
 
 
-def test_reference_results_carry_the_schema_columns() -> None:
+@pytest.mark.parametrize("key", ["contraction", "recovery"])
+def test_reference_results_carry_the_schema_columns(key: str) -> None:
     """... and the committed spec still resolves to the table's cells: the engine's options
     and defaults it leaves unset are those that made the table (a changed default changes
     the cell ids, which a reference spec then has to pin)."""
     from paper_figures.results import reference_results
     from simulations.study import expand
 
-    results = reference_results("contraction")
+    results = reference_results(key)
     table = results.table
     assert set(table["cell_id"]) == {cell.cell_id for cell in expand(results.spec)}
     assert set(table["prior_family"]) == {p.prior.value for p in results.spec.priors}
