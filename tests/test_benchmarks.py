@@ -61,6 +61,36 @@ def test_reach_cell_starts_the_placed_arm_at_the_teacher(monkeypatch):
     assert row["gap placed"] == [0.0, 0.0]
 
 
+def test_reach_cell_keeps_each_replicates_best_start(monkeypatch):
+    import bench_reach
+    import torch
+
+    drawn = []
+    draw = bench_reach.init_params
+
+    def record(replicates, sizes, generator):
+        drawn.append(draw(replicates, sizes, generator))
+        return drawn[-1]
+
+    monkeypatch.setattr(bench_reach, "init_params", record)
+    monkeypatch.setattr(bench_reach, "train", lambda *args: None)  # every arm as started
+    row = bench_reach.run_cell("relu_p20", 512, 2, starts=3)
+    data = bench_reach.generate_truth("relu_p20", 512, 2, bench_reach.SEED)
+    x = data.x_train[..., list(data.truth.relevant_inputs)].float()
+    y = data.y_train[..., 0].float()
+    sizes = (x.shape[-1], 16, 16, 1)
+    placed = bench_reach.teacher_params(data.truth, 2, sizes)
+    placed_mse = (bench_reach.forward(placed, x, torch.relu) - y).square().mean(1).double()
+    xs, ys = x.repeat_interleave(3, 0), y.repeat_interleave(3, 0)
+    mse = (bench_reach.forward(drawn[0], xs, torch.relu) - ys).square().mean(1).double()
+    best = mse.view(2, 3).min(1).values  # replicate r's starts are rows 3r, 3r + 1, 3r + 2
+    # noise sd 0.5; float64 sums of the same float32 products: equal to rounding
+    expected = 512 * (best - placed_mse) / (2 * 0.5**2)
+    assert row["starts"] == 3
+    assert row["gap random"] == pytest.approx(expected.tolist(), rel=1e-9, abs=1e-6)
+    assert bench_reach.markdown([row]).splitlines()[-1].split(" | ")[-2] == "3"
+
+
 def test_engine_benchmark_times_whole_epochs():
     import bench_engine
 
