@@ -45,6 +45,7 @@ from simulations._io import atomic_write, plain
 from simulations.convergence import ConvergenceRule, Plateau
 from simulations.enums import Likelihood
 from simulations.layers import replicate_generators
+from simulations.memory import keep_freed_memory
 from simulations.metrics import kept_counts
 from simulations.minibatch import Minibatches, Shuffle
 from simulations.model import BayesianMLP
@@ -683,6 +684,9 @@ def fit(
     starts the replicate's optimiser state afresh and draws its noise and minibatches from
     streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``), so a replicate's
     numbers do not depend on when the other replicates converged.
+    The process keeps freed heap memory for the next step
+    (:func:`simulations.memory.keep_freed_memory`, set once per process).
+
     With an integer ``steps`` the fit runs ``steps`` relaxed steps, then
     ``finetune_steps`` with frozen indicators (after the indicator pass when
     ``indicator_pass`` is set).
@@ -725,6 +729,7 @@ def fit(
         raise InvalidParameterError("config", "a TrainConfig", type(config).__name__)
     x, y, n = _validate_data(model, x, y)
     config = config.at_n(n)
+    keep_freed_memory()
     if config.screen_inputs:
         report = _fit_screened(model, x, y, config, checkpoint, progress)
     elif config.restarts == 1:
