@@ -5,7 +5,7 @@ for wide first layers) and frees them at its end. With glibc's default settings,
 above a moving threshold are mapped afresh for every allocation and the top of the heap is
 handed back to the operating system whenever more than a few megabytes are free there, so
 every step pays page faults to get the same memory back: on W1 of
-``benchmarks/bench_engine.py`` (R = 64) a third of the step (``docs/engine.md``,
+``benchmarks/bench_engine.py`` (R = 64) over a quarter of the step (``docs/engine.md``,
 "Performance"). :func:`keep_freed_memory` fixes the two settings for the process: blocks up
 to 32 MiB come from the heap (``M_MMAP_THRESHOLD``, glibc's largest allowed value), and up
 to 256 MiB of free memory stays at the heap's top (``M_TOP_PAD``). The process keeps at most
