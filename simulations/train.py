@@ -684,12 +684,13 @@ def fit(
     starts the replicate's optimiser state afresh and draws its noise and minibatches from
     streams of its own (``"noise/<phase>"``, ``"minibatch/<phase>"``), so a replicate's
     numbers do not depend on when the other replicates converged.
-    The process keeps freed heap memory for the next step
-    (:func:`simulations.memory.keep_freed_memory`, set once per process).
 
     With an integer ``steps`` the fit runs ``steps`` relaxed steps, then
     ``finetune_steps`` with frozen indicators (after the indicator pass when
     ``indicator_pass`` is set).
+
+    The process keeps freed heap memory for the next step
+    (:func:`simulations.memory.keep_freed_memory`, set once per process).
 
     Parameters
     ----------
