@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from simulations.kl import bernoulli_logs
+from simulations.layers import products
 from simulations.relaxed import logistic_noise
 
 __all__: list[str] = []
@@ -102,42 +103,45 @@ class _SlabLinear(torch.autograd.Function):
         beta = torch.addcmul(mu, sd, eps)
         # Gate whichever is smaller: the weights [out, in + 1] or the outputs [B, out].
         gate_weights = gate is not None and mu.shape[-1] <= x.shape[-2]
-        weight = beta * gate.unsqueeze(-1) if gate_weights else beta
-        # Feature-major product W x^T ([R, out, B], returned as an [R, B, out] view): faster
-        # than x W^T for skinny layers, and the next layer's x^T is then contiguous.
-        pre = torch.baddbmm(weight[..., -1].unsqueeze(-1), weight[..., :-1], x.transpose(-1, -2))
-        h = pre * gate.unsqueeze(-1) if gate is not None and not gate_weights else pre
+        matrix, bias = beta[..., :-1], beta[..., -1]
+        if gate_weights:  # (new tensors: the weights' rows are then contiguous)
+            matrix, bias = matrix * gate.unsqueeze(-1), bias * gate
+        onednn = products.use_onednn(x.shape[-2], x.shape[-1], mu.shape[-2], x)
+        if onednn:  # oneDNN reads plain layouts only: one copy, for the backward pass too
+            matrix = matrix.contiguous()
+        pre = products.affine(x, matrix, bias, onednn)
+        h = pre * gate.unsqueeze(-2) if gate is not None and not gate_weights else pre
         var0 = sigma_0 * sigma_0
         const = mu.shape[-1] * (math.log(sigma_0) - 0.5)
         square = torch.addcmul(sd * sd, mu, mu).sum(-1)
         kl = square.mul_(0.5 / var0).sub_(torch.log(sd).sum(-1)).add_(const)
-        ctx.sigma_0, ctx.gate_weights = sigma_0, gate_weights
-        ctx.save_for_backward(x, mu, rho, eps, sd, beta, weight, pre, gate)
+        ctx.sigma_0, ctx.gate_weights, ctx.onednn = sigma_0, gate_weights, onednn
+        ctx.save_for_backward(x, mu, rho, eps, sd, beta, matrix, pre, gate)
         ctx.set_materialize_grads(False)
-        return h.transpose(-1, -2), kl
+        return h, kl
 
     @staticmethod
     def backward(ctx, grad_h, grad_kl):
-        x, mu, rho, eps, sd, beta, weight, pre, gate = ctx.saved_tensors
+        x, mu, rho, eps, sd, beta, matrix, pre, gate = ctx.saved_tensors
         var0 = ctx.sigma_0 * ctx.sigma_0
         grad_x = grad_gate = None
         if grad_h is None:
             grad_beta = torch.zeros_like(beta)
         else:
-            grad_h = grad_h.transpose(-1, -2)  # feature-major, as pre
             gated_out = gate is not None and not ctx.gate_weights
-            grad_pre = grad_h * gate.unsqueeze(-1) if gated_out else grad_h
+            grad_pre = grad_h * gate.unsqueeze(-2) if gated_out else grad_h
             if gated_out and ctx.needs_input_grad[4]:
-                grad_gate = (grad_h * pre).sum(-1)
+                grad_gate = (grad_h * pre).sum(-2)
             if torch.compiler.is_compiling():  # out= into views breaks a compiled graph
-                grad_weight = torch.cat((grad_pre @ x, grad_pre.sum(-1, keepdim=True)), -1)
+                grad_weight = torch.cat(
+                    (grad_pre.transpose(-1, -2) @ x, grad_pre.sum(-2).unsqueeze(-1)), -1
+                )
             else:
                 grad_weight = torch.empty_like(beta)
-                torch.bmm(grad_pre, x, out=grad_weight[..., :-1])
-                torch.sum(grad_pre, -1, out=grad_weight[..., -1])
+                products.weight_grad(grad_pre, x, grad_weight[..., :-1], ctx.onednn)
+                torch.sum(grad_pre, -2, out=grad_weight[..., -1])
             if ctx.needs_input_grad[0]:
-                weight_t = weight[..., :-1].transpose(-1, -2)
-                grad_x = torch.bmm(weight_t, grad_pre).transpose(-1, -2)
+                grad_x = products.input_grad(grad_pre, matrix, ctx.onednn)
             grad_beta = grad_weight
             if ctx.gate_weights:
                 if ctx.needs_input_grad[4]:
