@@ -32,6 +32,9 @@ Sections (``--section``, default ``speed``; ``all`` runs every one):
 * ``datapath``: the minibatch data path alone: ``index_select`` of the R * B rows of a
   step against ``copy_`` of as many bytes and a plain read (``sum``), and
   :class:`simulations.minibatch.Minibatches` per step in its two layouts.
+* ``products``: a layer's three products (``x W^T + b``, ``G^T X``, ``G W``) through the
+  batched GEMM and through oneDNN (:mod:`simulations.layers.products`) on W1's, W2's and
+  the demo's layer shapes, and which of the two the engine's rule picks.
 * ``scaling``: replicate-steps/s against R (1 to 256) on W1 and W2 and against the
   hidden width at R = 16, eager and compiled, with the machine's ceilings measured in the
   same run (read bandwidth and GEMM rate) drawn as lines in ``--plot``
@@ -325,7 +328,8 @@ def _median_time(fn, repeat: int = 7) -> float:
 
 def ceilings(mbytes: int = 256) -> dict:
     """The machine's memory bandwidth (GB/s: a plain read with ``sum``, and ``copy_``, counted
-    as the bytes copied) and GEMM rate (GFLOP/s, a square float32 product), measured now."""
+    as the bytes copied) and GEMM rate (GFLOP/s, a square float32 product by the faster of
+    ``torch.mm`` and, on the CPU, oneDNN's linear operator), measured now."""
     n = mbytes * 2**20 // 4
     src = torch.rand(n, device=DEVICE)
     dst = torch.empty_like(src)
@@ -335,8 +339,16 @@ def ceilings(mbytes: int = 256) -> dict:
     a = torch.rand(size, size, device=DEVICE)
     b = torch.rand(size, size, device=DEVICE)
     out = torch.empty_like(a)
-    gemm = 2 * size**3 / _median_time(lambda: torch.mm(a, b, out=out)) / 1e9
-    return {"read_GBps": read, "copy_GBps": copy, "gemm_GFLOPs": gemm, "gemm_size": size}
+    rates = {"torch.mm": 2 * size**3 / _median_time(lambda: torch.mm(a, b, out=out)) / 1e9}
+    from simulations.layers import products
+
+    if DEVICE.type == "cpu" and products._LINEAR is not None:  # oneDNN's kernel, a b^T
+        rates["oneDNN"] = 2 * size**3 / _median_time(lambda: products._linear(a, b)) / 1e9
+    kernel = max(rates, key=rates.get)
+    return {
+        "read_GBps": read, "copy_GBps": copy, "gemm_GFLOPs": rates[kernel], "gemm_size": size,
+        "gemm_kernel": kernel, "gemm_rates": rates,
+    }  # fmt: skip
 
 
 def step_cost(w: Workload) -> dict:
@@ -409,6 +421,67 @@ def datapath_table(d: dict) -> str:
     ]
     for label, key in rows:
         lines.append(f"| {label} | {d[key + '_s'] * 1e3:.1f} | {d[key + '_GBps']:.1f} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- layer products
+
+PRODUCT_SHAPES = (  # (R, B, in, out): W1's first layer, W2's layers, the demo's second layer
+    (64, 500, 2000, 6), (1, 512, 100, 256), (1, 512, 256, 256), (16, 512, 256, 256),
+    (20, 512, 16, 16),
+)  # fmt: skip
+
+
+def _product_times(x, weight, grad, onednn: bool, repeat: int) -> dict:
+    """Median seconds of a layer's three products, one way (``simulations.layers.products``)."""
+    from simulations.layers import products
+
+    w, b = weight[..., :-1], weight[..., -1]
+    out = torch.empty_like(weight)[..., :-1]
+    calls = {
+        "forward": lambda: products.affine(x, w, b, onednn),
+        "weight_grad": lambda: products.weight_grad(grad, x, out, onednn),
+        "input_grad": lambda: products.input_grad(grad, w, onednn),
+    }
+    return {name: _median_time(call, repeat) for name, call in calls.items()}
+
+
+def layer_products(repeat: int = 15) -> list[dict]:
+    """The three products of a layer's step (``x W^T + b``, ``G^T X``, ``G W``) through the
+    batched GEMM and, on the CPU, through oneDNN (``simulations.layers.products``), and which
+    of the two the engine's rule picks."""
+    from simulations.layers import products
+
+    rows = []
+    gen = torch.Generator(device=DEVICE).manual_seed(0)
+    for reps, batch, fan_in, fan_out in PRODUCT_SHAPES:
+        x = torch.randn(reps, batch, fan_in, generator=gen, device=DEVICE)
+        weight = torch.randn(reps, fan_out, fan_in + 1, generator=gen, device=DEVICE)
+        grad = torch.randn(reps, batch, fan_out, generator=gen, device=DEVICE)
+        onednn = products.use_onednn(batch, fan_in, fan_out, x)
+        row = {"shape": (reps, batch, fan_in, fan_out), "rule": "onednn" if onednn else "gemm"}
+        row["gemm_s"] = _product_times(x, weight, grad, False, repeat)
+        if DEVICE.type == "cpu" and products._LINEAR is not None:  # the float32 CPU path
+            row["onednn_s"] = _product_times(x, weight, grad, True, repeat)
+        rows.append(row)
+    return rows
+
+
+def products_table(rows: list[dict]) -> str:
+    lines = [
+        "| R, B, in -> out | product | batched GEMM (ms) | oneDNN (ms) | GEMM / oneDNN | rule |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        reps, batch, fan_in, fan_out = row["shape"]
+        for product, gemm in row["gemm_s"].items():
+            fast = row.get("onednn_s", {}).get(product)
+            cells = (
+                f"{reps}, {batch}, {fan_in} -> {fan_out}", product, f"{gemm * 1e3:.3f}",
+                "-" if fast is None else f"{fast * 1e3:.3f}",
+                "-" if fast is None else f"{gemm / fast:.2f}", row["rule"],
+            )  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -570,7 +643,7 @@ def scaling_table(sc: dict) -> str:
     lines = [
         f"Ceilings measured in the run: read {c['read_GBps']:.1f} GB/s, copy "
         f"{c['copy_GBps']:.1f} GB/s, GEMM {c['gemm_GFLOPs']:.0f} GFLOP/s "
-        f"({c['gemm_size']}^2 float32 product).",
+        f"({c['gemm_size']}^2 float32 product, {c.get('gemm_kernel', 'torch.mm')}).",
         "",
         "| workload | R | eager replicate-steps/s | compiled | bandwidth ceiling | GEMM ceiling |",
         "|---|---|---|---|---|---|",
@@ -827,7 +900,9 @@ def main() -> None:
     parser.add_argument("--workload", choices=sorted(WORKLOADS), help="only this workload")
     parser.add_argument(
         "--section", default="speed",
-        choices=("tables", "speed", "datapath", "scaling", "gpu", "moves", "auto", "all"),
+        choices=(
+            "tables", "speed", "datapath", "products", "scaling", "gpu", "moves", "auto", "all"
+        ),
     )  # fmt: skip
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument(
@@ -852,7 +927,8 @@ def main() -> None:
         return
     results: dict = {"machine": machine()}
     print(json.dumps(results["machine"]), flush=True)
-    sections = ("speed", "datapath", "scaling") if args.section == "all" else (args.section,)
+    every = ("speed", "datapath", "products", "scaling")
+    sections = every if args.section == "all" else (args.section,)
     for section in sections:
         if section == "tables":
             steps = {"W1": 6, "W2": 6} if args.quick else {"W1": 30, "W2": 60}
@@ -867,6 +943,9 @@ def main() -> None:
         elif section == "datapath":
             results["datapath"] = datapath(16 if args.quick else 64)
             print(datapath_table(results["datapath"]))
+        elif section == "products":
+            results["products"] = layer_products(5 if args.quick else 15)
+            print(products_table(results["products"]))
         elif section == "scaling":
             results["scaling"] = scaling(args.compile, args.quick)
             print(scaling_table(results["scaling"]))

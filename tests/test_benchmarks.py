@@ -102,6 +102,21 @@ def test_engine_benchmark_times_whole_epochs():
     assert timing["step_s"] > 0 and timing["rate"] == pytest.approx(2 / timing["step_s"])
 
 
+def test_engine_benchmark_times_the_layer_products_both_ways(monkeypatch):
+    import bench_engine
+
+    from simulations.layers import products
+
+    monkeypatch.setattr(bench_engine, "PRODUCT_SHAPES", ((2, 64, 1024, 32), (3, 16, 8, 4)))
+    rows = bench_engine.layer_products(repeat=1)
+    assert [r["rule"] for r in rows] == ["onednn" if products._LINEAR else "gemm", "gemm"]
+    for row in rows:
+        assert set(row["gemm_s"]) == {"forward", "weight_grad", "input_grad"}
+        assert set(row.get("onednn_s", row["gemm_s"])) == set(row["gemm_s"])
+    table = bench_engine.products_table(rows).splitlines()
+    assert len(table) == 2 + 2 * 3 and table[2].startswith("| 2, 64, 1024 -> 32 | forward |")
+
+
 def test_theory_benchmark_times_every_configuration():
     import bench_theory
 
