@@ -8,23 +8,25 @@ the gradient ``G_r = dL/dH_r [B, out]`` of the layer's output ``H_r``:
 Tensors are handed in and out as ``[R, B, ...]``, whatever their storage; the products
 are computed feature-major (``W X^T``, ``[R, out, B]``, handed out as an ``[R, B, out]``
 view; ``W^T G^T`` likewise), which is faster than ``X W^T`` for skinny layers and gives the
-next product contiguous operands. Two implementations, chosen per product by
-:func:`use_onednn`:
+next product contiguous operands. Two implementations, chosen by the rule below:
 
 * batched GEMM (``torch.baddbmm`` / ``torch.bmm``): one call for all replicates;
 * oneDNN's float32 linear (``torch.ops.mkldnn._linear_pointwise``, the operator through
   which ``torch.compile``'s CPU backend runs linear layers), one call per replicate. On the
-  project's CPU (AMD EPYC, 2 threads) it ran the products of large layers at 1.4 to 2.2
-  times the speed of the batched GEMM: W1's first layer (``B = 500``, 2000 -> 6, R = 64)
-  forward 9.1 against 12.9 ms, weight gradient 8.5 against 12.1 ms; a 256 -> 256 layer at
-  ``B = 512`` 0.17 against 0.34 ms (``docs/engine.md``, "Performance").
+  project's CPU (AMD EPYC, 2 threads) it ran large products 1.4 to 2 times as fast as the
+  batched GEMM (``docs/engine.md``, "Performance", has the figures).
 
-The rule (:func:`use_onednn`): oneDNN for float32 tensors on the CPU, outside a compiled
-graph, when the product has at least ``ONEDNN_MIN_MACS`` multiply-adds per replicate
-(below that one call per replicate costs more than one batched call: a 20 -> 16 layer of
-20 replicates took 0.3 ms against 0.02). It depends on a replicate's own shapes only, and
-each replicate's product is a call of its own, so a replicate's values do not depend on
-the replicates beside it (the batched-equals-separate guarantee holds bit for bit).
+The rule: the forward product and the weight gradient run through oneDNN
+(:func:`use_onednn`) for float32 tensors on the CPU, outside a compiled graph, when the
+layer has at least ``ONEDNN_MIN_MACS`` multiply-adds per replicate (below that one call per
+replicate costs more than one batched call: a 16 -> 16 layer of 20 replicates at
+``B = 512`` took 0.32 against 0.04 ms). The input gradient, whose output ``[R, in, B]`` is
+the largest of the three and is copied once more out of the per-replicate calls, follows
+only when its contraction and batch are long enough (:func:`input_grad_onednn`): W1's
+first layer (2000 -> 6, R = 64) took 27 to 73 ms through oneDNN against 14 with the
+batched GEMM. The rule depends on a replicate's own shapes only, and each replicate's
+product is a call of its own, so a replicate's values do not depend on the replicates
+beside it (the batched-equals-separate guarantee holds bit for bit for these products).
 oneDNN reads a matrix only in a plain layout (rows or columns contiguous; a weight view
 with strided rows took 4 s instead of 9 ms), so such operands are copied first.
 """
@@ -33,10 +35,17 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["ONEDNN_MIN_MACS", "affine", "input_grad", "use_onednn", "weight_grad"]
+__all__ = [
+    "HAS_ONEDNN", "INPUT_GRAD_MIN_BATCH", "INPUT_GRAD_MIN_OUT", "ONEDNN_MIN_MACS", "affine",
+    "input_grad", "input_grad_onednn", "onednn_linear", "use_onednn", "weight_grad",
+]  # fmt: skip
 
 ONEDNN_MIN_MACS = 1 << 20
 """Multiply-adds per replicate (``B * in * out``) from which a product runs through oneDNN."""
+INPUT_GRAD_MIN_OUT = 64
+"""The shortest contraction (``out``) of an input gradient through oneDNN."""
+INPUT_GRAD_MIN_BATCH = 128
+"""The smallest batch of an input gradient through oneDNN."""
 
 
 def _onednn_linear():
@@ -50,13 +59,15 @@ def _onednn_linear():
 
 
 _LINEAR = _onednn_linear()
+HAS_ONEDNN = _LINEAR is not None
+"""Whether this build of torch has oneDNN's linear operator."""
 
 
 def use_onednn(batch: int, fan_in: int, fan_out: int, like: torch.Tensor) -> bool:
     """Whether the products of a ``fan_in -> fan_out`` layer on ``batch`` rows of ``like``'s
     dtype and device run through oneDNN (see the module docstring)."""
     return (
-        _LINEAR is not None
+        HAS_ONEDNN
         and torch.backends.mkldnn.enabled
         and like.dtype == torch.float32
         and like.device.type == "cpu"
@@ -72,8 +83,9 @@ def _plain(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.contiguous()
 
 
-def _linear(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``a b^T (+ bias)`` for one replicate, through oneDNN."""
+def onednn_linear(a: torch.Tensor, b: torch.Tensor, bias: torch.Tensor | None = None):
+    """``a b^T (+ bias)`` of two matrices through oneDNN (float32, CPU; needs
+    :data:`HAS_ONEDNN`)."""
     return _LINEAR(_plain(a), _plain(b), bias, "none", [], "")
 
 
@@ -86,7 +98,7 @@ def affine(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, onednn: bo
     ``[R, B, out]`` (a view of the feature-major ``[R, out, B]``)."""
     if onednn:
         weight = weight.contiguous()
-        pre = _stack([_linear(weight[r], x[r]) for r in range(len(x))])
+        pre = _stack([onednn_linear(weight[r], x[r]) for r in range(len(x))])
         return pre.add_(bias.unsqueeze(-1)).transpose(-1, -2)
     return torch.baddbmm(bias.unsqueeze(-1), weight, x.transpose(-1, -2)).transpose(-1, -2)
 
@@ -95,15 +107,24 @@ def weight_grad(grad: torch.Tensor, x: torch.Tensor, out: torch.Tensor, onednn: 
     """``G^T X`` into ``out [R, out, in]``: ``grad [R, B, out]``, ``x [R, B, in]``."""
     if onednn:
         for r in range(len(x)):
-            out[r].copy_(_linear(grad[r].t(), x[r].t()))
+            out[r].copy_(onednn_linear(grad[r].t(), x[r].t()))
     else:
         torch.bmm(grad.transpose(-1, -2), x, out=out)
 
 
+def input_grad_onednn(batch: int, fan_out: int) -> bool:
+    """Whether a layer whose products run through oneDNN computes its input gradient there
+    too: only when its contraction (over ``out``) and its batch are long enough (see the
+    module docstring)."""
+    return fan_out >= INPUT_GRAD_MIN_OUT and batch >= INPUT_GRAD_MIN_BATCH
+
+
 def input_grad(grad: torch.Tensor, weight: torch.Tensor, onednn: bool) -> torch.Tensor:
     """``G W``: ``grad [R, B, out]``, ``weight [R, out, in]`` -> ``[R, B, in]`` (a view of the
-    feature-major ``[R, in, B]``)."""
-    if onednn:
+    feature-major ``[R, in, B]``); through oneDNN when ``onednn`` and
+    :func:`input_grad_onednn`."""
+    if onednn and input_grad_onednn(grad.shape[-2], weight.shape[-2]):
         weight = weight.contiguous()
-        return _stack([_linear(weight[r].t(), grad[r]) for r in range(len(grad))]).transpose(-1, -2)
+        parts = [onednn_linear(weight[r].t(), grad[r]) for r in range(len(grad))]
+        return _stack(parts).transpose(-1, -2)
     return torch.bmm(weight.transpose(-1, -2), grad.transpose(-1, -2)).transpose(-1, -2)

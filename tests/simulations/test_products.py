@@ -7,7 +7,7 @@ import torch
 
 from simulations.layers import _SlabLinear, products
 
-ONEDNN = products._LINEAR is not None
+ONEDNN = products.HAS_ONEDNN
 needs_onednn = pytest.mark.skipif(not ONEDNN, reason="this torch build has no oneDNN linear")
 
 # Float32 sums of up to 2000 products of unit-scale numbers, accumulated in different orders
@@ -51,7 +51,8 @@ def test_onednn_products_equal_the_batched_gemm(shape):
 def test_onednn_products_read_transposed_operands():
     """Feature-major inputs and gradients (transposed views, as the batched GEMM hands out)
     give the same values as contiguous ones, bit for bit."""
-    x, weight, grad = operands(2, 300, 64, 48)
+    x, weight, grad = operands(2, 300, 64, 96)
+    assert products.input_grad_onednn(300, 96)
     x_t = x.transpose(-1, -2).contiguous().transpose(-1, -2)
     grad_t = grad.transpose(-1, -2).contiguous().transpose(-1, -2)
     for a, b in zip(
@@ -78,6 +79,15 @@ def test_the_rule_takes_onednn_for_large_float32_products_on_the_cpu_only(monkey
     assert not products.use_onednn(512, 20, 16, f32)  # 164k: below ONEDNN_MIN_MACS
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
     assert not products.use_onednn(*large, f32)
+
+
+def test_the_input_gradient_takes_onednn_only_for_long_contractions_and_batches():
+    """W1's first layer (2000 -> 6) keeps the batched GEMM for ``G W`` (one oneDNN call per
+    replicate was 0.2 to 0.5 times as fast there), a 256 -> 256 layer at B = 512 does not."""
+    assert not products.input_grad_onednn(500, 6)
+    assert not products.input_grad_onednn(64, 512)
+    assert products.input_grad_onednn(512, 256)
+    assert products.input_grad_onednn(products.INPUT_GRAD_MIN_BATCH, products.INPUT_GRAD_MIN_OUT)
 
 
 @needs_onednn
