@@ -342,8 +342,8 @@ def ceilings(mbytes: int = 256) -> dict:
     rates = {"torch.mm": 2 * size**3 / _median_time(lambda: torch.mm(a, b, out=out)) / 1e9}
     from simulations.layers import products
 
-    if DEVICE.type == "cpu" and products._LINEAR is not None:  # oneDNN's kernel, a b^T
-        rates["oneDNN"] = 2 * size**3 / _median_time(lambda: products._linear(a, b)) / 1e9
+    if DEVICE.type == "cpu" and products.HAS_ONEDNN:  # oneDNN's kernel, a b^T
+        rates["oneDNN"] = 2 * size**3 / _median_time(lambda: products.onednn_linear(a, b)) / 1e9
     kernel = max(rates, key=rates.get)
     return {
         "read_GBps": read, "copy_GBps": copy, "gemm_GFLOPs": rates[kernel], "gemm_size": size,
@@ -433,7 +433,8 @@ PRODUCT_SHAPES = (  # (R, B, in, out): W1's first layer, W2's layers, the demo's
 
 
 def _product_times(x, weight, grad, onednn: bool, repeat: int) -> dict:
-    """Median seconds of a layer's three products, one way (``simulations.layers.products``)."""
+    """Median seconds of a layer's three products, one way (``simulations.layers.products``;
+    the input gradient too, whatever the rule says of it)."""
     from simulations.layers import products
 
     w, b = weight[..., :-1], weight[..., -1]
@@ -443,7 +444,12 @@ def _product_times(x, weight, grad, onednn: bool, repeat: int) -> dict:
         "weight_grad": lambda: products.weight_grad(grad, x, out, onednn),
         "input_grad": lambda: products.input_grad(grad, w, onednn),
     }
-    return {name: _median_time(call, repeat) for name, call in calls.items()}
+    saved = products.INPUT_GRAD_MIN_OUT, products.INPUT_GRAD_MIN_BATCH
+    products.INPUT_GRAD_MIN_OUT = products.INPUT_GRAD_MIN_BATCH = 0
+    try:
+        return {name: _median_time(call, repeat) for name, call in calls.items()}
+    finally:
+        products.INPUT_GRAD_MIN_OUT, products.INPUT_GRAD_MIN_BATCH = saved
 
 
 def layer_products(repeat: int = 15) -> list[dict]:
@@ -452,16 +458,23 @@ def layer_products(repeat: int = 15) -> list[dict]:
     of the two the engine's rule picks."""
     from simulations.layers import products
 
+    keep_freed_memory()  # as in fit
     rows = []
     gen = torch.Generator(device=DEVICE).manual_seed(0)
     for reps, batch, fan_in, fan_out in PRODUCT_SHAPES:
         x = torch.randn(reps, batch, fan_in, generator=gen, device=DEVICE)
         weight = torch.randn(reps, fan_out, fan_in + 1, generator=gen, device=DEVICE)
-        grad = torch.randn(reps, batch, fan_out, generator=gen, device=DEVICE)
+        # the layouts of a step: the data batch-major, the output's gradient feature-major
+        grad = torch.randn(reps, fan_out, batch, generator=gen, device=DEVICE).transpose(-1, -2)
         onednn = products.use_onednn(batch, fan_in, fan_out, x)
-        row = {"shape": (reps, batch, fan_in, fan_out), "rule": "onednn" if onednn else "gemm"}
+        grad_onednn = onednn and products.input_grad_onednn(batch, fan_out)
+        picks = {"forward": onednn, "weight_grad": onednn, "input_grad": grad_onednn}
+        row = {
+            "shape": (reps, batch, fan_in, fan_out),
+            "rule": {k: "onednn" if v else "gemm" for k, v in picks.items()},
+        }
         row["gemm_s"] = _product_times(x, weight, grad, False, repeat)
-        if DEVICE.type == "cpu" and products._LINEAR is not None:  # the float32 CPU path
+        if DEVICE.type == "cpu" and products.HAS_ONEDNN:  # the float32 CPU path
             row["onednn_s"] = _product_times(x, weight, grad, True, repeat)
         rows.append(row)
     return rows
@@ -479,7 +492,7 @@ def products_table(rows: list[dict]) -> str:
             cells = (
                 f"{reps}, {batch}, {fan_in} -> {fan_out}", product, f"{gemm * 1e3:.3f}",
                 "-" if fast is None else f"{fast * 1e3:.3f}",
-                "-" if fast is None else f"{gemm / fast:.2f}", row["rule"],
+                "-" if fast is None else f"{gemm / fast:.2f}", row["rule"][product],
             )  # fmt: skip
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
