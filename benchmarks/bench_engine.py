@@ -426,9 +426,10 @@ def datapath_table(d: dict) -> str:
 
 # --------------------------------------------------------------------------- layer products
 
-PRODUCT_SHAPES = (  # (R, B, in, out): W1's first layer, W2's layers, the demo's second layer
+PRODUCT_SHAPES = (  # (R, B, in, out): W1's first layer, W2's layers, the first layer of the
+    # recovery benchmark's tanh teacher (40 models), the demo's second layer
     (64, 500, 2000, 6), (1, 512, 100, 256), (1, 512, 256, 256), (16, 512, 256, 256),
-    (20, 512, 16, 16),
+    (40, 512, 200, 12), (20, 512, 16, 16),
 )  # fmt: skip
 
 

@@ -107,7 +107,7 @@ def test_engine_benchmark_times_the_layer_products_both_ways(monkeypatch):
 
     from simulations.layers import products
 
-    monkeypatch.setattr(bench_engine, "PRODUCT_SHAPES", ((2, 64, 1024, 32), (3, 16, 8, 4)))
+    monkeypatch.setattr(bench_engine, "PRODUCT_SHAPES", ((2, 128, 1024, 32), (3, 16, 8, 4)))
     rows = bench_engine.layer_products(repeat=1)
     way = "onednn" if products.HAS_ONEDNN else "gemm"
     assert rows[0]["rule"] == {"forward": way, "weight_grad": way, "input_grad": "gemm"}
@@ -116,7 +116,7 @@ def test_engine_benchmark_times_the_layer_products_both_ways(monkeypatch):
         assert set(row["gemm_s"]) == {"forward", "weight_grad", "input_grad"}
         assert set(row.get("onednn_s", row["gemm_s"])) == set(row["gemm_s"])
     table = bench_engine.products_table(rows).splitlines()
-    assert len(table) == 2 + 2 * 3 and table[2].startswith("| 2, 64, 1024 -> 32 | forward |")
+    assert len(table) == 2 + 2 * 3 and table[2].startswith("| 2, 128, 1024 -> 32 | forward |")
 
 
 def test_theory_benchmark_times_every_configuration():

@@ -77,6 +77,7 @@ def test_the_rule_takes_onednn_for_large_float32_products_on_the_cpu_only(monkey
     assert products.use_onednn(*large, f32) is ONEDNN
     assert not products.use_onednn(*large, f32.double())
     assert not products.use_onednn(512, 20, 16, f32)  # 164k: below ONEDNN_MIN_MACS
+    assert not products.use_onednn(512, 200, 12, f32)  # 1.2M: below too
     monkeypatch.setattr(torch.backends.mkldnn, "enabled", False)
     assert not products.use_onednn(*large, f32)
 
@@ -96,12 +97,12 @@ def test_the_slab_layer_through_onednn_matches_the_batched_gemm(monkeypatch):
     layer above the threshold) equal those with every product a batched GEMM."""
     gen = torch.Generator().manual_seed(1)
     x0 = torch.randn(2, 256, 600, generator=gen)
-    mu0 = torch.randn(2, 16, 601, generator=gen) * 0.05
-    rho0 = torch.randn(2, 16, 601, generator=gen) - 4
-    eps = torch.randn(2, 16, 601, generator=gen)
-    gate0 = torch.rand(2, 16, generator=gen)
-    weights = torch.randn(2, 256, 16, generator=gen)
-    assert products.use_onednn(256, 600, 16, x0)
+    mu0 = torch.randn(2, 32, 601, generator=gen) * 0.05
+    rho0 = torch.randn(2, 32, 601, generator=gen) - 4
+    eps = torch.randn(2, 32, 601, generator=gen)
+    gate0 = torch.rand(2, 32, generator=gen)
+    weights = torch.randn(2, 256, 32, generator=gen)
+    assert products.use_onednn(256, 600, 32, x0)
 
     def run():
         leaves = [t.clone().requires_grad_() for t in (x0, mu0, rho0, gate0)]
@@ -112,6 +113,6 @@ def test_the_slab_layer_through_onednn_matches_the_batched_gemm(monkeypatch):
 
     fast = run()
     monkeypatch.setattr(products, "ONEDNN_MIN_MACS", 1 << 62)
-    assert not products.use_onednn(256, 600, 16, x0)
+    assert not products.use_onednn(256, 600, 32, x0)
     for a, b in zip(fast, run(), strict=True):
         torch.testing.assert_close(a, b, **TOL)
