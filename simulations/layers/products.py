@@ -13,8 +13,8 @@ next product contiguous operands. Two implementations, chosen by the rule below:
 * batched GEMM (``torch.baddbmm`` / ``torch.bmm``): one call for all replicates;
 * oneDNN's float32 linear (``torch.ops.mkldnn._linear_pointwise``, the operator through
   which ``torch.compile``'s CPU backend runs linear layers), one call per replicate. On the
-  project's CPU (AMD EPYC, 2 threads) it ran large products 1.4 to 2 times as fast as the
-  batched GEMM (``docs/engine.md``, "Performance", has the figures).
+  project's CPU (AMD EPYC, 2 threads) it ran large products 1.2 to 2.4 times as fast as
+  the batched GEMM (``docs/engine.md``, "Performance", has the figures).
 
 The rule: the forward product and the weight gradient run through oneDNN
 (:func:`use_onednn`) for float32 tensors on the CPU, outside a compiled graph, when the
@@ -25,8 +25,8 @@ ran its forward product at 0.4 to 0.6 times the batched GEMM's speed, a 16 -> 16
 models at 0.1). The input gradient, whose output ``[R, in, B]`` is
 the largest of the three and is copied once more out of the per-replicate calls, follows
 only when its contraction and batch are long enough (:func:`input_grad_onednn`): W1's
-first layer (2000 -> 6, R = 64) took 27 to 73 ms through oneDNN against 14 with the
-batched GEMM. The rule depends on a replicate's own shapes only, and each replicate's
+first layer as a hidden layer (2000 -> 6, R = 64) took 27 to 73 ms through oneDNN against
+14 to 15 with the batched GEMM. The rule depends on a replicate's own shapes only, and each replicate's
 product is a call of its own, so a replicate's values do not depend on the replicates
 beside it (the batched-equals-separate guarantee holds bit for bit for these products).
 oneDNN reads a matrix only in a plain layout (rows or columns contiguous; a weight view
