@@ -26,9 +26,10 @@ models at 0.1). The input gradient, whose output ``[R, in, B]`` is
 the largest of the three and is copied once more out of the per-replicate calls, follows
 only when its contraction and batch are long enough (:func:`input_grad_onednn`): W1's
 first layer as a hidden layer (2000 -> 6, R = 64) took 27 to 73 ms through oneDNN against
-14 to 15 with the batched GEMM. The rule depends on a replicate's own shapes only, and each replicate's
-product is a call of its own, so a replicate's values do not depend on the replicates
-beside it (the batched-equals-separate guarantee holds bit for bit for these products).
+14 to 15 with the batched GEMM. The rule depends on a replicate's own shapes only, and
+each replicate's product is a call of its own, so a replicate's values do not depend on
+the replicates beside it (the batched-equals-separate guarantee holds bit for bit for
+these products).
 oneDNN reads a matrix only in a plain layout (rows or columns contiguous; a weight view
 with strided rows took 4 s instead of 9 ms), so such operands are copied first.
 """
