@@ -86,9 +86,10 @@ class _SlabLinear(torch.autograd.Function):
                                             whichever is smaller; the two are equal)
         kl_j = sum_i [ log sigma_0 - log sd_ji + (sd_ji^2 + mu_ji^2) / (2 sigma_0^2) - 1/2 ]
 
-    Outputs ``h [R, B, out]`` and ``kl [R, out]``. The backward pass applies
+    Outputs ``h [R, B, out]`` and ``kl [R, out]``; the products are
+    :mod:`simulations.layers.products`' (batched GEMMs or oneDNN). The backward pass applies
 
-        dh/dbeta via two batched matmuls,  dkl/dmu = mu / sigma_0^2,
+        dh/dbeta via the weight and input gradients,  dkl/dmu = mu / sigma_0^2,
         dkl/dsd = sd / sigma_0^2 - 1 / sd,  dsd/drho = sigmoid(rho),
 
     in a handful of operations on the ``[R, out, in + 1]`` tensors where autograd
