@@ -17,7 +17,7 @@ next product contiguous operands. Two implementations, chosen by the rule below:
   the batched GEMM (``docs/engine.md``, "Performance", has the figures).
 
 The rule: the forward product and the weight gradient run through oneDNN
-(:func:`use_onednn`) for float32 tensors on the CPU, outside a compiled graph, when the
+(:func:`use_onednn`) for float32 tensors on an x86-64 CPU, outside a compiled graph, when the
 layer has at least ``ONEDNN_MIN_MACS`` multiply-adds per replicate (below that one call per
 replicate costs as much as one batched call or more: the first layer of the recovery
 benchmark's tanh teacher, 200 -> 12 at ``B = 512`` for 40 models, 1.2 million per replicate,
@@ -36,6 +36,8 @@ with strided rows took 4 s instead of 9 ms), so such operands are copied first.
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 __all__ = [
@@ -52,7 +54,10 @@ INPUT_GRAD_MIN_BATCH = 128
 
 
 def _onednn_linear():
-    """oneDNN's linear operator, or ``None`` where this build of torch lacks it."""
+    """oneDNN's linear operator, or ``None`` where this build of torch lacks it or the CPU is
+    not x86-64 (the rule was measured there only; elsewhere the batched GEMM is kept)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None
     try:
         if not torch.backends.mkldnn.is_available():
             return None
@@ -63,7 +68,7 @@ def _onednn_linear():
 
 _LINEAR = _onednn_linear()
 HAS_ONEDNN = _LINEAR is not None
-"""Whether this build of torch has oneDNN's linear operator."""
+"""Whether this build of torch has oneDNN's linear operator, on an x86-64 CPU."""
 
 
 def use_onednn(batch: int, fan_in: int, fan_out: int, like: torch.Tensor) -> bool:

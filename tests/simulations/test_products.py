@@ -116,3 +116,11 @@ def test_the_slab_layer_through_onednn_matches_the_batched_gemm(monkeypatch):
     assert not products.use_onednn(256, 600, 32, x0)
     for a, b in zip(fast, run(), strict=True):
         torch.testing.assert_close(a, b, **TOL)
+
+
+def test_only_x86_64_cpus_take_onednn(monkeypatch):
+    """The rule was measured on x86-64 only: elsewhere no oneDNN operator is looked up."""
+    monkeypatch.setattr(products.platform, "machine", lambda: "arm64")
+    assert products._onednn_linear() is None
+    monkeypatch.setattr(products.platform, "machine", lambda: "x86_64")
+    assert (products._onednn_linear() is not None) is torch.backends.mkldnn.is_available()
