@@ -33,8 +33,8 @@ Sections (``--section``, default ``speed``; ``all`` runs every one):
   step against ``copy_`` of as many bytes and a plain read (``sum``), and
   :class:`simulations.minibatch.Minibatches` per step in its two layouts.
 * ``products``: a layer's three products (``x W^T + b``, ``G^T X``, ``G W``) through the
-  batched GEMM and through oneDNN (:mod:`simulations.layers.products`) on W1's, W2's and
-  the demo's layer shapes, and which of the two the engine's rule picks.
+  batched GEMM and through oneDNN (:mod:`simulations.layers.products`) on the layer shapes
+  of W1, W2, the recovery panel's tanh teacher and the demo, and the engine's pick.
 * ``scaling``: replicate-steps/s against R (1 to 256) on W1 and W2 and against the
   hidden width at R = 16, eager and compiled, with the machine's ceilings measured in the
   same run (read bandwidth and GEMM rate) drawn as lines in ``--plot``
