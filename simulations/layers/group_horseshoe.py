@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulations.kl import kl_lognormal_gamma, kl_lognormal_invgamma
+from simulations.kl import _HALF_LOG_2PI_PLUS_HALF
 from simulations.layers.fused import _sum_to
 from simulations.layers.scales import expected_scale
 from ssbnn_theory.priors import ENGINE_GLOBAL_SCALE, ENGINE_SLAB_WIDTH
@@ -21,25 +21,47 @@ DEFAULT_GLOBAL_SCALE = ENGINE_GLOBAL_SCALE
 """Scale ``g_0`` of the global factor ``g ~ C+(0, g_0)``: ``g_0^2 = 1e-5`` (docs/engine.md; the
 theory fixes ``g`` at it: ``ssbnn_theory.priors.ENGINE_GLOBAL_SCALE``)."""
 
+_LGAMMA_HALF = math.lgamma(0.5)
+
+
+def _factor_kl(log_mu, sd, rows):
+    """Each LogNormal factor's KL against its prior, ``[..., 2, out + 1]``, and the expectation
+    ``r E`` in it (``simulations.kl``'s expressions, evaluated in the same order, both rows
+    at once):
+
+        KL = lgamma(1/2) - log sd - (1 + log 2 pi)/2 - (log r + s mu)/2 + r E,
+        E = exp(s mu + sd^2/2),
+
+    with ``(s, r) = (1, rate)`` on the Gamma row (``E = E_q[a]``) and ``(-1, 1)`` on the
+    inverse-Gamma row (``E = E_q[1/b]``); ``rows`` is :attr:`GroupHorseshoeScale.rows`."""
+    sign, rate, log_rate = rows
+    signed_mu = log_mu * sign
+    rate_e = rate * torch.exp(signed_mu + 0.5 * sd.square())
+    half_log = 0.5 * (log_rate + signed_mu)
+    return (_LGAMMA_HALF - torch.log(sd)) - _HALF_LOG_2PI_PLUS_HALF - half_log + rate_e, rate_e
+
+
+def _sum_rows(terms: torch.Tensor) -> torch.Tensor:
+    """``[..., 2, out + 1] -> [...]``: the two rows added, then the columns."""
+    return (terms[..., 0, :] + terms[..., 1, :]).sum(-1)
+
 
 class _GroupHorseshoeDraw(torch.autograd.Function):
     """A draw of the (regularised) horseshoe scales and their KL, with an explicit backward.
 
     Inputs ``log_mu, log_rho [R, 2, out + 1]`` (row 0 the Gamma factors, row 1 the
-    inverse-Gamma factors, last column the global), the Gamma rows' prior rates
-    ``[out + 1]``, the normals ``eps [..., R, out + 1]`` and the slab width ``c`` (or
-    ``None``). With ``sd = softplus(log_rho)``, ``M = sum_rows log_mu / 2``,
+    inverse-Gamma factors, last column the global), the rows' constants
+    (:attr:`GroupHorseshoeScale.rows`), the normals ``eps [..., R, out + 1]`` and the slab
+    width ``c`` (or ``None``). With ``sd = softplus(log_rho)``, ``M = sum_rows log_mu / 2``,
     ``S = sqrt(sum_rows sd^2) / 2``, ``v = M + S eps`` and ``w_j = v_j + v_g`` it returns
     ``scale_j = h(w_j)`` (``h = exp``, or ``exp(w - softplus(2 (w - log c)) / 2)``) and
     :meth:`GroupHorseshoeScale.kl`. Backward: ``h'(w) = h(w)`` or
-    ``h(w) (1 - sigmoid(2 (w - log c)))``; ``dS/dsd = sd / (4 S)``; the Gamma row's
-    ``dKL/dmu = rate E - 1/2``, ``dKL/dsd = rate E sd - 1/sd`` with ``E = exp(mu + sd^2/2)``,
-    the inverse-Gamma row's ``dKL/dmu = 1/2 - E'``, ``dKL/dsd = E' sd - 1/sd`` with
-    ``E' = exp(sd^2/2 - mu)``.
+    ``h(w) (1 - sigmoid(2 (w - log c)))``; ``dS/dsd = sd / (4 S)``; with ``s, r, E`` of
+    :func:`_factor_kl`, ``dKL/dmu = s (r E - 1/2)`` and ``dKL/dsd = r E sd - 1/sd``.
     """
 
     @staticmethod
-    def forward(ctx, log_mu, log_rho, prior_rate, eps, slab_width):
+    def forward(ctx, log_mu, log_rho, rows, eps, slab_width):
         sd = F.softplus(log_rho)
         mean = 0.5 * log_mu.sum(-2)
         total_sd = 0.5 * torch.sqrt(sd.square().sum(-2))
@@ -52,32 +74,27 @@ class _GroupHorseshoeDraw(torch.autograd.Function):
             shifted = 2.0 * (w - math.log(slab_width))
             scale = torch.exp(w - 0.5 * F.softplus(shifted))
             slope = torch.sigmoid(-shifted)  # 1 - sigmoid(shifted)
-        mu0, mu1, sd0, sd1 = log_mu[..., 0, :], log_mu[..., 1, :], sd[..., 0, :], sd[..., 1, :]
-        gamma = kl_lognormal_gamma(mu0, sd0, 0.5, prior_rate)
-        inverse = kl_lognormal_invgamma(mu1, sd1, 0.5, 1.0)
-        ctx.save_for_backward(log_mu, log_rho, prior_rate, eps, sd, total_sd, scale, slope)
+        terms, rate_e = _factor_kl(log_mu, sd, rows)
+        ctx.sign = rows[0]
+        ctx.save_for_backward(log_rho, eps, sd, total_sd, scale, slope, rate_e)
         ctx.set_materialize_grads(False)
-        return scale, (gamma + inverse).sum(-1)
+        return scale, _sum_rows(terms)
 
     @staticmethod
     def backward(ctx, grad_scale, grad_kl):
-        log_mu, log_rho, prior_rate, eps, sd, total_sd, scale, slope = ctx.saved_tensors
+        log_rho, eps, sd, total_sd, scale, slope, rate_e = ctx.saved_tensors
         grad_mu = grad_sd = None
         if grad_scale is not None:
             grad_w = grad_scale * scale if slope is None else grad_scale * scale * slope
             grad_v = torch.cat((grad_w, grad_w.sum(-1, keepdim=True)), -1)
             grad_mean = _sum_to(grad_v, total_sd)
             grad_total = _sum_to(grad_v * eps, total_sd)
-            grad_mu = (0.5 * grad_mean).unsqueeze(-2).expand_as(log_mu).contiguous()
+            grad_mu = (0.5 * grad_mean).unsqueeze(-2).expand_as(sd)
             grad_sd = (grad_total * 0.25 / total_sd).unsqueeze(-2) * sd
         if grad_kl is not None:
-            gk = grad_kl.unsqueeze(-1)
-            mu0, mu1, sd0, sd1 = log_mu[..., 0, :], log_mu[..., 1, :], sd[..., 0, :], sd[..., 1, :]
-            e0 = prior_rate * torch.exp(mu0 + 0.5 * sd0.square())
-            e1 = torch.exp(0.5 * sd1.square() - mu1)
-            kl_mu = torch.stack((e0 - 0.5, 0.5 - e1), -2) * gk.unsqueeze(-2)
-            kl_sd = torch.stack((e0 * sd0, e1 * sd1), -2) - torch.reciprocal(sd)
-            kl_sd = kl_sd * gk.unsqueeze(-2)
+            gk = grad_kl.unsqueeze(-1).unsqueeze(-1)
+            kl_mu = (rate_e - 0.5) * ctx.sign * gk
+            kl_sd = (rate_e * sd - torch.reciprocal(sd)) * gk
             grad_mu = kl_mu if grad_mu is None else grad_mu + kl_mu
             grad_sd = kl_sd if grad_sd is None else grad_sd + kl_sd
         grad_rho = None if grad_sd is None else grad_sd * torch.sigmoid(log_rho)
@@ -124,9 +141,24 @@ class GroupHorseshoeScale(nn.Module):
         init = torch.stack([log_scale_sq, -log_scale_sq]).expand(reps, 2, out + 1)
         self.log_mu = nn.Parameter(init.clone())
         self.log_rho = nn.Parameter(torch.full((reps, 2, out + 1), rho_init, **kw))
-        # Prior rates of the Gamma factors (row 0): 1/A^2 per node, 1/g_0^2 for the global.
-        self.register_buffer("prior_rate", torch.exp(-log_scale_sq))
+        # Prior rates of the Gamma factors (row 0): 1/A^2 per node, 1/g_0^2 for the global;
+        # the rows' constants of _factor_kl (not saved: they follow from the rates).
+        rate = torch.exp(-log_scale_sq)
+        self.register_buffer("prior_rate", rate)
+        rows = {
+            "row_sign": torch.tensor([[1.0], [-1.0]], **kw),
+            "row_rate": torch.stack((rate, torch.ones_like(rate))),
+            "row_log_rate": torch.stack((torch.log(rate), torch.zeros_like(rate))),
+        }
+        for name, value in rows.items():
+            self.register_buffer(name, value, persistent=False)
         self.noise_count = out + 1
+
+    @property
+    def rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s [2, 1], r [2, out + 1], log r [2, out + 1])`` of :func:`_factor_kl`: the
+        Gamma row ``(1, 1/A^2 .. 1/A^2, 1/g_0^2)``, the inverse-Gamma row ``(-1, 1)``."""
+        return self.row_sign, self.row_rate, self.row_log_rate
 
     def _moments_all(self, sd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of ``(log tau_1..log tau_out, log g)`` from the factors' sds ``sd``."""
@@ -140,9 +172,7 @@ class GroupHorseshoeScale(nn.Module):
         is an exact draw of the same joint law (``g`` shared by the nodes) with half
         the noise.
         """
-        return _GroupHorseshoeDraw.apply(
-            self.log_mu, self.log_rho, self.prior_rate, eps, self.slab_width
-        )
+        return _GroupHorseshoeDraw.apply(self.log_mu, self.log_rho, self.rows, eps, self.slab_width)
 
     def log_scale_moments(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and sd of the Gaussian ``v_j = log(g tau_j)`` under ``q``, ``[R, out]`` each."""
@@ -170,7 +200,4 @@ class GroupHorseshoeScale(nn.Module):
     def _kl(self, sd: torch.Tensor) -> torch.Tensor:
         """``KL(LogNormal || Gamma(1/2, rate))`` of row 0 plus ``KL(LogNormal || InvGamma(1/2, 1))``
         of row 1, summed."""
-        mu = self.log_mu
-        gamma = kl_lognormal_gamma(mu[..., 0, :], sd[..., 0, :], 0.5, self.prior_rate)
-        inverse = kl_lognormal_invgamma(mu[..., 1, :], sd[..., 1, :], 0.5, 1.0)
-        return (gamma + inverse).sum(-1)
+        return _sum_rows(_factor_kl(self.log_mu, sd, self.rows)[0])

@@ -471,9 +471,11 @@ def test_fused_scale_functions_pass_gradcheck(width):
     log_mu = torch.randn(2, 2, 4, dtype=D, generator=gen, requires_grad=True)
     log_rho = torch.randn(2, 2, 4, dtype=D, generator=gen, requires_grad=True)
     rate = torch.rand(4, dtype=D, generator=gen) + 0.5
+    sign = torch.tensor([[1.0], [-1.0]], dtype=D)
+    rows = (sign, torch.stack((rate, torch.ones_like(rate))), torch.stack((rate.log(), 0 * rate)))
     eps4 = torch.randn(3, 2, 4, dtype=D, generator=gen)
     assert torch.autograd.gradcheck(
-        lambda a, b: _GroupHorseshoeDraw.apply(a, b, rate, eps4, width), (log_mu, log_rho)
+        lambda a, b: _GroupHorseshoeDraw.apply(a, b, rows, eps4, width), (log_mu, log_rho)
     )
 
 
