@@ -31,7 +31,9 @@ Sections (``--section``, default ``speed``; ``all`` runs every one):
   (``--rounds`` times each), so ratios are against the same conditions.
 * ``datapath``: the minibatch data path alone: ``index_select`` of the R * B rows of a
   step against ``copy_`` of as many bytes and a plain read (``sum``), and
-  :class:`simulations.minibatch.Minibatches` per step in its two layouts.
+  :class:`simulations.minibatch.Minibatches` per step in its two layouts; then W1's step
+  at R = 64 against the parts that read its minibatch (the gather, the first layer's
+  forward product and weight gradient, each timed alone), and the rates they bound.
 * ``products``: a layer's three products (``x W^T + b``, ``G^T X``, ``G W``) through the
   batched GEMM and through oneDNN (:mod:`simulations.layers.products`) on the layer shapes
   of W1, W2, the recovery panel's tanh teacher and the demo, and the engine's pick.
@@ -404,6 +406,47 @@ def datapath(reps: int = 64, repeat: int = 7) -> dict:
     for key in list(out):
         if key.endswith("_s"):
             out[key.replace("_s", "_GBps")] = nbytes / out[key] / 1e9
+    out["budget"] = step_budget(w, x, y, buf, repeat)
+    return out
+
+
+def step_budget(w: Workload, x, y, batch, repeat: int) -> dict:
+    """Where a W1 step at ``R = len(x)`` goes: the whole step (SS-GL, default options) and,
+    timed alone on its operands, the minibatch gather and the first layer's forward product
+    and weight gradient (``simulations.layers.products``, the engine's pick), which read
+    the minibatch; the rest of the step is the difference. The gather and the two products
+    bound the step's rate under random reshuffling, the products alone with shuffling once
+    (no copy per step)."""
+    from simulations.layers import products
+
+    reps = len(x)
+    keep_freed_memory()  # as in fit
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
+    fan_out = w.hidden[0]
+    weight = torch.randn(reps, fan_out, w.p, generator=gen, device=DEVICE)
+    bias = torch.zeros(reps, fan_out, device=DEVICE)
+    grad = torch.randn(reps, fan_out, w.batch, generator=gen, device=DEVICE).transpose(-1, -2)
+    grad_w = torch.empty_like(weight)
+    onednn = products.use_onednn(w.batch, w.p, fan_out, batch)
+    step = timed_fit(w, "ss-gl", reps, x, y, 16)["step_s"]
+    flat = x.view(reps * w.n, w.p)
+    idx = torch.randint(0, reps * w.n, (reps * w.batch,), generator=gen, device=DEVICE)
+    out = {
+        "replicates": reps,
+        "step_s": step,
+        "gather_s": _median_time(
+            lambda: torch.index_select(flat, 0, idx, out=batch.view(-1, w.p)), repeat
+        ),
+        "forward_s": _median_time(lambda: products.affine(batch, weight, bias, onednn), repeat),
+        "weight_grad_s": _median_time(
+            lambda: products.weight_grad(grad, batch, grad_w, onednn), repeat
+        ),
+    }
+    reads = out["forward_s"] + out["weight_grad_s"]
+    out["rest_s"] = step - out["gather_s"] - reads
+    out["bound_reshuffled"] = reps / (out["gather_s"] + reads)
+    out["bound_once"] = reps / reads
+    out["rate"] = reps / step
     return out
 
 
@@ -421,6 +464,19 @@ def datapath_table(d: dict) -> str:
     ]
     for label, key in rows:
         lines.append(f"| {label} | {d[key + '_s'] * 1e3:.1f} | {d[key + '_GBps']:.1f} |")
+    b = d["budget"]
+    lines += [
+        "",
+        f"| W1 step, SS-GL, R = {b['replicates']} | ms | replicate-steps/s |",
+        "|---|---|---|",
+        f"| the whole step | {b['step_s'] * 1e3:.1f} | {b['rate']:,.0f} |",
+        f"| the minibatch gather | {b['gather_s'] * 1e3:.1f} | |",
+        f"| first layer, forward product | {b['forward_s'] * 1e3:.1f} | |",
+        f"| first layer, weight gradient | {b['weight_grad_s'] * 1e3:.1f} | |",
+        f"| the rest (the difference) | {b['rest_s'] * 1e3:.1f} | |",
+        f"| bound: gather and the two products alone | | {b['bound_reshuffled']:,.0f} |",
+        f"| bound: the two products alone (shuffle once) | | {b['bound_once']:,.0f} |",
+    ]
     return "\n".join(lines)
 
 

@@ -119,6 +119,22 @@ def test_engine_benchmark_times_the_layer_products_both_ways(monkeypatch):
     assert len(table) == 2 + 2 * 3 and table[2].startswith("| 2, 128, 1024 -> 32 | forward |")
 
 
+def test_engine_benchmark_splits_a_w1_step_into_its_minibatch_reads(monkeypatch):
+    import bench_engine
+
+    small = {"p": 64, "hidden": (6, 4, 3), "activation": "tanh", "batch": 16, "n": 64}
+    monkeypatch.setitem(bench_engine.WORKLOADS, "W1", small)
+    d = bench_engine.datapath(reps=2, repeat=1)
+    b = d["budget"]
+    parts = b["gather_s"] + b["forward_s"] + b["weight_grad_s"] + b["rest_s"]
+    assert parts == pytest.approx(b["step_s"])
+    assert b["rate"] == pytest.approx(2 / b["step_s"])
+    assert b["bound_once"] > b["bound_reshuffled"] > 0
+    table = bench_engine.datapath_table(d)
+    assert "| W1 step, SS-GL, R = 2 | ms | replicate-steps/s |" in table
+    assert table.count("\n| bound: ") == 2
+
+
 def test_theory_benchmark_times_every_configuration():
     import bench_theory
 
