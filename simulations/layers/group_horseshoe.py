@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from simulations.kl import _HALF_LOG_2PI_PLUS_HALF
+from simulations.kl import _HALF_LOG_2PI_PLUS_HALF, kl_lognormal_gamma, kl_lognormal_invgamma
 from simulations.layers.fused import _sum_to
 from simulations.layers.scales import expected_scale
 from ssbnn_theory.priors import ENGINE_GLOBAL_SCALE, ENGINE_SLAB_WIDTH
@@ -199,5 +199,9 @@ class GroupHorseshoeScale(nn.Module):
 
     def _kl(self, sd: torch.Tensor) -> torch.Tensor:
         """``KL(LogNormal || Gamma(1/2, rate))`` of row 0 plus ``KL(LogNormal || InvGamma(1/2, 1))``
-        of row 1, summed."""
-        return _sum_rows(_factor_kl(self.log_mu, sd, self.rows)[0])
+        of row 1, summed, through :mod:`simulations.kl` (the draw's :func:`_factor_kl` is
+        checked against it)."""
+        mu = self.log_mu
+        gamma = kl_lognormal_gamma(mu[..., 0, :], sd[..., 0, :], 0.5, self.prior_rate)
+        inverse = kl_lognormal_invgamma(mu[..., 1, :], sd[..., 1, :], 0.5, 1.0)
+        return (gamma + inverse).sum(-1)
