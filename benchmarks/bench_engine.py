@@ -423,24 +423,21 @@ def step_budget(w: Workload, x, y, batch, repeat: int) -> dict:
     keep_freed_memory()  # as in fit
     gen = torch.Generator(device=DEVICE).manual_seed(1)
     fan_out = w.hidden[0]
-    weight = torch.randn(reps, fan_out, w.p, generator=gen, device=DEVICE)
-    bias = torch.zeros(reps, fan_out, device=DEVICE)
+    weight = torch.randn(reps, fan_out, w.p + 1, generator=gen, device=DEVICE)
     grad = torch.randn(reps, fan_out, w.batch, generator=gen, device=DEVICE).transpose(-1, -2)
-    grad_w = torch.empty_like(weight)
     onednn = products.use_onednn(w.batch, w.p, fan_out, batch)
     step = timed_fit(w, "ss-gl", reps, x, y, 16)["step_s"]
     flat = x.view(reps * w.n, w.p)
     idx = torch.randint(0, reps * w.n, (reps * w.batch,), generator=gen, device=DEVICE)
+    times = _product_times(batch, weight, grad, onednn, repeat)
     out = {
         "replicates": reps,
         "step_s": step,
         "gather_s": _median_time(
             lambda: torch.index_select(flat, 0, idx, out=batch.view(-1, w.p)), repeat
         ),
-        "forward_s": _median_time(lambda: products.affine(batch, weight, bias, onednn), repeat),
-        "weight_grad_s": _median_time(
-            lambda: products.weight_grad(grad, batch, grad_w, onednn), repeat
-        ),
+        "forward_s": times["forward"],
+        "weight_grad_s": times["weight_grad"],
     }
     reads = out["forward_s"] + out["weight_grad_s"]
     out["rest_s"] = step - out["gather_s"] - reads
