@@ -16,6 +16,8 @@ the same for every arm, an arm's replicates as one batch) in three arms:
 With ``--starts K`` each random arm trains ``K`` starts per replicate (all as one batch) and
 reports, per replicate, the start with the lowest training objective (as the engine's
 restarts keep the best start); the table's ``starts`` column gives ``K``.
+``--seed S`` draws another truth (the teacher's weights: the panel's truths are one draw
+each, of seed 7), other data and other starts.
 
 Reported per arm: the RMSE of the fit against ``f0`` on the panel's test points (median
 and range over replicates) and the training objective's gap to the placed arm in nats,
@@ -99,13 +101,14 @@ def train(params, x, y, activation, generator) -> None:
             optimizer.step()
 
 
-def run_cell(truth: str, n: int, replicates: int, starts: int = 1) -> dict:
-    """Train the three arms of one cell and measure them (``starts`` per random arm)."""
+def run_cell(truth: str, n: int, replicates: int, starts: int = 1, seed: int = SEED) -> dict:
+    """Train the three arms of one cell and measure them (``starts`` per random arm); ``seed``
+    draws the truth, the data and the random starts."""
     import torch
 
     torch.set_num_threads(1)
     spec = PANEL[truth]
-    data = generate_truth(truth, n, replicates, SEED)
+    data = generate_truth(truth, n, replicates, seed)
     relevant = list(data.truth.relevant_inputs)
     x = data.x_train[..., relevant].float()
     y = data.y_train[..., 0].float()
@@ -115,7 +118,7 @@ def run_cell(truth: str, n: int, replicates: int, starts: int = 1) -> dict:
     inputs = len(relevant)
     student = (inputs, *spec["hidden"], 1)
     widths = (inputs, *(int(a) for a in data.truth.active_nodes), 1)
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(seed)
     initial = {
         "placed": teacher_params(data.truth, replicates, student),
         "random": init_params(replicates * starts, student, generator),
@@ -173,15 +176,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[8192, 32768])
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--starts", type=int, default=1, help="random starts per replicate")
+    parser.add_argument(
+        "--seed", type=int, default=SEED,
+        help=f"draws the truth (the teacher), the data and the starts (default {SEED})",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
     args = parser.parse_args()
     truths = args.truth or list(PANEL)
-    cells = [(t, n, args.replicates, args.starts) for t in truths for n in args.n]
+    cells = [(t, n, args.replicates, args.starts, args.seed) for t in truths for n in args.n]
     print(
         f"plain networks on the relevant inputs, R = {args.replicates}, {args.starts} start(s), "
-        f"schedule {SCHEDULE}, batch {BATCH}",
+        f"schedule {SCHEDULE}, batch {BATCH}, seed {args.seed}",
         flush=True,
     )
     print(markdown([]), flush=True)

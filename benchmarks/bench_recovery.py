@@ -9,7 +9,7 @@ table; ``--csv FILE`` keeps one row per cell). The panel:
   16-16-16 student;
 * ``tanh_p200``: a tanh teacher with biases on 8 of p = 200 inputs, active (6, 3),
   noise sd 0.5, 12-8 student (weights ``+-U[0.5, 1.5]``, biases ``U(-0.5, 0.5)``, output
-  scaled to ``Var f0 = 1``; drawn with a fixed seed here);
+  scaled to ``Var f0 = 1``);
 
 at n = 2048, 8192, 32768, R = 8 replicates trained as one batch, for each prior with the
 default options of ``ModelConfig`` and ``TrainConfig`` (``steps = "auto"``: until the
@@ -26,7 +26,9 @@ as JSON, else kept as a string) changes one option of ``ModelConfig`` or ``Train
 so that a candidate protocol is measured on the same cells as the defaults;
 ``model.hidden`` changes the student's widths (one per layer of the truth) on the same data;
 ``train.convergence`` takes a JSON object of ``ConvergenceRule`` options, e.g.
-``train.convergence={"tolerance": 2.5e-4}``.
+``train.convergence={"tolerance": 2.5e-4}``. Each truth is one draw of its teacher, with
+the data and the replicates' seeds, from ``--seed`` (default 7): another seed measures the
+protocol on other draws of the same truths.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def generate_truth(truth: str, n: int, replicates: int, seed: int):
     if truth == "tanh_p200":
         return generate(
             "teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
-            weights=tanh_teacher(), activation="tanh", p=spec["p"], sigma_e=spec["noise"],
+            weights=tanh_teacher(seed), activation="tanh", p=spec["p"], sigma_e=spec["noise"],
         )  # fmt: skip
     return generate(
         "relu_teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
@@ -161,9 +163,11 @@ def run_cell(
     max_steps: int | None,
     restarts: int | None,
     settings: tuple[tuple[str, str, object], ...] = (),
+    seed: int = SEED,
 ) -> dict:
     """Train one cell with the default options (``max_steps``, ``restarts`` and
-    ``settings`` aside) and measure it."""
+    ``settings`` aside) and measure it; ``seed`` draws the truth, the data and the
+    replicates' seeds."""
     import torch
 
     from simulations import BayesianMLP, ModelConfig, TrainConfig, fit
@@ -171,14 +175,14 @@ def run_cell(
 
     torch.set_num_threads(1)
     spec = PANEL[truth]
-    data = generate_truth(truth, n, replicates, SEED)
+    data = generate_truth(truth, n, replicates, seed)
     activation = "tanh" if truth == "tanh_p200" else "relu"
     changes = {s: {f: v for sec, f, v in settings if sec == s} for s in ("model", "train")}
     changes["model"]["hidden"] = student_widths(truth, settings)
     config = ModelConfig(
         p=data.p, prior=prior, activation=activation, sigma_e=spec["noise"], **changes["model"]
     )
-    model = BayesianMLP(config, replicate_seeds(SEED, replicates, "model"), n=n)
+    model = BayesianMLP(config, replicate_seeds(seed, replicates, "model"), n=n)
     limits = {} if max_steps is None else {"max_steps": max_steps}
     options = TrainConfig(restarts=restarts, **limits, **changes["train"])
     started = time.perf_counter()
@@ -256,6 +260,10 @@ def main() -> None:
         metavar="SECTION.FIELD=VALUE", help="change one ModelConfig (model.) or TrainConfig "
         "(train.) option, e.g. model.prior_inclusion=1e-13",
     )  # fmt: skip
+    parser.add_argument(
+        "--seed", type=int, default=SEED,
+        help=f"draws the truths (the teachers), the data and the replicates (default {SEED})",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
@@ -273,8 +281,8 @@ def main() -> None:
     changed = "".join(f", {s}.{f} = {v!r}" for s, f, v in settings)
     starts = args.restarts or "default"
     print(f"# {machine}; {len(cells)} cells, R = {args.replicates}, restarts {starts}"
-          f"{changed}", flush=True)  # fmt: skip
-    options = (args.replicates, args.max_steps, args.restarts, settings)
+          f"{changed}, seed {args.seed}", flush=True)  # fmt: skip
+    options = (args.replicates, args.max_steps, args.restarts, settings, args.seed)
     rows = run_cells(
         run_cell, [(*cell, *options) for cell in cells], args.workers, markdown, args.csv
     )

@@ -157,3 +157,20 @@ def test_recovery_setting_takes_a_convergence_rule():
                       ('train.convergence={"tolerance": -1}', "a finite number >= 0")):  # fmt: skip
         with pytest.raises(argparse.ArgumentTypeError, match=says):
             bench_recovery.parse_setting(bad)
+
+
+def test_seed_draws_another_truth_and_other_data(monkeypatch):
+    import bench_reach
+    import bench_recovery
+
+    for truth in ("relu_deep", "tanh_p200"):
+        first = bench_recovery.generate_truth(truth, 64, 1, bench_recovery.SEED)
+        again = bench_recovery.generate_truth(truth, 64, 1, bench_recovery.SEED)
+        other = bench_recovery.generate_truth(truth, 64, 1, 11)
+        assert first.f_test.equal(again.f_test)
+        assert not (first.truth.weights[0] == other.truth.weights[0]).all()  # another teacher
+        assert not first.x_train.equal(other.x_train)
+    monkeypatch.setattr(bench_reach, "SCHEDULE", ((5, 1e-3),))
+    rows = [bench_reach.run_cell("relu_p20", 256, 1, seed=s) for s in (7, 7, 11)]
+    assert rows[0]["rmse random"] == rows[1]["rmse random"]
+    assert rows[0]["rmse random"] != rows[2]["rmse random"]
