@@ -3,7 +3,8 @@
 Run ``python benchmarks/bench_optimum.py --truth relu_deep --n 8192 32768`` (``--markdown``
 prints the ``RESULTS.md`` table; ``--csv FILE`` keeps one row per cell). For each cell (a
 truth of ``bench_recovery.PANEL``, a prior, ``n``; the panel's data and replicate seeds,
-``R`` replicates, float32, the reference prior inclusion):
+``R`` replicates, float32, the reference prior inclusion; ``--seed`` draws other truths
+and data, as in ``bench_recovery``):
 
 1. a student of the panel's widths is placed at the teacher: slab means the teacher's
    weights (over the layer's expected scale, zero beyond the teacher's nodes), ``rho = -5``,
@@ -94,8 +95,9 @@ def move_arms(model, active: tuple[int, ...]):
     return batch, moves
 
 
-def run_cell(truth: str, prior: str, n: int, replicates: int) -> dict:
-    """Steps 1 to 3 for one cell."""
+def run_cell(truth: str, prior: str, n: int, replicates: int, seed: int = SEED) -> dict:
+    """Steps 1 to 3 for one cell; ``seed`` draws the truth, the data and the replicates'
+    seeds, as in ``bench_recovery``."""
     import torch
 
     from simulations import ModelConfig
@@ -105,13 +107,13 @@ def run_cell(truth: str, prior: str, n: int, replicates: int) -> dict:
     torch.set_num_threads(1)
     started = time.perf_counter()
     spec = PANEL[truth]
-    data = generate_truth(truth, n, replicates, SEED)
+    data = generate_truth(truth, n, replicates, seed)
     activation = "tanh" if truth == "tanh_p200" else "relu"
     config = ModelConfig(
         p=data.p, hidden=spec["hidden"], prior=prior, activation=activation,
         sigma_e=spec["noise"],
     )  # fmt: skip
-    model = placed_student(data, config, replicate_seeds(SEED, replicates, "model"))
+    model = placed_student(data, config, replicate_seeds(seed, replicates, "model"))
     active = tuple(int(a) for a in data.truth.active_nodes)
     batch, moves = move_arms(model, active)
     x = data.x_train.repeat(len(moves), 1, 1)
@@ -162,6 +164,10 @@ def main() -> None:
     parser.add_argument("--prior", action="append", choices=("ss-gl", "ss-ghs"))
     parser.add_argument("--n", type=int, nargs="+", default=[8192])
     parser.add_argument("--replicates", type=int, default=4)
+    parser.add_argument(
+        "--seed", type=int, default=SEED,
+        help=f"draws the truths (the teachers), the data and the replicates (default {SEED})",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
@@ -176,7 +182,7 @@ def main() -> None:
         for p in args.prior or ["ss-gl", "ss-ghs"]
         for n in args.n
     ]
-    cells = [(*cell, args.replicates) for cell in cells]
+    cells = [(*cell, args.replicates, args.seed) for cell in cells]
     rows = run_cells(run_cell, cells, args.workers, markdown, args.csv)
     if args.markdown:
         print(markdown(rows))
