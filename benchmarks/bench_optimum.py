@@ -28,7 +28,7 @@ import argparse
 import math
 import time
 
-from bench_recovery import PANEL, SEED, generate_truth, run_cells
+from bench_recovery import PANEL, SEED, add_seed_option, generate_truth, run_cells
 
 PLACE = ((8000, 3e-3), (4000, 1e-3), (3000, 3e-4))
 MOVE = ((10000, 1e-3), (5000, 3e-4))
@@ -164,10 +164,7 @@ def main() -> None:
     parser.add_argument("--prior", action="append", choices=("ss-gl", "ss-ghs"))
     parser.add_argument("--n", type=int, nargs="+", default=[8192])
     parser.add_argument("--replicates", type=int, default=4)
-    parser.add_argument(
-        "--seed", type=int, default=SEED,
-        help=f"draws the truths (the teachers), the data and the replicates (default {SEED})",
-    )  # fmt: skip
+    add_seed_option(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)

@@ -35,7 +35,7 @@ import math
 import statistics
 import time
 
-from bench_recovery import PANEL, SEED, generate_truth, run_cells
+from bench_recovery import PANEL, SEED, add_seed_option, generate_truth, run_cells
 
 SCHEDULE = ((15000, 1e-3), (5000, 3e-4))
 BATCH = 512
@@ -176,10 +176,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[8192, 32768])
     parser.add_argument("--replicates", type=int, default=8)
     parser.add_argument("--starts", type=int, default=1, help="random starts per replicate")
-    parser.add_argument(
-        "--seed", type=int, default=SEED,
-        help=f"draws the truth (the teacher), the data and the starts (default {SEED})",
-    )  # fmt: skip
+    add_seed_option(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)

@@ -99,6 +99,15 @@ def generate_truth(truth: str, n: int, replicates: int, seed: int):
     )  # fmt: skip
 
 
+def add_seed_option(parser: argparse.ArgumentParser) -> None:
+    """``--seed``, the panel's benchmarks' one seed: it draws the truths (the teachers), their
+    data and the replicates (or starts)."""
+    parser.add_argument(
+        "--seed", type=int, default=SEED,
+        help=f"draws the truths (teachers), the data, the replicates or starts (default {SEED})",
+    )  # fmt: skip
+
+
 def parse_setting(text: str) -> tuple[str, str, object]:
     """``"model.FIELD=VALUE"`` or ``"train.FIELD=VALUE"`` as ``(section, field, value)``."""
     key, sep, raw = text.partition("=")
@@ -260,10 +269,7 @@ def main() -> None:
         metavar="SECTION.FIELD=VALUE", help="change one ModelConfig (model.) or TrainConfig "
         "(train.) option, e.g. model.prior_inclusion=1e-13",
     )  # fmt: skip
-    parser.add_argument(
-        "--seed", type=int, default=SEED,
-        help=f"draws the truths (the teachers), the data and the replicates (default {SEED})",
-    )  # fmt: skip
+    add_seed_option(parser)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", default=None)
