@@ -127,9 +127,6 @@ def test_engine_benchmark_splits_a_w1_step_into_its_minibatch_reads(monkeypatch)
     d = bench_engine.datapath(reps=2, repeat=1)
     b = d["budget"]
     assert min(b["step_s"], b["gather_s"], b["forward_s"], b["weight_grad_s"]) > 0
-    assert b["rate"] == pytest.approx(2 / b["step_s"])
-    # the gather is timed, so dropping it (shuffling once) raises the bound
-    assert b["bound_once"] > b["bound_reshuffled"] > 0
     table = bench_engine.datapath_table(d)
     assert "| W1 step, SS-GL, R = 2 | ms | replicate-steps/s |" in table
     assert table.count("\n| bound: ") == 2
