@@ -20,54 +20,63 @@ class _GroupLassoDraw(torch.autograd.Function):
     """A draw of the group-lasso scales and their KL, with an explicit backward.
 
     Inputs ``m, rho [R, out]`` (``log tau^2``), ``m_k, rho_k [R]`` (``log kappa^2``), the
-    normals ``eps [..., R, out]`` and the constants ``(d + 1)/2, a, b``. With
-    ``s = softplus(rho)``, ``E_j = exp(m_j + s_j^2/2)``, ``E_k = exp(m_k + s_k^2/2)`` and
-    ``r = E_k / 2`` (``E_q[kappa^2 / 2]``) it returns ``tau = exp((m + s eps)/2)`` and
-    :meth:`GroupLassoScale.kl` (the same expressions). Backward:
+    normals ``eps [..., R, out]`` and the constants ``a = (d + 1)/2, a_k, b``. With
+    ``s = softplus(rho)``, ``E_j = exp(m_j + s_j^2/2)``, ``E_k = exp(m_k + s_k^2/2)``,
+    ``r = E_k / 2`` (``E_q[kappa^2 / 2]``) and ``T = r sum_j E_j + b E_k`` it returns
+    ``tau = exp((m + s eps)/2)`` and :meth:`GroupLassoScale.kl` summed over the nodes in
+    one pass (``C = (1 + log 2 pi)/2``):
 
-        dKL/dm_j   = r E_j - (d + 1)/2,      dKL/ds_j   = r E_j s_j - 1/s_j,
-        dKL/dm_k   = sum_j r E_j - out (d + 1)/2 + b E_k - a,
-        dKL/ds_k   = (sum_j r E_j + b E_k) s_k - 1/s_k,     ds/drho = sigmoid(rho).
+        KL = out (lgamma(a) - C + a log 2) + lgamma(a_k) - C - a_k log b
+             - sum_j log s_j - log s_k - a sum_j m_j - (out a + a_k) m_k + T.
+
+    Backward:
+
+        dKL/dm_j = r E_j - a,      dKL/ds_j = r E_j s_j - 1/s_j,
+        dKL/dm_k = T - (out a + a_k),      dKL/ds_k = T s_k - 1/s_k,     ds/drho = sigmoid(rho).
     """
 
     @staticmethod
     def forward(ctx, m, rho, m_k, rho_k, eps, shape, kappa_shape, kappa_rate):
         s, s_k = F.softplus(rho), F.softplus(rho_k)
-        scale = torch.exp(0.5 * torch.addcmul(m, s, eps))
-        e_k = torch.exp(m_k + 0.5 * s_k.square())
-        rate = (0.5 * e_k).unsqueeze(-1)
-        rate_e = rate * torch.exp(m + 0.5 * s.square())
-        # kl_lognormal_gamma's expression, term by term, for the local and global factors
-        local = (
-            math.lgamma(shape) - torch.log(s) - _HALF_LOG_2PI_PLUS_HALF
-            - shape * ((m_k - math.log(2.0)).unsqueeze(-1) + m) + rate_e
+        scale = torch.addcmul(m, s, eps).mul_(0.5).exp_()
+        e = torch.addcmul(m, s, s, value=0.5).exp_()
+        e_k = torch.addcmul(m_k, s_k, s_k, value=0.5).exp_()
+        rate = 0.5 * e_k
+        total = torch.addcmul(kappa_rate * e_k, rate, e.sum(-1))
+        out = m.shape[-1]
+        weight = out * shape + kappa_shape  # the coefficient of m_k
+        const = (
+            out * (math.lgamma(shape) - _HALF_LOG_2PI_PLUS_HALF + shape * math.log(2.0))
+            + math.lgamma(kappa_shape) - _HALF_LOG_2PI_PLUS_HALF
+            - kappa_shape * math.log(kappa_rate)
         )  # fmt: skip
-        glob = kl_lognormal_gamma(m_k, s_k, kappa_shape, kappa_rate)
-        ctx.constants = (shape, kappa_shape, kappa_rate)
-        ctx.save_for_backward(rho, rho_k, s, s_k, eps, scale, e_k, rate_e)
+        linear = torch.add(m.sum(-1), m_k, alpha=weight / shape).mul_(shape)
+        logs = torch.log(s).sum(-1).add_(torch.log(s_k))
+        kl = total.sub(linear).sub_(logs).add_(const)
+        ctx.constants = (shape, weight)
+        ctx.save_for_backward(rho, rho_k, s, s_k, eps, scale, e, rate, total)
         ctx.set_materialize_grads(False)
-        return scale, local.sum(-1) + glob
+        return scale, kl
 
     @staticmethod
     def backward(ctx, grad_scale, grad_kl):
-        rho, rho_k, s, s_k, eps, scale, e_k, rate_e = ctx.saved_tensors
-        shape, kappa_shape, kappa_rate = ctx.constants
+        rho, rho_k, s, s_k, eps, scale, e, rate, total = ctx.saved_tensors
+        shape, weight = ctx.constants
         grad_m = grad_s = grad_mk = grad_sk = None
         if grad_scale is not None:
-            half = grad_scale * scale * 0.5
-            grad_m, grad_s = _sum_to(half, rate_e), _sum_to(half * eps, rate_e)
+            half = torch.mul(grad_scale, scale).mul_(0.5)
+            grad_m, grad_s = _sum_to(half, s), _sum_to(half * eps, s)
         if grad_kl is not None:
             gk = grad_kl.unsqueeze(-1)
-            km = gk * (rate_e - shape)
-            ks = gk * (rate_e * s - torch.reciprocal(s))
-            grad_m = km if grad_m is None else grad_m + km
-            grad_s = ks if grad_s is None else grad_s + ks
-            total, global_e = rate_e.sum(-1), kappa_rate * e_k
-            out = rate_e.shape[-1]
-            grad_mk = grad_kl * (total + global_e - (out * shape + kappa_shape))
-            grad_sk = grad_kl * ((total + global_e) * s_k - torch.reciprocal(s_k))
-        grad_rho = None if grad_s is None else grad_s * torch.sigmoid(rho)
-        grad_rho_k = None if grad_sk is None else grad_sk * torch.sigmoid(rho_k)
+            rate_e = e * rate.unsqueeze(-1)
+            km = torch.sub(rate_e, shape).mul_(gk)
+            ks = torch.addcmul(torch.reciprocal(s).neg_(), rate_e, s).mul_(gk)
+            grad_m = km if grad_m is None else grad_m.add_(km)
+            grad_s = ks if grad_s is None else grad_s.add_(ks)
+            grad_mk = torch.sub(total, weight).mul_(grad_kl)
+            grad_sk = torch.addcmul(torch.reciprocal(s_k).neg_(), total, s_k).mul_(grad_kl)
+        grad_rho = None if grad_s is None else grad_s.mul_(torch.sigmoid(rho))
+        grad_rho_k = None if grad_sk is None else grad_sk.mul_(torch.sigmoid(rho_k))
         return grad_m, grad_rho, grad_mk, grad_rho_k, None, None, None, None
 
 
