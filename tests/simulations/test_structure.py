@@ -4,6 +4,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -200,6 +201,33 @@ def test_a_singular_refit_system_gets_the_least_norm_solution(monkeypatch):
     coef, rss = _solve(gram[None], cross[None], torch.tensor([20.0]))
     torch.testing.assert_close(coef[0], torch.tensor([[1.0], [1.0], [3.0]]), rtol=0, atol=1e-5)
     torch.testing.assert_close(rss, torch.tensor([7.0]), rtol=0, atol=1e-5)
+
+
+def test_wide_refit_systems_solve_in_a_batch_on_two_threads():
+    """A batch of refit systems of a 256-node layer (257 unknowns, one column per next-layer
+    node) solves to its ridge solution with two threads: torch's batched LU factorisation,
+    which ``_solve`` used before, returned wrong solutions or stopped on an MKL error for
+    such batches on this project's CPU build (from about 150 unknowns), one system at a time
+    it did not. Checked against float64 ``numpy.linalg.solve`` of each system alone, to
+    1e-8 of the solution's scale (the systems' condition numbers are about 1e3)."""
+    g = torch.Generator().manual_seed(5)
+    h = torch.relu(torch.randn(3, 600, 256, generator=g, dtype=torch.float64))
+    design = torch.cat([h, torch.ones_like(h[..., :1])], -1)
+    target = torch.randn(3, 600, 40, generator=g, dtype=torch.float64)
+    gram, cross = design.mT @ design, design.mT @ target
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        coef, rss = _solve(gram, cross, target.square().sum((-2, -1)))
+    finally:
+        torch.set_num_threads(threads)
+    ridge = structure._REFIT_RIDGE * gram.diagonal(dim1=-2, dim2=-1).mean(-1)
+    for r in range(3):
+        system = gram[r].numpy() + ridge[r].item() * np.eye(257)
+        expected = torch.from_numpy(np.linalg.solve(system, cross[r].numpy()))
+        torch.testing.assert_close(coef[r], expected, rtol=0, atol=1e-8 * expected.abs().max())
+    residual = ((target - design @ coef) ** 2).sum((-2, -1))
+    torch.testing.assert_close(rss, residual, rtol=1e-8, atol=0)
 
 
 def test_the_refit_system_that_ended_a_study_cell_solves():
