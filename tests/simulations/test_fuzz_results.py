@@ -137,8 +137,9 @@ def _apply(folder: Path, cells: dict[str, bytes], how, monkeypatch) -> None:
         data[low + int(where * (high - low))] ^= mask
         path.write_bytes(bytes(data))
     elif kind == "copy-over":
-        source = ids[(index + offset) % len(ids)]
-        shutil.copyfile(folder / "cells" / f"{source}.parquet", path)
+        source = folder / "cells" / f"{ids[(index + offset) % len(ids)]}.parquet"
+        if source.exists():  # (an earlier damage may have deleted it)
+            shutil.copyfile(source, path)
     elif kind == "stray-copy":  # copies beside the cells that no manifest entry names
         shutil.copyfile(path, folder / "cells" / f"{mask:016x}.parquet")
         shutil.copyfile(path, folder / "cells" / f"{cell_id}.parquet.bak")
