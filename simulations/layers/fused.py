@@ -134,9 +134,8 @@ class _SlabLinear(torch.autograd.Function):
             if gated_out and ctx.needs_input_grad[4]:
                 grad_gate = (grad_h * pre).sum(-2)
             if torch.compiler.is_compiling():  # out= into views breaks a compiled graph
-                grad_weight = torch.cat(
-                    (grad_pre.transpose(-1, -2) @ x, grad_pre.sum(-2).unsqueeze(-1)), -1
-                )
+                grad_w = products.weight_grad(grad_pre, x, None, ctx.onednn)
+                grad_weight = torch.cat((grad_w, grad_pre.sum(-2).unsqueeze(-1)), -1)
             else:
                 grad_weight = torch.empty_like(beta)
                 products.weight_grad(grad_pre, x, grad_weight[..., :-1], ctx.onednn)

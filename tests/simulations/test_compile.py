@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from simulations import step as step_module
+from simulations.layers import products
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.step import LossStep
 
@@ -63,6 +64,49 @@ def test_compiled_step_equals_eager():
         torch.testing.assert_close(l1, l2, rtol=1e-12, atol=1e-12)
         for a, b in zip(g1, g2, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("cc") is None, reason="no C++")
+@pytest.mark.skipif(not products.HAS_ONEDNN, reason="no oneDNN linear operator")
+def test_compiled_step_runs_large_products_through_onednn(monkeypatch):
+    """A float32 network whose layers pass the products' oneDNN rule (128 -> 256 -> 128 on
+    128 rows: 2^22 multiply-adds per replicate) calls oneDNN from the compiled graph too,
+    through the custom operators, for the forward products, the weight gradients and the
+    second layer's input gradient, and gives the eager losses and gradients. Tolerance: the
+    two paths sum in other orders in float32 (about 1e-7 relative per operation, sums of
+    some 10^3 to 10^5 terms), so 1e-4 relative, 1e-6 of each gradient's scale absolute."""
+    calls = []
+    linear = products.onednn_linear
+
+    def counted(a, b, bias=None):
+        calls.append((tuple(a.shape), tuple(b.shape)))
+        return linear(a, b, bias)
+
+    monkeypatch.setattr(products, "onednn_linear", counted)
+    torch._dynamo.reset()
+    results, counts = [], []
+    for compiled in (False, True):
+        cfg = ModelConfig(p=128, hidden=(256, 128), prior="ss-gl", prior_inclusion=0.3)
+        model = BayesianMLP(cfg, [3, 4])
+        gen = torch.Generator().manual_seed(0)
+        x, y = torch.randn(2, 128, 128, generator=gen), torch.randn(2, 128, 1, generator=gen)
+        step = LossStep(model, 1024, 128, compile=compiled)
+        calls.clear()
+        out = []
+        for _ in range(2):
+            loss, _, _ = step(x, y, 0.5)
+            loss.sum().backward()
+            out.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+            model.zero_grad()
+        assert step.compiled == compiled and step.fallback is None
+        results.append(out)
+        counts.append(len(calls))
+    # Per step and replicate: two forward products, two weight gradients, one input gradient.
+    assert counts == [2 * 2 * 5, 2 * 2 * 5]
+    for (l1, g1), (l2, g2) in zip(*results, strict=True):
+        torch.testing.assert_close(l1, l2, rtol=1e-4, atol=0)
+        for a, b in zip(g1, g2, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6 * a.abs().max().item())
 
 
 def test_partitioner_setting_is_local():
