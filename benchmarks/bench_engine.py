@@ -624,6 +624,22 @@ def speed(rounds: int, baseline: str | None, compile: bool, quick: bool) -> dict
     return {"rounds": rounds, "step_s": med, "compile_s": compile_s, "raw": raw}
 
 
+def default_variants(steps: int = 36_000) -> dict:
+    """The step ``TrainConfig.compile = "auto"`` (the default) picks for a fit of each
+    workload with a budget of ``steps`` (an ``"auto"`` run's cap up to n = 8192); empty in
+    a checkout without the rule."""
+    try:
+        from simulations.step import compile_pays
+    except ImportError:
+        return {}
+    picks = {}
+    for name in WORKLOADS:
+        w = workload(name)
+        pays = compile_pays(engine_model(w, PRIORS[0], [0]), w.batch, steps)
+        picks[name] = "compiled" if pays else "eager"
+    return picks
+
+
 def speed_table(sp: dict) -> str:
     med = sp["step_s"]
     variants = list(med)
@@ -659,6 +675,10 @@ def speed_table(sp: dict) -> str:
                     lines.append(f"* {v} {case} / baseline W1:{prior}:64: {ratio:.2f}x")
     for case, times in sp["compile_s"].items():
         lines.append(f"* compile time {case}: median {statistics.median(times):.1f} s")
+    picks = default_variants()
+    if picks:
+        chosen = ", ".join(f"{name} {v}" for name, v in picks.items())
+        lines.append(f'* the default step (`compile = "auto"`, a 36,000-step budget): {chosen}')
     return "\n".join(lines)
 
 

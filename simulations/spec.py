@@ -844,6 +844,14 @@ def _boolean(field: str, value: object) -> bool:
     return value
 
 
+def _compile(field: str, value: object) -> bool | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if not isinstance(value, bool):
+        raise InvalidParameterError(field, "true, false or 'auto'", value)
+    return value
+
+
 def _positive(field: str, value: object) -> Any:
     """A finite number > 0, passed on as written (an integer stays an integer)."""
     check_positive(field, value)
@@ -1020,7 +1028,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "indicator_pass": _boolean,
     "search": _boolean,
     "screen_inputs": _boolean,
-    "compile": _boolean,
+    "compile": _compile,
     "checkpoint_every": _count(1),
     "log_every": _count(1),
 }

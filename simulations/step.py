@@ -16,8 +16,8 @@ Compilation happens on the first call (reported in :attr:`LossStep.compile_s`, a
 the step times). When it fails (no C++ compiler, an unsupported backend or device), the
 step falls back to the eager path, records why in :attr:`LossStep.fallback` and warns once.
 ``docs/engine.md`` ("Performance") has the measured speeds and why the step compiles
-with the partitioner, Dynamo and inductor options below (the default is ``TrainConfig.compile =
-False``).
+with the partitioner, Dynamo and inductor options below. :func:`compile_pays` is the rule of
+``TrainConfig.compile = "auto"``, the default.
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ import warnings
 
 import torch
 
-from simulations.layers import draw_noise
+from simulations.layers import draw_noise, products
 from simulations.model import BayesianMLP
 
-__all__ = ["LossStep", "network_loss"]
+__all__ = ["COMPILE_MIN_STEPS", "LossStep", "compile_pays", "network_loss"]
+
+COMPILE_MIN_STEPS = 10_000
+"""The least step budget at which ``TrainConfig.compile = "auto"`` compiles the step."""
 
 # AOTAutograd's partitioner settings for the compiled step. By default it does not recompute
 # in the backward graph a value that a matmul reads there (a "materialized" node): the ReLU
@@ -123,6 +126,26 @@ def _quiet():
             warnings.filterwarnings("ignore", category=category)
         warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
         yield
+
+
+def compile_pays(model: BayesianMLP, batch: int, steps: int) -> bool:
+    """Whether ``TrainConfig.compile = "auto"`` compiles the step of ``model`` on minibatches
+    of ``batch`` rows for a budget of ``steps``: when some layer's products run through
+    oneDNN (:func:`simulations.layers.products.use_onednn`: float32 on an x86-64 CPU, at
+    least ``2^22`` multiply-adds per replicate) and ``steps >= COMPILE_MIN_STEPS``.
+
+    Measured on the project's CPU (``docs/engine.md``, "A compiled step"): there the compiled
+    step ran W2's (p = 100, 256-256, R = 1) at about 0.7 of the eager step's time and W1's
+    (p = 2000, R = 64) at 0.95, while on layers below the rule (the demo's 16-16 students) it
+    gained little on a whole fit; the compilation (some 4 to 20 s a graph, a second graph
+    when the indicators freeze) is repaid after some thousands of steps."""
+    if steps < COMPILE_MIN_STEPS:
+        return False
+    for layer in model.layers:
+        fan_out, fan_in = layer.mu.shape[-2], layer.mu.shape[-1] - 1
+        if products.use_onednn(batch, fan_in, fan_out, layer.mu):
+            return True
+    return False
 
 
 class LossStep:

@@ -108,7 +108,12 @@ class Cell:
         return f"{self.spec.design.name}/{self.prior.label}/{self.student.label}/n={self.n}"
 
     def resolved(self) -> dict[str, Any]:
-        """The fully resolved configuration (JSON-ready) that defines the cell's results."""
+        """The fully resolved configuration (JSON-ready) that defines the cell's results.
+
+        ``train.compile`` changes the speed, not the results (up to float rounding, as the
+        thread count does), so it is written as ``false`` whatever the spec says: a cell's
+        id does not depend on it and stays that of the same cell made when the option was a
+        boolean, off by default."""
         design = self.spec.design
         params = {k: (design.files.get(k, v)) for k, v in design.params.items()}
         return plain(
@@ -124,7 +129,7 @@ class Cell:
                 "replicates": self.spec.replicates,
                 "n": self.n,
                 "model": dataclasses.asdict(self.model_config),
-                "train": dataclasses.asdict(self.train_config),
+                "train": dataclasses.asdict(dataclasses.replace(self.train_config, compile=False)),
                 "metrics": dataclasses.asdict(self.spec.metrics),
             },
             nonfinite_as_str=True,

@@ -54,7 +54,7 @@ from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
 from simulations.screen import joined, screening_model, take_screened
 from simulations.search import removal_search
-from simulations.step import LossStep
+from simulations.step import LossStep, compile_pays
 from simulations.structure import (
     ElboEstimate,
     block_names,
@@ -248,8 +248,11 @@ class TrainConfig:
     compile
         Compile the step's network and loss with ``torch.compile``
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
-        compilation fails). Results equal the eager step's up to float rounding. Off by
-        default; ``docs/engine.md`` ("A compiled step") has the measured speeds.
+        compilation fails). Results equal the eager step's up to float rounding.
+        ``"auto"`` (the default) compiles where it was measured to pay
+        (:func:`simulations.step.compile_pays`: a layer's products through oneDNN and a
+        budget of at least ``COMPILE_MIN_STEPS`` steps), else runs eagerly;
+        ``docs/engine.md`` ("A compiled step") has the measured speeds.
     """
 
     steps: int | str = "auto"
@@ -275,7 +278,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     restarts: int | None = None
-    compile: bool = False
+    compile: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, str) and self.steps.strip().lower() == "auto":
@@ -323,8 +326,10 @@ class TrainConfig:
         if self.screen_inputs and self.steps != "auto":
             allowed = "false with an integer number of steps (screening is part of 'auto')"
             raise InvalidParameterError("screen_inputs", allowed, self.screen_inputs)
-        if not isinstance(self.compile, bool):
-            raise InvalidParameterError("compile", "true or false", self.compile)
+        if isinstance(self.compile, str) and self.compile.strip().lower() == "auto":
+            object.__setattr__(self, "compile", "auto")
+        elif not isinstance(self.compile, bool):
+            raise InvalidParameterError("compile", "true, false or 'auto'", self.compile)
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
@@ -474,8 +479,8 @@ class FitReport:
         Per replicate, ``[R]``: removal trials (a removal against a control arm) taken
         part in (``"auto"`` runs).
     compile_s
-        With ``TrainConfig.compile``: seconds of the first step, which compiles (they
-        are part of ``wall_s``); 0 otherwise.
+        With a compiled step (``TrainConfig.compile``): seconds of the first step, which
+        compiles (they are part of ``wall_s``); 0 when the step ran eagerly.
     restart
         Per replicate, ``[R]``: the start it kept (``TrainConfig.restarts``); ``None``
         without restarts.
@@ -863,7 +868,10 @@ class _Fit:
             self.column_lr = torch.ones_like(self.flat.data[0])
             self.column_lr[self.spike_cols] = config.logit_lr / config.lr
         self.batches = Minibatches(x, y, batch, model.replicate_seeds, shuffle=config.shuffle)
-        self.loss_step = LossStep(model, n, batch, compile=config.compile)
+        compile = config.compile
+        if compile == "auto":
+            compile = compile_pays(model, batch, config.total_steps)
+        self.loss_step = LossStep(model, n, batch, compile=compile)
         self.elbo = None
         if self.auto or config.indicator_pass or estimate_seeds is not None:
             rule = config.convergence

@@ -102,6 +102,21 @@ def test_engine_benchmark_times_whole_epochs():
     assert timing["step_s"] > 0 and timing["rate"] == pytest.approx(2 / timing["step_s"])
 
 
+def test_engine_benchmark_names_the_default_step():
+    """The speed table's line on ``compile = "auto"``: W2's 256-wide layers pass the rule
+    wherever this torch has oneDNN's linear operator, on a converged fit's budget, and not
+    on a budget below ``COMPILE_MIN_STEPS``."""
+    import bench_engine
+
+    from simulations.layers.products import HAS_ONEDNN
+    from simulations.step import COMPILE_MIN_STEPS
+
+    picks = bench_engine.default_variants()
+    assert set(picks) == set(bench_engine.WORKLOADS)
+    assert picks["W2"] == ("compiled" if HAS_ONEDNN else "eager")
+    assert set(bench_engine.default_variants(COMPILE_MIN_STEPS - 1).values()) == {"eager"}
+
+
 def test_engine_benchmark_times_the_layer_products_both_ways(monkeypatch):
     import bench_engine
 

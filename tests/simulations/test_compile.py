@@ -202,6 +202,44 @@ def test_fit_option_and_its_fallback(monkeypatch):
         assert torch.equal(a, b)
 
 
+def test_auto_compiles_large_float32_layers_with_a_long_budget():
+    """``compile_pays``: float32 on this CPU with a layer of ``2^22`` multiply-adds per
+    replicate (128 -> 256 on 128 rows) and ``COMPILE_MIN_STEPS`` steps; not one row fewer,
+    one step fewer, float64 or a small network."""
+    from simulations.step import COMPILE_MIN_STEPS, compile_pays
+
+    cfg = ModelConfig(p=128, hidden=(256, 4), prior="ss-gl", prior_inclusion=0.3)
+    big = BayesianMLP(cfg, [1])
+    steps = COMPILE_MIN_STEPS
+    assert compile_pays(big, 128, steps) == products.HAS_ONEDNN
+    assert not compile_pays(big, 127, steps)
+    assert not compile_pays(big, 128, steps - 1)
+    assert not compile_pays(BayesianMLP(cfg, [1], dtype=D), 128, steps)
+    assert not compile_pays(setup()[0], B, 10 * steps)
+
+
+def test_fit_resolves_auto_by_the_rule(monkeypatch):
+    """``TrainConfig.compile``: ``"auto"`` by default (any case), and ``fit`` hands
+    ``LossStep`` what ``compile_pays`` answers for the fit's model, minibatch and budget."""
+    from simulations import train
+    from simulations.train import TrainConfig, fit
+
+    assert TrainConfig(steps=3).compile == "auto" == TrainConfig(steps=3, compile="Auto").compile
+    asked, handed = [], []
+    monkeypatch.setattr(train, "compile_pays", lambda *a: asked.append(a[1:]) or True)
+
+    class Spy(LossStep):
+        def __init__(self, *args, compile=False):
+            handed.append(compile)
+            super().__init__(*args, compile=False)
+
+    monkeypatch.setattr(train, "LossStep", Spy)
+    model, x, y = setup()
+    fit(model, x, y, TrainConfig(steps=4, batch_size=5, log_every=2))
+    fit(model, x, y, TrainConfig(steps=4, batch_size=5, log_every=2, compile=False))
+    assert asked == [(5, 4)] and handed == [True, False]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_compiled_step_equals_eager_on_cuda():

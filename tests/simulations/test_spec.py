@@ -394,6 +394,7 @@ _WRONG = {
     "log_every": ["5", 0, 5.5, [5]],
     "temperature": [0.5, "0.5", [0.5], True],
     "screen_inputs": ["true", 1, [True]],
+    "compile": ["true", 1, "sometimes", [True]],
 }
 _WRONG_MODEL = {
     "prior_inclusion": [True, 0, 1, [0.5, True], {"a": 1}, float("nan")],
@@ -427,6 +428,13 @@ _WRONG_MODEL = {
 def test_every_training_option_is_type_checked(key, value):
     message = _message(_with(**{f"train__{key}": value}))
     assert message.startswith(f"train.{key}"), message
+
+
+@pytest.mark.parametrize("value", [True, False, "auto", "AUTO"])
+def test_compile_takes_a_boolean_or_auto(value):
+    expected = "auto" if isinstance(value, str) else value
+    assert parse_spec(_with(train__compile=value)).train["compile"] == expected
+    assert parse_spec(_with(train__compile=value)).train_config().compile == expected
 
 
 @pytest.mark.parametrize(

@@ -89,6 +89,9 @@ def test_cell_identity_follows_the_resolved_configuration(tmp_path):
     assert base == {c.label: c.cell_id for c in expand(reordered)}
     # a default written out explicitly is the same configuration
     assert base == {c.label: c.cell_id for c in expand(_spec(model__sigma_0=1.0))}
+    # the compiled step changes the speed, not the results
+    for compile in (True, False, "auto"):
+        assert base == {c.label: c.cell_id for c in expand(_spec(train__compile=compile))}
     # every option that changes results changes every affected cell's identity
     for changed in (
         _spec(train__steps=9),
