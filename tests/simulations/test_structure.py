@@ -209,7 +209,7 @@ def test_wide_refit_systems_solve_in_a_batch_on_two_threads():
     which ``_solve`` used before, returned wrong solutions or stopped on an MKL error for
     such batches on this project's CPU build (from about 150 unknowns), one system at a time
     it did not. Checked against float64 ``numpy.linalg.solve`` of each system alone, to
-    1e-8 of the solution's scale (the systems' condition numbers are about 1e3)."""
+    1e-8 of the solution's scale (the systems' condition numbers are about 1e4)."""
     g = torch.Generator().manual_seed(5)
     h = torch.relu(torch.randn(3, 600, 256, generator=g, dtype=torch.float64))
     design = torch.cat([h, torch.ones_like(h[..., :1])], -1)
