@@ -50,7 +50,7 @@ from simulations.enums import Likelihood, Prior
 from simulations.minibatch import Shuffle
 from simulations.model import RHO_INIT_WORDS, ModelConfig
 from simulations.relaxed import Annealing, TemperatureSchedule
-from simulations.train import Optimizer, TrainConfig
+from simulations.train import Optimizer, TrainConfig, boolean_or_auto
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import check_integer, check_positive
@@ -844,14 +844,6 @@ def _boolean(field: str, value: object) -> bool:
     return value
 
 
-def _compile(field: str, value: object) -> bool | str:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if not isinstance(value, bool):
-        raise InvalidParameterError(field, "true, false or 'auto'", value)
-    return value
-
-
 def _positive(field: str, value: object) -> Any:
     """A finite number > 0, passed on as written (an integer stays an integer)."""
     check_positive(field, value)
@@ -1028,7 +1020,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "indicator_pass": _boolean,
     "search": _boolean,
     "screen_inputs": _boolean,
-    "compile": _compile,
+    "compile": boolean_or_auto,
     "checkpoint_every": _count(1),
     "log_every": _count(1),
 }

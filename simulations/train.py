@@ -73,6 +73,7 @@ __all__ = [
     "Optimizer",
     "TrainConfig",
     "auto_budget",
+    "boolean_or_auto",
     "fit",
     "restart_seeds",
 ]
@@ -134,6 +135,15 @@ def auto_budget(n: int) -> tuple[int, int]:
     arms and a 72,000-step cap (``docs/engine.md``, "The budget grows with n")."""
     doublings = max(0.0, math.log2(n / _AUTO_BUDGET_N))
     return round(_AUTO_CAP * (1 + doublings / 2)), round(_AUTO_ARMS * (1 + doublings))
+
+
+def boolean_or_auto(field: str, value: object) -> bool | str:
+    """``value`` of an option that is a boolean or the word ``"auto"`` (any case)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if not isinstance(value, bool):
+        raise InvalidParameterError(field, "true, false or 'auto'", value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -326,10 +336,7 @@ class TrainConfig:
         if self.screen_inputs and self.steps != "auto":
             allowed = "false with an integer number of steps (screening is part of 'auto')"
             raise InvalidParameterError("screen_inputs", allowed, self.screen_inputs)
-        if isinstance(self.compile, str) and self.compile.strip().lower() == "auto":
-            object.__setattr__(self, "compile", "auto")
-        elif not isinstance(self.compile, bool):
-            raise InvalidParameterError("compile", "true, false or 'auto'", self.compile)
+        object.__setattr__(self, "compile", boolean_or_auto("compile", self.compile))
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
