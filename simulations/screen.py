@@ -17,6 +17,11 @@ as well (``ModelConfig(input_spike=True)``) finds the teacher's structure far mo
 
 The model fitted is the model asked for; the input spike only chooses where its search
 starts. :func:`joined` puts the two stages' reports together.
+
+``TrainConfig(screen_inputs="both")`` runs the fit without screening and the screened fit
+from the same start (on a :func:`twin_model`), and each replicate keeps the one with the
+lower ``L(q)`` (:func:`take_rows`, :func:`either`): by construction never worse in the
+objective than either.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 
 from simulations.model import BayesianMLP
 
-__all__ = ["joined", "screening_model", "take_screened"]
+__all__ = ["either", "joined", "screening_model", "take_rows", "take_screened", "twin_model"]
 
 
 def screening_model(model: BayesianMLP) -> BayesianMLP:
@@ -43,6 +48,30 @@ def screening_model(model: BayesianMLP) -> BayesianMLP:
         for name, mine in model.named_parameters():
             theirs[name].copy_(mine)
     return screen
+
+
+def twin_model(model: BayesianMLP) -> BayesianMLP:
+    """A model of ``model``'s configuration and seeds holding its values and frozen masks."""
+    twin = BayesianMLP(
+        model.config, model.replicate_seeds, n=model.n, dtype=model.dtype, device=model.device
+    )
+    take_rows(model, twin, torch.ones(model.replicates, dtype=torch.bool, device=model.device))
+    return twin
+
+
+def take_rows(source: BayesianMLP, model: BayesianMLP, rows: torch.Tensor) -> None:
+    """The replicates ``rows`` (``[R]`` booleans) of ``model`` take over ``source``'s values
+    and frozen masks (the two models alike); the temperature comes along."""
+    with torch.no_grad():
+        for mine, theirs in zip(model.parameters(), source.parameters(), strict=True):
+            mine[rows] = theirs[rows]
+    for mine, theirs in zip(model._indicators(), source._indicators(), strict=True):
+        if theirs.frozen_mask is None:
+            continue
+        if mine.frozen_mask is None:
+            mine.frozen_mask = torch.ones_like(theirs.frozen_mask)
+        mine.frozen_mask[rows] = theirs.frozen_mask[rows]
+    model.temperature = source.temperature
 
 
 def take_screened(screen: BayesianMLP, model: BayesianMLP) -> None:
@@ -96,4 +125,51 @@ def joined(first, rest):
         restart=first.restart,
         restart_neg_elbo=first.restart_neg_elbo,
         structure_events=events,
+        screened=np.ones(rest.replicates, dtype=bool),
     )
+
+
+def either(plain, screened, better: np.ndarray):
+    """The :class:`~simulations.train.FitReport` of a fit with ``screen_inputs = "both"``:
+    per replicate the fields of the fit it kept (the ``screened`` one where ``better``),
+    ``screened = better``; steps, wall time and loss history of the two fits one after the
+    other (the plain fit's first)."""
+    pick = np.asarray(better, dtype=bool)
+    per_replicate = {
+        name: np.where(pick, getattr(screened, name), getattr(plain, name))
+        for name in (
+            "final_nll", "final_kl", "converged", "steps_taken", "final_neg_elbo",
+            "indicator_switches", "removal_trials",
+        )
+    }  # fmt: skip
+    restart = None
+    if plain.restart is not None:
+        restart = np.where(pick, screened.restart, plain.restart)
+        scores = np.where(pick[:, None], screened.restart_neg_elbo, plain.restart_neg_elbo)
+    events = tuple(e for e in plain.structure_events if not pick[e["replicate"]]) + tuple(
+        e for e in screened.structure_events if pick[e["replicate"]]
+    )
+    wall = plain.wall_s + screened.wall_s
+    total = float(plain.steps_taken.sum() + screened.steps_taken.sum())
+    return replace(
+        plain,
+        steps=plain.steps + screened.steps,
+        wall_s=wall,
+        replicate_steps_per_s=total / wall if wall > 0 else float("nan"),
+        peak_memory_bytes=max(plain.peak_memory_bytes, screened.peak_memory_bytes),
+        loss_history=np.concatenate([plain.loss_history, screened.loss_history]),
+        logged_steps=np.concatenate([plain.logged_steps, screened.logged_steps + plain.steps]),
+        status=_per_replicate(plain.status, screened.status, pick),
+        failure=_per_replicate(plain.failure, screened.failure, pick),
+        compile_s=plain.compile_s + screened.compile_s,
+        restart=restart,
+        restart_neg_elbo=None if restart is None else scores,
+        structure_events=events,
+        screened=pick,
+        **per_replicate,
+    )
+
+
+def _per_replicate(plain: tuple, screened: tuple, pick: np.ndarray) -> tuple:
+    """``screened[r]`` where ``pick[r]``, else ``plain[r]``."""
+    return tuple(b if p else a for a, b, p in zip(plain, screened, pick, strict=True))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import math
 import re
@@ -50,7 +51,7 @@ from simulations.enums import Likelihood, Prior
 from simulations.minibatch import Shuffle
 from simulations.model import RHO_INIT_WORDS, ModelConfig
 from simulations.relaxed import Annealing, TemperatureSchedule
-from simulations.train import Optimizer, TrainConfig, boolean_or_auto
+from simulations.train import Optimizer, TrainConfig, boolean_or_word
 from ssbnn_theory.enums import Activation, parse_enum
 from ssbnn_theory.errors import InvalidParameterError
 from ssbnn_theory.validation import check_integer, check_positive
@@ -1019,8 +1020,8 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "convergence": _convergence,
     "indicator_pass": _boolean,
     "search": _boolean,
-    "screen_inputs": _boolean,
-    "compile": boolean_or_auto,
+    "screen_inputs": functools.partial(boolean_or_word, word="both"),
+    "compile": boolean_or_word,
     "checkpoint_every": _count(1),
     "log_every": _count(1),
 }

@@ -289,9 +289,9 @@ def run_cell(
     device
         Torch device (``"cpu"`` or ``"cuda"``).
     checkpoint_dir
-        Folder for the training checkpoint ``<cell_id>.pt``: a cell killed
-        mid-training resumes from it (bitwise the same on CPU); removed as soon
-        as training ends.
+        Folder for the training checkpoint ``<cell_id>.pt`` (and ``<cell_id>.pt.screened``
+        with ``screen_inputs = "both"``): a cell killed mid-training resumes from it
+        (bitwise the same on CPU); removed as soon as training ends.
     progress
         ``progress(step, total)`` after every training step.
 
@@ -303,7 +303,7 @@ def run_cell(
         versions, device and git commit.
     """
     from simulations.metrics import cost_metrics, evaluate
-    from simulations.train import fit
+    from simulations.train import checkpoint_files, fit
 
     spec = cell.spec
     started = time.perf_counter()
@@ -320,16 +320,19 @@ def run_cell(
             checkpoint=checkpoint, progress=progress,
         )  # fmt: skip
 
+    files = () if checkpoint is None else checkpoint_files(checkpoint)
     try:
         report = train(model)
     except InvalidParameterError as exc:
-        if checkpoint is None or exc.field != "checkpoint" or not checkpoint.exists():
+        unusable = [path for path in files if path.exists()]
+        if exc.field != "checkpoint" or not unusable:
             raise
-        _set_aside_checkpoint(checkpoint, str(exc))
+        for path in unusable:
+            _set_aside_checkpoint(path, str(exc))
         model = cell.build_model(device)  # fit may have rearranged the first model's tensors
         report = train(model)
-    if checkpoint is not None:
-        checkpoint.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
+    for path in files:
+        path.unlink(missing_ok=True)  # training is done; a later kill retrains the cell
     eps_n, r_n, local = theory_rate(cell, data.truth)
     metrics = evaluate(
         model,

@@ -52,7 +52,14 @@ from simulations.model import BayesianMLP
 from simulations.optim import RowAdam, RowOptimizer, RowSGD
 from simulations.relaxed import TemperatureSchedule
 from simulations.rng import stream_seed
-from simulations.screen import joined, screening_model, take_screened
+from simulations.screen import (
+    either,
+    joined,
+    screening_model,
+    take_rows,
+    take_screened,
+    twin_model,
+)
 from simulations.search import removal_search
 from simulations.step import LossStep, compile_pays
 from simulations.structure import (
@@ -73,7 +80,8 @@ __all__ = [
     "Optimizer",
     "TrainConfig",
     "auto_budget",
-    "boolean_or_auto",
+    "boolean_or_word",
+    "checkpoint_files",
     "fit",
     "restart_seeds",
 ]
@@ -137,12 +145,12 @@ def auto_budget(n: int) -> tuple[int, int]:
     return round(_AUTO_CAP * (1 + doublings / 2)), round(_AUTO_ARMS * (1 + doublings))
 
 
-def boolean_or_auto(field: str, value: object) -> bool | str:
-    """``value`` of an option that is a boolean or the word ``"auto"`` (any case)."""
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
+def boolean_or_word(field: str, value: object, word: str = "auto") -> bool | str:
+    """``value`` of an option that is a boolean or the word ``word`` (any case)."""
+    if isinstance(value, str) and value.strip().lower() == word:
+        return word
     if not isinstance(value, bool):
-        raise InvalidParameterError(field, "true, false or 'auto'", value)
+        raise InvalidParameterError(field, f"true, false or '{word}'", value)
     return value
 
 
@@ -235,8 +243,11 @@ class TrainConfig:
         itself (the first-layer weights on the inputs the spike dropped at mean 0 and
         ``rho_init``), which goes on from the rounds (a round until the rule holds, then the
         passes, rounds and removal trials, with a cap of ``max_steps`` of its own) and the
-        removal search. The model fitted is the one asked for. Off by default
-        (``docs/engine.md``, "Screening the inputs").
+        removal search. The model fitted is the one asked for. ``"both"``: the fit without
+        and the fit with screening, one after the other from the same start, each replicate
+        keeping the one with the lower ``L(q)`` (the same estimate, as among restarts), then
+        the removal search; twice the compute. Off by default (``docs/engine.md``,
+        "Screening the inputs").
     convergence
         :class:`simulations.convergence.ConvergenceRule` of an ``"auto"`` run.
     temperature
@@ -282,7 +293,7 @@ class TrainConfig:
     finetune_steps: int = 0
     indicator_pass: bool = True
     search: bool = True
-    screen_inputs: bool = False
+    screen_inputs: bool | str = False
     convergence: ConvergenceRule = field(default_factory=ConvergenceRule)
     temperature: TemperatureSchedule | None = None
     checkpoint_every: int = 500
@@ -331,12 +342,12 @@ class TrainConfig:
             raise InvalidParameterError("indicator_pass", "true or false", self.indicator_pass)
         if not isinstance(self.search, bool):
             raise InvalidParameterError("search", "true or false", self.search)
-        if not isinstance(self.screen_inputs, bool):
-            raise InvalidParameterError("screen_inputs", "true or false", self.screen_inputs)
+        screen = boolean_or_word("screen_inputs", self.screen_inputs, "both")
+        object.__setattr__(self, "screen_inputs", screen)
         if self.screen_inputs and self.steps != "auto":
             allowed = "false with an integer number of steps (screening is part of 'auto')"
             raise InvalidParameterError("screen_inputs", allowed, self.screen_inputs)
-        object.__setattr__(self, "compile", boolean_or_auto("compile", self.compile))
+        object.__setattr__(self, "compile", boolean_or_word("compile", self.compile))
         if not isinstance(self.convergence, ConvergenceRule):
             allowed = "a ConvergenceRule"
             raise InvalidParameterError("convergence", allowed, self.convergence)
@@ -507,6 +518,9 @@ class FitReport:
         minus the control arm's) and ``accepted``. With ``screen_inputs`` the screening
         fit's moves come first, marked ``"screened": True``.
         ``docs/engine.md`` ("Training until convergence").
+    screened
+        Per replicate, ``[R]``: whether its fit is a screened one (``screen_inputs``; with
+        ``"both"``, whether it kept the screened fit); ``None`` without screening.
     """
 
     steps: int
@@ -531,6 +545,7 @@ class FitReport:
     restart: np.ndarray | None = None
     restart_neg_elbo: np.ndarray | None = None
     structure_events: tuple[dict, ...] = ()
+    screened: np.ndarray | None = None
 
 
 class _FlatParameters:
@@ -743,12 +758,10 @@ def fit(
     x, y, n = _validate_data(model, x, y)
     config = config.at_n(n)
     keep_freed_memory()
-    if config.screen_inputs:
-        report = _fit_screened(model, x, y, config, checkpoint, progress)
-    elif config.restarts == 1:
-        report = _Fit(model, x, y, config, checkpoint, progress).run()
+    if config.screen_inputs == "both":
+        report = _fit_both(model, x, y, config, checkpoint, progress)
     else:
-        report = _fit_restarts(model, x, y, config, checkpoint, progress)
+        report = _search(model, x, y, config, checkpoint, progress)
     if config.steps != "auto" or not (config.indicator_pass and config.search):
         return report
     started = time.perf_counter()
@@ -771,14 +784,56 @@ def restart_seeds(seeds: tuple[int, ...], restarts: int) -> tuple[int, ...]:
     )
 
 
+def checkpoint_files(checkpoint: str | os.PathLike) -> tuple[Path, ...]:
+    """The files that :func:`fit` with ``checkpoint`` may write: ``checkpoint`` and, with
+    ``screen_inputs = "both"``, its screened fit's ``<checkpoint>.screened``."""
+    path = Path(checkpoint)
+    return path, path.with_name(f"{path.name}.screened")
+
+
+def _search(model, x, y, config, checkpoint, progress) -> FitReport:
+    """:func:`fit` up to the removal search, with or without screening (not ``"both"``)."""
+    if config.screen_inputs:
+        return _fit_screened(model, x, y, config, checkpoint, progress)
+    if config.restarts == 1:
+        return _Fit(model, x, y, config, checkpoint, progress).run()
+    return _fit_restarts(model, x, y, config, checkpoint, progress)
+
+
+def _fit_both(model, x, y, config, checkpoint, progress) -> FitReport:
+    """``fit`` with ``screen_inputs = "both"``: the fit without screening on ``model``, the
+    screened fit on a twin of it (the same start; checkpointed at
+    :func:`checkpoint_files`' second path), then each replicate of ``model`` takes over the
+    twin's values and structure where the screened fit's ``L(q)`` is lower."""
+    _check_screenable(model, config)
+    twin = twin_model(model)
+    plain = _search(model, x, y, replace(config, screen_inputs=False), checkpoint, progress)
+    later = None if checkpoint is None else checkpoint_files(checkpoint)[1]
+    screened = _search(twin, x, y, replace(config, screen_inputs=True), later, progress)
+    better = _scores(screened) < _scores(plain)
+    take_rows(twin, model, torch.as_tensor(better, device=model.device))
+    return either(plain, screened, better)
+
+
+def _check_screenable(model: BayesianMLP, config: TrainConfig) -> None:
+    """Screening needs a model without an input spike of its own."""
+    if model.input_spike is not None:
+        allowed = "false for a model with an input spike (ModelConfig.input_spike)"
+        raise InvalidParameterError("screen_inputs", allowed, config.screen_inputs)
+
+
+def _scores(report: FitReport) -> np.ndarray:
+    """``L(q)`` per replicate, ``inf`` where the replicate failed."""
+    failed = np.array([s == "failed" for s in report.status])
+    return np.where(failed, np.inf, report.final_neg_elbo)
+
+
 def _fit_screened(model, x, y, config, checkpoint, progress) -> FitReport:
     """``fit`` with ``config.screen_inputs``: the protocol on the model with an input spike
     (checkpointed at ``checkpoint``), then ``model`` from the rounds on, with a cap of its
     own and streams named ``"screened/..."`` (not checkpointed: a killed fit resumes the
     finished screening and runs the rounds again)."""
-    if model.input_spike is not None:
-        allowed = "false for a model with an input spike (ModelConfig.input_spike)"
-        raise InvalidParameterError("screen_inputs", allowed, config.screen_inputs)
+    _check_screenable(model, config)
     screen = screening_model(model)
     inner = replace(config, screen_inputs=False)
     first = fit(screen, x, y, inner, checkpoint=checkpoint, progress=progress)

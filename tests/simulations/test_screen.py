@@ -10,12 +10,13 @@ import torch
 from simulations.model import BayesianMLP, ModelConfig
 from simulations.screen import screening_model, take_screened
 from simulations.structure import ElboEstimate
-from simulations.train import TrainConfig, fit
+from simulations.train import TrainConfig, checkpoint_files, fit
 from ssbnn_theory.errors import InvalidParameterError
 from tests.simulations.test_train import AUTO, D, P, assert_each_replicate_is_its_own_run, data
 
 CFG = ModelConfig(p=P, hidden=(8, 6), prior="ss-gl", activation="relu", prior_inclusion=0.2)
 SCREENED = replace(AUTO, screen_inputs=True)
+BOTH = replace(AUTO, screen_inputs="both")
 
 
 def test_the_screening_model_starts_from_the_models_values():
@@ -64,10 +65,18 @@ def test_the_model_takes_the_screened_values_with_the_dropped_inputs_reset():
     ("train", "model_config"),
     [
         ({"steps": 10, "screen_inputs": True}, CFG),
+        ({"steps": 10, "screen_inputs": "both"}, CFG),
         ({"screen_inputs": "yes"}, CFG),
         ({"screen_inputs": True}, replace(CFG, input_spike=True)),
+        ({"screen_inputs": "both"}, replace(CFG, input_spike=True)),
     ],
-    ids=["fixed steps", "not a boolean", "a model with an input spike"],
+    ids=[
+        "fixed steps",
+        "both with fixed steps",
+        "not a boolean",
+        "a model with an input spike",
+        "both with an input spike",
+    ],
 )
 def test_screening_needs_an_auto_run_of_a_model_without_an_input_spike(train, model_config):
     x, y = data(1)
@@ -128,3 +137,58 @@ def test_screening_is_off_by_default_and_left_out_of_the_checkpoint_record():
     assert TrainConfig().screen_inputs is False
     assert "screen_inputs" not in TrainConfig().record()
     assert TrainConfig(screen_inputs=True).record()["screen_inputs"] is True
+    assert TrainConfig(screen_inputs=" Both").record()["screen_inputs"] == "both"
+
+
+def test_both_keeps_per_replicate_the_fit_with_the_lower_elbo():
+    """With ``"both"`` each replicate ends as the plain fit or the screened fit of the same
+    start, to the bit: the one with the lower ``L(q)``; the report's per-replicate fields are
+    the kept fit's, its steps and loss history the two fits' one after the other. (No
+    removal search here, so that the fits compared are the ones chosen from; these seeds
+    keep each kind of fit in some replicate.)"""
+    x, y = (v[:4] for v in data(6, seed=3, n=120))
+    seeds = [5, 22, 33, 41]
+    fits = {}
+    for value in (False, True, "both"):
+        model = BayesianMLP(CFG, seeds, dtype=D)
+        fits[value] = model, fit(model, x, y, replace(AUTO, search=False, screen_inputs=value))
+    (plain, plain_report), (screened, screened_report) = fits[False], fits[True]
+    model, report = fits["both"]
+    better = screened_report.final_neg_elbo < plain_report.final_neg_elbo
+    assert 0 < better.sum() < len(seeds)
+    assert report.screened.tolist() == better.tolist()
+    assert plain_report.screened is None and screened_report.screened.all()
+    for r, pick in enumerate(better):
+        kept, kept_report = (screened, screened_report) if pick else (plain, plain_report)
+        for mine, theirs in zip(model.parameters(), kept.parameters(), strict=True):
+            torch.testing.assert_close(mine[r], theirs[r], rtol=0, atol=0)
+        for mine, theirs in zip(model.kept().nodes, kept.kept().nodes, strict=True):
+            assert torch.equal(mine[r], theirs[r])
+        for name in ("final_neg_elbo", "steps_taken", "converged", "indicator_switches"):
+            assert getattr(report, name)[r] == getattr(kept_report, name)[r], name
+        assert report.status[r] == kept_report.status[r]
+        mine = [e for e in report.structure_events if e["replicate"] == r]
+        assert mine == [e for e in kept_report.structure_events if e["replicate"] == r]
+    assert report.steps == plain_report.steps + screened_report.steps
+    assert report.loss_history.shape[0] == (
+        plain_report.loss_history.shape[0] + screened_report.loss_history.shape[0]
+    )
+    assert (np.diff(report.logged_steps) > 0).all()
+
+
+def test_both_fits_replicates_as_their_own_runs_and_resumes_its_checkpoints(tmp_path):
+    """A batch of "both" ends as its R = 1 runs; it checkpoints the plain fit at the path and
+    the screened one beside it, and run again on them it ends where the first run ended."""
+    x, y = data(2, seed=4, n=80)
+    path = tmp_path / "fit.pt"
+    first = BayesianMLP(CFG, [1, 2], dtype=D)
+    report = fit(first, x, y, BOTH, checkpoint=path)
+    assert all(p.exists() for p in checkpoint_files(path))
+    assert_each_replicate_is_its_own_run(first, report, x, y, BOTH)
+    again = BayesianMLP(CFG, [1, 2], dtype=D)
+    resumed = fit(again, x, y, BOTH, checkpoint=path)
+    assert resumed.resumed_from > 0
+    assert resumed.steps_taken.tolist() == report.steps_taken.tolist()
+    assert resumed.screened.tolist() == report.screened.tolist()
+    for name, value in first.named_parameters():
+        torch.testing.assert_close(dict(again.named_parameters())[name], value, rtol=0, atol=0)

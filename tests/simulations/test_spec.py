@@ -515,8 +515,12 @@ def test_screen_inputs_reaches_the_engine_in_auto_runs_only():
     spec = parse_spec(_with(train__steps="auto", train__screen_inputs=True))
     assert spec.train["screen_inputs"] is True and spec.train_config().screen_inputs is True
     assert parse_spec(_with(train__steps="auto")).train_config().screen_inputs is False
+    both = parse_spec(_with(train__steps="auto", train__screen_inputs="Both"))
+    assert both.train["screen_inputs"] == "both" == both.train_config().screen_inputs
     message = _message(_with(train__screen_inputs=True))  # steps = 10
     assert message.startswith("train.screen_inputs: must be false with an integer"), message
+    message = _message(_with(train__steps="auto", train__screen_inputs="always"))
+    assert message.startswith("train.screen_inputs: must be true, false or 'both'"), message
 
 
 def test_shuffle_reaches_the_engine():

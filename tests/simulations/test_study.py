@@ -283,6 +283,33 @@ def test_cuda_cell_runs():
     assert (table["device"].str.startswith("cuda")).all()
 
 
+def test_a_cell_fitting_both_ways_resumes_from_its_checkpoints_and_removes_them(tmp_path):
+    """``screen_inputs = "both"`` checkpoints its second (screened) fit beside the first:
+    interrupted in it, the cell leaves both files, resumes from them, and removes both."""
+    auto = {
+        "steps": "auto", "max_steps": 200, "dense_steps": 12, "prune_every": 24,
+        "trial_steps": 12, "restarts": 1, "search": False, "kl_warmup_steps": 20,
+        "checkpoint_every": 4, "screen_inputs": "both",
+    }  # fmt: skip
+    cell = expand(_spec(**{f"train__{k}": v for k, v in auto.items()}))[0]
+    stages = []
+
+    def interrupt(step, total):
+        if not stages or step < stages[-1]:
+            stages.append(step)  # a fit (or a stage of one) begins
+        stages[-1] = step
+        if len(stages) == 2 and step == 6:  # in the screened fit, after its checkpoint at 4
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(cell, checkpoint_dir=tmp_path, progress=interrupt)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [f"{cell.cell_id}.pt", f"{cell.cell_id}.pt.screened"]
+    resumed = run_cell(cell, checkpoint_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # removed once training ended
+    pd.testing.assert_frame_equal(_result_columns(resumed), _result_columns(run_cell(cell)))
+
+
 def test_a_cell_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path):
     cell = expand(_spec(train__checkpoint_every=4))[0]
 
