@@ -216,6 +216,7 @@ def run_cell(
         "steps": int(np.median(report.steps_taken)),
         "converged": float(np.mean(report.converged)),
         "wall_s": wall,
+        "screened": None if report.screened is None else float(np.mean(report.screened)),
     }
 
 
@@ -236,20 +237,26 @@ def run_cells(run_cell, cells, workers: int, markdown, csv: str | None = None) -
 
 
 def markdown(rows: list[dict]) -> str:
-    """The ``RESULTS.md`` table."""
+    """The ``RESULTS.md`` table; with screening, a last column: the share of replicates whose
+    fit is a screened one (with ``screen_inputs = "both"``, that kept the screened fit)."""
+    screening = any(r.get("screened") is not None for r in rows)
     lines = [
         "| truth | prior | n | exact | over per layer | under per layer | collapsed | "
-        "RMSE vs f0 | -ELBO/n | steps (median) | converged | wall s |",
-        "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        "RMSE vs f0 | -ELBO/n | steps (median) | converged | wall s |"
+        + (" screened |" if screening else ""),
+        "|---|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|"
+        + ("---:|" if screening else ""),
     ]
     for r in rows:
         over = ", ".join(f"{v:g}" for v in r["over"])
         under = ", ".join(f"{v:g}" for v in r["under"])
+        screened = r.get("screened")
         lines.append(
             f"| {r['truth']} {r['true']} | {r['prior']} | {r['n']} | "
             f"{r['exact'] * r['replicates']:.0f}/{r['replicates']} | {over} | {under} | "
             f"{r['collapsed']} | {r['rmse']:.3f} | {r['neg_elbo']:.4f} | {r['steps']} | "
             f"{r['converged']:.0%} | {r['wall_s']:.0f} |"
+            + ("" if not screening else " – |" if screened is None else f" {screened:.0%} |")
         )
     return "\n".join(lines)
 

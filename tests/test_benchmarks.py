@@ -29,7 +29,21 @@ def test_recovery_cell_reports_every_field():
     assert 0.0 <= row["exact"] <= 1.0 and row["steps"] <= 300
     assert len(row["over"]) == len(row["under"]) == 2
     assert math.isfinite(row["rmse"]) and math.isfinite(row["neg_elbo"])
-    assert "| relu_p20 (4, 3) | ss-gl | 256 |" in bench_recovery.markdown([row])
+    assert row["screened"] is None
+    table = bench_recovery.markdown([row])
+    assert table.splitlines()[-1].startswith("| relu_p20 (4, 3) | ss-gl | 256 |")
+    assert "screened" not in table
+
+
+def test_recovery_cell_with_both_fits_gives_the_share_that_kept_the_screened_one():
+    import bench_recovery
+
+    settings = (("train", "search", False), ("train", "screen_inputs", "both"))
+    row = bench_recovery.run_cell("relu_p20", "ss-gl", 256, 2, 200, 1, settings)
+    assert row["screened"] in (0.0, 0.5, 1.0)  # two replicates, each kept one of its fits
+    header, rule, line = bench_recovery.markdown([row]).splitlines()
+    assert header.endswith("| screened |") and rule.count("|") == header.count("|")
+    assert line.endswith(f" {row['screened']:.0%} |") and line.count("|") == header.count("|")
 
 
 def test_optimum_cell_prices_the_removal_of_a_true_node(monkeypatch):
