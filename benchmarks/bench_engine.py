@@ -635,7 +635,7 @@ def default_variants(steps: int = 36_000) -> dict:
     picks = {}
     for name in WORKLOADS:
         w = workload(name)
-        pays = compile_pays(engine_model(w, PRIORS[0], [0]), w.batch, steps)
+        pays = compile_pays(engine_model(w, PRIORS[0], [0]), steps)
         picks[name] = "compiled" if pays else "eager"
     return picks
 

@@ -23,12 +23,14 @@ with the partitioner, Dynamo and inductor options below. :func:`compile_pays` is
 from __future__ import annotations
 
 import contextlib
+import functools
+import platform
 import time
 import warnings
 
 import torch
 
-from simulations.layers import draw_noise, products
+from simulations.layers import draw_noise
 from simulations.model import BayesianMLP
 
 __all__ = ["COMPILE_MIN_STEPS", "LossStep", "compile_pays", "network_loss"]
@@ -55,6 +57,8 @@ _DYNAMO = {"recompile_limit": 64}
 # kernels (about 60 per step; Dynamo's guards already fix the inputs' shapes): 5 to 10 % of
 # the demo workload's compiled loss and backward.
 _INDUCTOR = {"size_asserts": False}
+_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+"""Whether this is an x86-64 machine (where the compiled step was measured)."""
 
 
 def _inductor() -> dict:
@@ -128,24 +132,39 @@ def _quiet():
         yield
 
 
-def compile_pays(model: BayesianMLP, batch: int, steps: int) -> bool:
-    """Whether ``TrainConfig.compile = "auto"`` compiles the step of ``model`` on minibatches
-    of ``batch`` rows for a budget of ``steps``: when some layer's products run through
-    oneDNN (:func:`simulations.layers.products.use_onednn`: float32 on an x86-64 CPU, at
-    least ``2^22`` multiply-adds per replicate) and ``steps >= COMPILE_MIN_STEPS``.
+@functools.cache
+def _has_cpp_compiler() -> bool:
+    """Whether inductor's CPU backend finds its C++ compiler (``torch.compile`` on a CPU
+    needs one)."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
 
-    Measured on the project's CPU (``docs/engine.md``, "A compiled step"): there the compiled
-    step ran W2's (p = 100, 256-256, R = 1) at about 0.7 of the eager step's time and W1's
-    (p = 2000, R = 64) at 0.95, while on layers below the rule (the demo's 16-16 students) it
-    gained little on a whole fit; the compilation (some 4 to 20 s a graph, a second graph
-    when the indicators freeze) is repaid after some thousands of steps."""
-    if steps < COMPILE_MIN_STEPS:
+        get_cpp_compiler()
+    except Exception:  # no compiler found, or a torch without this helper
         return False
-    for layer in model.layers:
-        fan_out, fan_in = layer.mu.shape[-2], layer.mu.shape[-1] - 1
-        if products.use_onednn(batch, fan_in, fan_out, layer.mu):
-            return True
-    return False
+    return True
+
+
+def compile_pays(model: BayesianMLP, steps: int) -> bool:
+    """Whether ``TrainConfig.compile = "auto"`` compiles the step of ``model`` for a budget of
+    ``steps``: float32 on an x86-64 CPU with a C++ compiler for inductor, and
+    ``steps >= COMPILE_MIN_STEPS``.
+
+    Measured on two x86-64 CPUs (``docs/engine.md``, "A compiled step"): a converged fit of
+    the demo's cell (16-16 students, minibatches of 512) took about 0.8 of the eager fit's
+    wall time on an Intel Xeon and 0.95 on an AMD EPYC, and the compiled step ran W2's
+    (p = 100, 256-256, R = 1) at about 0.7 of the eager step's time and W1's (p = 2000,
+    R = 64) at 0.95; the compilation (some 4 to 20 s a graph, a second graph when the
+    indicators freeze) is repaid after some thousands of steps. Elsewhere (other CPUs,
+    float64, CUDA) it was not measured, and the step runs eagerly."""
+    like = model.layers[0].mu
+    return (
+        steps >= COMPILE_MIN_STEPS
+        and _X86_64
+        and like.dtype == torch.float32
+        and like.device.type == "cpu"
+        and _has_cpp_compiler()
+    )
 
 
 class LossStep:

@@ -271,8 +271,8 @@ class TrainConfig:
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
         compilation fails). Results equal the eager step's up to float rounding.
         ``"auto"`` (the default) compiles where it was measured to pay
-        (:func:`simulations.step.compile_pays`: a layer's products through oneDNN and a
-        budget of at least ``COMPILE_MIN_STEPS`` steps), else runs eagerly;
+        (:func:`simulations.step.compile_pays`: float32 on an x86-64 CPU and a budget of
+        at least ``COMPILE_MIN_STEPS`` steps), else runs eagerly;
         ``docs/engine.md`` ("A compiled step") has the measured speeds.
     """
 
@@ -932,7 +932,7 @@ class _Fit:
         self.batches = Minibatches(x, y, batch, model.replicate_seeds, shuffle=config.shuffle)
         compile = config.compile
         if compile == "auto":
-            compile = compile_pays(model, batch, config.total_steps)
+            compile = compile_pays(model, config.total_steps)
         self.loss_step = LossStep(model, n, batch, compile=compile)
         self.elbo = None
         if self.auto or config.indicator_pass or estimate_seeds is not None:

@@ -1,6 +1,7 @@
 """The training step's loss: eager equals forward_kl, compiled equals eager, and the fallback."""
 
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -202,25 +203,30 @@ def test_fit_option_and_its_fallback(monkeypatch):
         assert torch.equal(a, b)
 
 
-def test_auto_compiles_large_float32_layers_with_a_long_budget():
-    """``compile_pays``: float32 on this CPU with a layer of ``2^22`` multiply-adds per
-    replicate (128 -> 256 on 128 rows) and ``COMPILE_MIN_STEPS`` steps; not one row fewer,
-    one step fewer, float64 or a small network."""
+def test_auto_compiles_float32_cpu_fits_with_a_long_budget(monkeypatch):
+    """``compile_pays``: a float32 model on an x86-64 CPU with a C++ compiler, small or
+    large, with ``COMPILE_MIN_STEPS`` steps; not one step fewer, float64, another machine
+    or no compiler."""
     from simulations.step import COMPILE_MIN_STEPS, compile_pays
 
-    cfg = ModelConfig(p=128, hidden=(256, 4), prior="ss-gl", prior_inclusion=0.3)
-    big = BayesianMLP(cfg, [1])
+    cfg = ModelConfig(p=5, hidden=(4, 3), prior="ss-gl", prior_inclusion=0.3)
+    small, large = BayesianMLP(cfg, [1]), BayesianMLP(replace(cfg, p=128, hidden=(256, 4)), [1])
     steps = COMPILE_MIN_STEPS
-    assert compile_pays(big, 128, steps) == products.HAS_ONEDNN
-    assert not compile_pays(big, 127, steps)
-    assert not compile_pays(big, 128, steps - 1)
-    assert not compile_pays(BayesianMLP(cfg, [1], dtype=D), 128, steps)
-    assert not compile_pays(setup()[0], B, 10 * steps)
+    monkeypatch.setattr(step_module, "_X86_64", True)
+    monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: True)
+    assert compile_pays(small, steps) and compile_pays(large, steps)
+    assert not compile_pays(small, steps - 1)
+    assert not compile_pays(setup()[0], 10 * steps)  # float64
+    monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: False)
+    assert not compile_pays(small, 10 * steps)
+    monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: True)
+    monkeypatch.setattr(step_module, "_X86_64", False)
+    assert not compile_pays(small, 10 * steps)
 
 
 def test_fit_resolves_auto_by_the_rule(monkeypatch):
     """``TrainConfig.compile``: ``"auto"`` by default (any case), and ``fit`` hands
-    ``LossStep`` what ``compile_pays`` answers for the fit's model, minibatch and budget."""
+    ``LossStep`` what ``compile_pays`` answers for the fit's model and budget."""
     from simulations import train
     from simulations.train import TrainConfig, fit
 
@@ -237,7 +243,7 @@ def test_fit_resolves_auto_by_the_rule(monkeypatch):
     model, x, y = setup()
     fit(model, x, y, TrainConfig(steps=4, batch_size=5, log_every=2))
     fit(model, x, y, TrainConfig(steps=4, batch_size=5, log_every=2, compile=False))
-    assert asked == [(5, 4)] and handed == [True, False]
+    assert asked == [(4,)] and handed == [True, False]
 
 
 @pytest.mark.cuda
