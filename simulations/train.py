@@ -271,8 +271,8 @@ class TrainConfig:
         (:class:`simulations.step.LossStep`; falls back to eager, with a warning, when
         compilation fails). Results equal the eager step's up to float rounding.
         ``"auto"`` (the default) compiles where it was measured to pay
-        (:func:`simulations.step.compile_pays`: float32 on an x86-64 CPU and a budget of
-        at least ``COMPILE_MIN_STEPS`` steps), else runs eagerly;
+        (:func:`simulations.step.compile_pays`: float32 on an x86-64 CPU with a C++
+        compiler and a budget of at least ``COMPILE_MIN_STEPS`` steps), else runs eagerly;
         ``docs/engine.md`` ("A compiled step") has the measured speeds.
     """
 
