@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import platform
 import time
 import warnings
 
 import torch
 
-from simulations.layers import draw_noise
+from simulations.layers import draw_noise, products
 from simulations.model import BayesianMLP
 
 __all__ = ["COMPILE_MIN_STEPS", "LossStep", "compile_pays", "network_loss"]
@@ -57,8 +56,6 @@ _DYNAMO = {"recompile_limit": 64}
 # kernels (about 60 per step; Dynamo's guards already fix the inputs' shapes): 5 to 10 % of
 # the demo workload's compiled loss and backward.
 _INDUCTOR = {"size_asserts": False}
-_X86_64 = platform.machine().lower() in ("x86_64", "amd64")
-"""Whether this is an x86-64 machine (where the compiled step was measured)."""
 
 
 def _inductor() -> dict:
@@ -160,7 +157,7 @@ def compile_pays(model: BayesianMLP, steps: int) -> bool:
     like = model.layers[0].mu
     return (
         steps >= COMPILE_MIN_STEPS
-        and _X86_64
+        and products.X86_64
         and like.dtype == torch.float32
         and like.device.type == "cpu"
         and _has_cpp_compiler()

@@ -47,8 +47,8 @@ import platform
 import torch
 
 __all__ = [
-    "HAS_ONEDNN", "INPUT_GRAD_MIN_BATCH", "INPUT_GRAD_MIN_OUT", "ONEDNN_MIN_MACS", "affine",
-    "input_grad", "input_grad_onednn", "onednn_linear", "use_onednn", "weight_grad",
+    "HAS_ONEDNN", "INPUT_GRAD_MIN_BATCH", "INPUT_GRAD_MIN_OUT", "ONEDNN_MIN_MACS", "X86_64",
+    "affine", "input_grad", "input_grad_onednn", "onednn_linear", "use_onednn", "weight_grad",
 ]  # fmt: skip
 
 ONEDNN_MIN_MACS = 1 << 22
@@ -59,10 +59,15 @@ INPUT_GRAD_MIN_BATCH = 128
 """The smallest batch of an input gradient through oneDNN."""
 
 
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+"""Whether this is an x86-64 machine (where the oneDNN products and the compiled step were
+measured)."""
+
+
 def _onednn_linear():
     """oneDNN's linear operator, or ``None`` where this build of torch lacks it or the CPU is
     not x86-64 (the rule was measured there only; elsewhere the batched GEMM is kept)."""
-    if platform.machine().lower() not in ("x86_64", "amd64"):
+    if not X86_64:
         return None
     try:
         if not torch.backends.mkldnn.is_available():

@@ -212,7 +212,7 @@ def test_auto_compiles_float32_cpu_fits_with_a_long_budget(monkeypatch):
     cfg = ModelConfig(p=5, hidden=(4, 3), prior="ss-gl", prior_inclusion=0.3)
     small, large = BayesianMLP(cfg, [1]), BayesianMLP(replace(cfg, p=128, hidden=(256, 4)), [1])
     steps = COMPILE_MIN_STEPS
-    monkeypatch.setattr(step_module, "_X86_64", True)
+    monkeypatch.setattr(products, "X86_64", True)
     monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: True)
     assert compile_pays(small, steps) and compile_pays(large, steps)
     assert not compile_pays(small, steps - 1)
@@ -220,7 +220,7 @@ def test_auto_compiles_float32_cpu_fits_with_a_long_budget(monkeypatch):
     monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: False)
     assert not compile_pays(small, 10 * steps)
     monkeypatch.setattr(step_module, "_has_cpp_compiler", lambda: True)
-    monkeypatch.setattr(step_module, "_X86_64", False)
+    monkeypatch.setattr(products, "X86_64", False)
     assert not compile_pays(small, 10 * steps)
 
 
