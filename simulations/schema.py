@@ -190,6 +190,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("eps2_local_slope", "float", _R, "d log eps_n^2 / d log n"),
     Column("final_nll", "float", _R, "final NLL"),
     Column("final_kl", "float", _R, "final KL"),
+    Column("screened", "bool", _R, "screened fit"),
     # the run
     Column("replicate_steps_per_s", "float", _U, "replicate steps per second"),
     Column("peak_memory_bytes", "int", _U, "peak memory (bytes)"),

@@ -403,10 +403,11 @@ _STEP = re.compile(r"\bstep (\d+)")
 
 
 def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
-    """Per replicate: ``status``, ``converged``, ``steps`` trained, ``failed_step``, ``failure``.
+    """Per replicate: ``status``, ``converged``, ``steps`` trained, ``failed_step``, ``failure``,
+    and, for a fit with ``screen_inputs``, ``screened`` (whether its fit is a screened one).
 
     From the fit report's per-replicate arrays (``status``, ``converged``,
-    ``steps_taken``, ``failure``); a report without them is a fixed-steps run
+    ``steps_taken``, ``failure``, ``screened``); a report without them is a fixed-steps run
     in which every replicate trained ``report.steps`` steps.
     """
 
@@ -418,6 +419,7 @@ def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
     converged = per_replicate("converged")
     taken = per_replicate("steps_taken")
     failure = per_replicate("failure")
+    screened = per_replicate("screened")
     out = []
     for r in range(replicates):
         state = str(status[r]) if status is not None else "fixed"
@@ -437,6 +439,8 @@ def _replicate_outcome(report: Any, replicates: int) -> list[dict[str, Any]]:
                 "failure": None if state != "failed" else reason,
             }
         )
+        if screened is not None:
+            out[-1]["screened"] = bool(screened[r])
     return out
 
 

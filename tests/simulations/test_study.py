@@ -166,6 +166,7 @@ def test_run_cell_rows_columns_and_reproducibility():
     assert (first["prior_options"] == options_json(cell.prior.options)).all()
     assert (first["student"] == cell.student.label).all()
     assert set(first.columns) <= {c.name for c in COLUMNS}
+    assert "screened" not in first  # only fits with screen_inputs have the column
     second = run_cell(cell)
     pd.testing.assert_frame_equal(_result_columns(first), _result_columns(second))
 
@@ -308,6 +309,29 @@ def test_a_cell_fitting_both_ways_resumes_from_its_checkpoints_and_removes_them(
     resumed = run_cell(cell, checkpoint_dir=tmp_path)
     assert not list(tmp_path.iterdir())  # removed once training ended
     pd.testing.assert_frame_equal(_result_columns(resumed), _result_columns(run_cell(cell)))
+
+
+def test_rows_say_which_replicates_kept_the_screened_fit(monkeypatch):
+    """With ``screen_inputs``, each row's ``screened`` is its replicate's
+    ``FitReport.screened``: with ``"both"``, whether it kept the screened fit."""
+    import simulations.train as train
+
+    auto = {
+        "steps": "auto", "max_steps": 120, "dense_steps": 12, "prune_every": 24,
+        "trial_steps": 12, "restarts": 1, "search": False, "kl_warmup_steps": 20,
+        "screen_inputs": "both",
+    }  # fmt: skip
+    cell = expand(_spec(**{f"train__{k}": v for k, v in auto.items()}))[0]
+    reports, real_fit = [], train.fit
+
+    def fit(*args, **kwargs):
+        reports.append(real_fit(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(train, "fit", fit)
+    rows = run_cell(cell)
+    report = reports[-1]  # the cell's fit returns last (with "both" it calls fit for each way)
+    assert rows["screened"].tolist() == report.screened.tolist()
 
 
 def test_a_cell_interrupted_mid_training_resumes_from_its_checkpoint(tmp_path):
