@@ -42,6 +42,12 @@ TINY = {
     "metrics": {"draws": 4},
 }
 
+BOTH_WAYS = {
+    "steps": "auto", "max_steps": 120, "dense_steps": 12, "prune_every": 24, "trial_steps": 12,
+    "restarts": 1, "search": False, "kl_warmup_steps": 20, "screen_inputs": "both",
+}  # fmt: skip
+"""A short ``"auto"`` fit without and with screening (``screen_inputs = "both"``)."""
+
 DASK_WARNINGS = (
     "ignore:Creating scratch directories is taking a surprisingly long time:UserWarning",
 )
@@ -287,11 +293,7 @@ def test_cuda_cell_runs():
 def test_a_cell_fitting_both_ways_resumes_from_its_checkpoints_and_removes_them(tmp_path):
     """``screen_inputs = "both"`` checkpoints its second (screened) fit beside the first:
     interrupted in it, the cell leaves both files, resumes from them, and removes both."""
-    auto = {
-        "steps": "auto", "max_steps": 200, "dense_steps": 12, "prune_every": 24,
-        "trial_steps": 12, "restarts": 1, "search": False, "kl_warmup_steps": 20,
-        "checkpoint_every": 4, "screen_inputs": "both",
-    }  # fmt: skip
+    auto = {**BOTH_WAYS, "max_steps": 200, "checkpoint_every": 4}
     cell = expand(_spec(**{f"train__{k}": v for k, v in auto.items()}))[0]
     stages = []
 
@@ -316,12 +318,7 @@ def test_rows_say_which_replicates_kept_the_screened_fit(monkeypatch):
     ``FitReport.screened``: with ``"both"``, whether it kept the screened fit."""
     import simulations.train as train
 
-    auto = {
-        "steps": "auto", "max_steps": 120, "dense_steps": 12, "prune_every": 24,
-        "trial_steps": 12, "restarts": 1, "search": False, "kl_warmup_steps": 20,
-        "screen_inputs": "both",
-    }  # fmt: skip
-    cell = expand(_spec(**{f"train__{k}": v for k, v in auto.items()}))[0]
+    cell = expand(_spec(**{f"train__{k}": v for k, v in BOTH_WAYS.items()}))[0]
     reports, real_fit = [], train.fit
 
     def fit(*args, **kwargs):
@@ -330,7 +327,7 @@ def test_rows_say_which_replicates_kept_the_screened_fit(monkeypatch):
 
     monkeypatch.setattr(train, "fit", fit)
     rows = run_cell(cell)
-    report = reports[-1]  # the cell's fit returns last (with "both" it calls fit for each way)
+    report = reports[-1]  # the cell's fit returns last (its screening stage calls fit too)
     assert rows["screened"].tolist() == report.screened.tolist()
 
 
