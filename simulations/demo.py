@@ -3,7 +3,7 @@
 The study is ``simulations/data/demo.toml`` (``demo_quick.toml`` with
 ``--quick``): the ``relu_teacher`` design (5 relevant of 20 inputs, active nodes
 (4, 3), ``sigma_e = 0.5``), students 16-16 with SS-GL and SS-GHS, ``n`` = 2048 and
-8192, 4 replicates of five starts, every fit trained until convergence. The demo
+8192, 4 replicates of three starts, every fit trained until convergence. The demo
 runs it (resuming if the output folder holds part of it), writes the report
 (:func:`simulations.report.write_report`) and prints the empirical contraction beside
 the theory's ``eps_n^2``, the fitted log-log slopes and the node recovery.

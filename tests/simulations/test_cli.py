@@ -246,7 +246,7 @@ def test_demo_spec_is_the_promised_study():
     assert spec.design.name == "relu_teacher" and spec.replicates == 4
     assert [p.label for p in spec.priors] == ["ss-gl", "ss-ghs"]
     assert spec.n == (2048, 8192)  # README: n = 2048 and 8192
-    assert spec.train_config().restarts == 5  # README: five starts per replicate
+    assert spec.train_config().restarts == 3  # README: three starts per replicate
     assert len(expand(spec)) == 4
     quick = demo_spec(quick=True)
     assert quick.design.name == "relu_teacher" and len(expand(quick)) == 4
