@@ -24,7 +24,8 @@ Failed replicates (``status == "failed"``: a diverged fit, NaN metrics) are
 counted but left out of every mean, slope and recovery share; replicates that
 reached ``max_steps`` without converging are kept and their cells marked (in the tables'
 ``not converged`` column; in the figures by a ring around the cell's mean, with the
-training budget in the title, :func:`training_note`).
+training budget in the title, :func:`training_note`). Cells fitted with
+``screen_inputs`` get a ``screened`` count (the replicates whose fit is a screened one).
 """
 
 from simulations.report.figures import capped_cells, contraction_figure, nodes_figure, training_note

@@ -81,7 +81,10 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     standard deviation (``ddof = 1``; NaN for one replicate), plus ``eps_n``
     and ``r_n`` (one value per cell). ``replicates`` counts the replicates
     that did not fail; with a ``status`` column, ``failed`` and
-    ``not_converged`` (``status == "max_steps"``) count the others.
+    ``not_converged`` (``status == "max_steps"``) count the others. With a ``screened``
+    column (fits with ``screen_inputs``), ``screened`` counts the replicates that did not
+    fail and whose fit is a screened one, in the cells that have the column's values (NaN
+    in the others).
     """
     labelled = with_labels(table)
     metrics = [m for m in SUMMARY_METRICS if m in labelled]
@@ -108,6 +111,15 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     for theory in ("eps_n", "r_n"):
         if theory in labelled:
             out[theory] = grouped[theory].first()
+    if "screened" in labelled:
+        kept = usable_rows(labelled)
+        flag = kept["screened"]
+        counts = (
+            kept.assign(_screened=flag.eq(True).astype(int), _valued=flag.notna().astype(int))
+            .groupby(list(GROUP), sort=True, observed=True)[["_screened", "_valued"]]
+            .sum()
+        )
+        out["screened"] = counts["_screened"].where(counts["_valued"] > 0)
     return out.reset_index()
 
 

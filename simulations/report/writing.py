@@ -88,9 +88,12 @@ def contraction_markdown(summary: pd.DataFrame) -> str:
                 rows[-1]["R"] = f"{int(r['replicates'])} (+{int(r['failed'])} failed)"
             if int(r.get("not_converged", 0) or 0):
                 rows[-1]["not converged"] = f"{int(r['not_converged'])} of {int(r['replicates'])}"
+            if pd.notna(r.get("screened", math.nan)):
+                rows[-1]["screened"] = f"{int(r['screened'])} of {int(r['replicates'])}"
     frame = pd.DataFrame(rows)
-    if "not converged" in frame:
-        frame["not converged"] = frame["not converged"].fillna("")
+    for column in ("not converged", "screened"):
+        if column in frame:
+            frame[column] = frame[column].fillna("")
     return format_markdown(frame)
 
 

@@ -275,6 +275,27 @@ def test_failed_replicates_are_counted_and_left_out_unconverged_ones_marked():
     assert replicate_notes(table.drop(columns="status")) == []
 
 
+def test_screened_fits_are_counted_per_cell_where_the_rows_say():
+    """A ``screened`` column (fits with ``screen_inputs``): the summary counts the usable
+    replicates with a screened fit in the cells that have values, NaN in the others; the
+    contraction table shows "k of R" there and nothing without the column."""
+    from simulations.report import contraction_markdown
+
+    table = _synthetic_table(replicates=3, priors=("ss-gl",))
+    table["status"] = "converged"
+    table["screened"] = None  # cells fitted without screening have no value
+    table.loc[table.index[:3], "screened"] = [True, True, True]  # n = 256
+    table.loc[table.index[2], "status"] = "failed"  # left out of the count
+    table.loc[table.index[3:6], "screened"] = [False, True, False]  # n = 512
+    summary = summary_table(table)
+    assert summary["screened"].iloc[:2].tolist() == [2, 1]
+    assert summary["screened"].iloc[2:].isna().all()
+    text = contraction_markdown(summary)
+    assert "| screened |" in text and "| 2 of 2 |" in text and "| 1 of 3 |" in text
+    plain = summary_table(table.drop(columns="screened"))
+    assert "screened" not in plain and "screened" not in contraction_markdown(plain)
+
+
 def test_figures_ring_the_cells_at_the_step_cap_and_give_the_training_budget(monkeypatch):
     """One replicate at its cap (SS-GL, n = 1024): its cell's mean is ringed in both figures,
     no other; the titles give the steps' range and the count at the cap."""
