@@ -151,8 +151,9 @@ def build_parser() -> ArgumentParser:
         help="run the built-in contraction study and print empirical contraction beside theory",
         description=(
             "A small relu_teacher contraction study (SS-GL and SS-GHS, n = 2048 and 8192, "
-            "4 replicates of 3 starts each; about 3 to 5 minutes on 2 CPU cores): prints the "
-            "contraction table, fitted slopes and node recovery, and writes results and figures."
+            "4 replicates of 3 starts each; about 4 to 5 minutes on 2 CPU cores, more in a "
+            "slow hour): prints the contraction table, fitted slopes and node recovery, and "
+            "writes results and figures."
         ),
     )
     demo.add_argument(
