@@ -7,6 +7,9 @@ table; ``--csv FILE`` keeps one row per cell). The panel:
 * ``relu_p100``: ``relu_teacher``, p = 100 (5 relevant), active (4, 3), noise sd 1, 16-16 student;
 * ``relu_deep``: ``relu_teacher``, p = 20 (5 relevant), active (5, 4, 2), noise sd 0.5,
   16-16-16 student;
+* ``relu_deep_indep``: ``relu_deep``'s upper layers on a first layer that reads one input per
+  node, so that its features are independent (:func:`independent_deep_teacher`), otherwise as
+  ``relu_deep``;
 * ``tanh_p200``: a tanh teacher with biases on 8 of p = 200 inputs, active (6, 3),
   noise sd 0.5, 12-8 student (weights ``+-U[0.5, 1.5]``, biases ``U(-0.5, 0.5)``, output
   scaled to ``Var f0 = 1``);
@@ -48,6 +51,7 @@ PANEL = {
     "relu_p20": {"p": 20, "active": (4, 3), "hidden": (16, 16), "noise": 0.5},
     "relu_p100": {"p": 100, "active": (4, 3), "hidden": (16, 16), "noise": 1.0},
     "relu_deep": {"p": 20, "active": (5, 4, 2), "hidden": (16, 16, 16), "noise": 0.5},
+    "relu_deep_indep": {"p": 20, "active": (5, 4, 2), "hidden": (16, 16, 16), "noise": 0.5},
     "tanh_p200": {"p": 200, "active": (6, 3), "hidden": (12, 8), "noise": 0.5},
 }
 N_GRID = (2048, 8192, 32768)
@@ -83,15 +87,48 @@ def tanh_teacher(seed: int = SEED, relevant: int = 8, active: tuple[int, ...] = 
     return layers
 
 
+def independent_deep_teacher(seed: int = SEED) -> dict[str, np.ndarray]:
+    """The ``relu_deep_indep`` teacher: ``{"W1": ..., "b1": ..., ...}`` with ``Var f0 = 1``.
+
+    ``relu_deep``'s (of the same ``seed``) second and third layers and output, on a first
+    layer whose node ``j`` is ``relu(x_j + s_j)`` on relevant input ``j``, with
+    ``s_j = 1 - 2 z_j``: for ``x_j ~ U(-1, 1)`` it is 0 with probability ``z_j``, the share of
+    ``U(-1, 1)^5`` on which ``relu_deep``'s first-layer node ``j`` is 0. The features are
+    then independent, where ``relu_deep``'s (ReLUs of the same inputs) are not. The output
+    is scaled on 200,000 reference points.
+    """
+    from simulations.designs.teachers import teacher_forward
+
+    deep = generate_truth("relu_deep", 64, 1, seed).truth
+    active, relevant = deep.active_nodes, list(deep.relevant_inputs)
+    if active[0] != len(relevant):
+        raise ValueError(f"one first-layer node per relevant input: {active[0]} and {relevant}")
+    rows = (*active, 1)  # the teacher's active nodes come first in every layer
+    weights = [np.asarray(w)[: rows[i]] for i, w in enumerate(deep.weights)]
+    weights = [weights[0][:, relevant]] + [w[:, : rows[i]] for i, w in enumerate(weights[1:])]
+    biases = [np.asarray(b)[: rows[i]] for i, b in enumerate(deep.biases)]
+    x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(200_000, len(relevant)))
+    zero_share = (x @ weights[0].T + biases[0] <= 0).mean(axis=0)
+    weights[0], biases[0] = np.eye(len(relevant)), 1.0 - 2.0 * zero_share
+    sd = float(teacher_forward(x, weights, biases, "relu").std())
+    weights[-1], biases[-1] = weights[-1] / sd, biases[-1] / sd
+    layers = {f"W{i}": w for i, w in enumerate(weights, start=1)}
+    return layers | {f"b{i}": b for i, b in enumerate(biases, start=1)}
+
+
 def generate_truth(truth: str, n: int, replicates: int, seed: int):
     """The data of one panel entry."""
     from simulations import generate
 
     spec = PANEL[truth]
-    if truth == "tanh_p200":
+    if truth in ("tanh_p200", "relu_deep_indep"):
+        weights, activation = (
+            (tanh_teacher(seed), "tanh") if truth == "tanh_p200"
+            else (independent_deep_teacher(seed), "relu")
+        )  # fmt: skip
         return generate(
             "teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
-            weights=tanh_teacher(seed), activation="tanh", p=spec["p"], sigma_e=spec["noise"],
+            weights=weights, activation=activation, p=spec["p"], sigma_e=spec["noise"],
         )  # fmt: skip
     return generate(
         "relu_teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,

@@ -200,3 +200,31 @@ def test_seed_draws_another_truth_and_other_data(monkeypatch):
     rows = [bench_reach.run_cell("relu_p20", 256, 1, seed=s) for s in (7, 7, 11)]
     assert rows[0]["rmse random"] == rows[1]["rmse random"]
     assert rows[0]["rmse random"] != rows[2]["rmse random"]
+
+
+def test_independent_deep_truth_is_relu_deeps_upper_layers_on_one_input_per_node():
+    import bench_recovery
+    import numpy as np
+
+    seed = bench_recovery.SEED
+    deep = bench_recovery.generate_truth("relu_deep", 64, 1, seed).truth
+    data = bench_recovery.generate_truth("relu_deep_indep", 64, 1, seed)
+    truth = data.truth
+    assert truth.active_nodes == deep.active_nodes == (5, 4, 2)
+    assert truth.relevant_inputs == deep.relevant_inputs == (0, 1, 2, 3, 4)
+    np.testing.assert_array_equal(truth.weights[0][:, :5], np.eye(5))  # one input per node
+    for layer, (rows, cols) in ((1, (4, 5)), (2, (2, 4))):  # relu_deep's (padded) upper layers
+        np.testing.assert_array_equal(truth.weights[layer], deep.weights[layer][:rows, :cols])
+        np.testing.assert_array_equal(truth.biases[layer], deep.biases[layer][:rows])
+    x = data.x_test.double().numpy().reshape(-1, data.p)[:, :5]  # 5,000 test points
+    features = np.maximum(x + truth.biases[0], 0.0)
+    deep_features = np.maximum(x @ deep.weights[0][:5, :5].T + deep.biases[0][:5], 0.0)
+    # Each feature is 0 as often as relu_deep's node (both shares estimated on the same 5,000
+    # points: binomial sd at most 0.007 each, their difference's at most 0.01: 0.03 is three) ...
+    assert np.abs((features == 0).mean(0) - (deep_features == 0).mean(0)).max() < 0.03
+    # ... and the features are independent where relu_deep's are not (largest |correlation|:
+    # sd about 1/sqrt(5000) = 0.014 for independent columns, relu_deep's over 0.8).
+    off = ~np.eye(5, dtype=bool)
+    assert np.abs(np.corrcoef(features.T)[off]).max() < 0.06
+    assert np.abs(np.corrcoef(deep_features.T)[off]).max() > 0.5
+    assert abs(float(data.f_test.var()) - 1.0) < 0.1  # Var f0 = 1 on the reference points
