@@ -103,10 +103,10 @@ def independent_deep_teacher(seed: int = SEED) -> dict[str, np.ndarray]:
     active, relevant = deep.active_nodes, list(deep.relevant_inputs)
     if active[0] != len(relevant):
         raise ValueError(f"one first-layer node per relevant input: {active[0]} and {relevant}")
-    rows = (*active, 1)  # the teacher's active nodes come first in every layer
-    weights = [np.asarray(w)[: rows[i]] for i, w in enumerate(deep.weights)]
-    weights = [weights[0][:, relevant]] + [w[:, : rows[i]] for i, w in enumerate(weights[1:])]
-    biases = [np.asarray(b)[: rows[i]] for i, b in enumerate(deep.biases)]
+    outs = [range(k) for k in (*active, 1)]  # the active nodes come first in every layer
+    ins = [relevant, *outs[:-1]]
+    weights = [np.asarray(w)[np.ix_(o, i)] for w, o, i in zip(deep.weights, outs, ins, strict=True)]
+    biases = [np.asarray(b)[list(o)] for b, o in zip(deep.biases, outs, strict=True)]
     x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(200_000, len(relevant)))
     zero_share = (x @ weights[0].T + biases[0] <= 0).mean(axis=0)
     weights[0], biases[0] = np.eye(len(relevant)), 1.0 - 2.0 * zero_share
@@ -121,14 +121,15 @@ def generate_truth(truth: str, n: int, replicates: int, seed: int):
     from simulations import generate
 
     spec = PANEL[truth]
-    if truth in ("tanh_p200", "relu_deep_indep"):
-        weights, activation = (
-            (tanh_teacher(seed), "tanh") if truth == "tanh_p200"
-            else (independent_deep_teacher(seed), "relu")
-        )  # fmt: skip
+    given = {
+        "tanh_p200": (tanh_teacher, "tanh"),
+        "relu_deep_indep": (independent_deep_teacher, "relu"),
+    }
+    if truth in given:
+        teacher, activation = given[truth]
         return generate(
             "teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,
-            weights=weights, activation=activation, p=spec["p"], sigma_e=spec["noise"],
+            weights=teacher(seed), activation=activation, p=spec["p"], sigma_e=spec["noise"],
         )  # fmt: skip
     return generate(
         "relu_teacher", n=n, replicates=replicates, seed=seed, n_test=N_TEST,

@@ -227,4 +227,6 @@ def test_independent_deep_truth_is_relu_deeps_upper_layers_on_one_input_per_node
     off = ~np.eye(5, dtype=bool)
     assert np.abs(np.corrcoef(features.T)[off]).max() < 0.06
     assert np.abs(np.corrcoef(deep_features.T)[off]).max() > 0.5
-    assert abs(float(data.f_test.var()) - 1.0) < 0.1  # Var f0 = 1 on the reference points
+    # Var f0 = 1 (scaled on 200,000 reference points; over 5,000 test points its estimate has
+    # sd about 0.03, so 0.1 is over three).
+    assert abs(float(data.f_test.var()) - 1.0) < 0.1
