@@ -12,16 +12,16 @@ each replicate ``r`` still searching, one batch holds
     j, k of the same layer, the structure without both (by
     :func:`~simulations.structure.remove_nodes`, one node after the other),
 
-all from the replicate's values, trained ``trial_steps`` steps at ``lr`` with the structure
-frozen, on the same noise and minibatch streams ``"search<t>"`` of the replicate's seed
-(common random numbers). Each arm is then scored by the fit's own
-:class:`~simulations.structure.ElboEstimate` (the replicate's rows and noise). The
-replicate takes the removal arm with the lowest ``L(q)`` when it is below the control
-arm's, and searches again with single removals; otherwise it keeps the lower of its values
-before the round and the control arm's end, and goes on to a round of pairs after a round
-of single removals, or is finished after a round of pairs (or when no layer keeps two
+all from the replicate's values, trained ``search_steps`` steps (``trial_steps`` by
+default) at ``lr`` with the structure frozen, on the same noise and minibatch streams
+``"search<t>"`` of the replicate's seed (common random numbers). Each arm is then scored by
+the fit's own :class:`~simulations.structure.ElboEstimate` (the replicate's rows and
+noise). The replicate takes the removal arm with the lowest ``L(q)`` when it is below the
+control arm's, and searches again with single removals; otherwise it keeps the lower of its
+values before the round and the control arm's end, and goes on to a round of pairs after a
+round of single removals, or is finished after a round of pairs (or when no layer keeps two
 nodes). Pairs find two extra nodes that share one role, where removing either alone loses.
-Each round adds ``trial_steps`` to the replicate's steps (the arms run side by side);
+Each round adds those steps to the replicate's steps (the arms run side by side);
 ``max_steps`` bounds the phases before the search. A round's arms train in batches whose
 data (a copy per arm) is at most the larger of the fit's batch of starts and 2 GiB.
 ``docs/engine.md``, "The removal search".
@@ -57,8 +57,9 @@ def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
     steps = report.steps_taken.copy()
     events = list(report.structure_events)
     names = block_names(model)
+    arm_steps = config.search_arm_steps
     arm_config = replace(
-        config, steps=config.trial_steps, restarts=1, dense_steps=0, finetune_steps=0,
+        config, steps=arm_steps, restarts=1, dense_steps=0, finetune_steps=0,
         kl_warmup_steps=0, indicator_pass=False, screen_inputs=False,
     )  # fmt: skip
     searching = [r for r in range(model.replicates) if report.status[r] != "failed"]
@@ -82,7 +83,7 @@ def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
                 own = [i for i, (s, _) in enumerate(arms) if s == r]
                 control, best = own[0], min(own[1:], key=lambda i: value[i])
                 accepted = bool(value[best] < value[control])
-                steps[r] += config.trial_steps
+                steps[r] += arm_steps
                 if accepted or value[control] < current[r]:
                     kept_arm = best if accepted else control
                     _take(model, r, batch, kept_arm)
@@ -105,7 +106,7 @@ def removal_search(model: BayesianMLP, x, y, config, report, train_arms):
         final_kl = (model.kl() / x.shape[1]).cpu().numpy()
     return replace(
         report,
-        steps=report.steps + batches * config.trial_steps,
+        steps=report.steps + batches * arm_steps,
         steps_taken=steps,
         final_neg_elbo=current,
         final_kl=final_kl,

@@ -1005,6 +1005,7 @@ _TRAIN_CHECKS: dict[str, _Check] = {
     "dense_steps": _count(0),
     "prune_every": _count(1),
     "trial_steps": _count(1),
+    "search_steps": _count(1),
     "trial_misses": _count(1),
     "restarts": _count(1),
     "batch_size": _batch,

@@ -113,9 +113,14 @@ class Cell:
         ``train.compile`` changes the speed, not the results (up to float rounding, as the
         thread count does), so it is written as ``false`` whatever the spec says: a cell's
         id does not depend on it and stays that of the same cell made when the option was a
-        boolean, off by default."""
+        boolean, off by default. ``train.search_steps`` left at its default (``None``: the
+        search's arms take ``trial_steps``) is left out, so that cells keep the ids they had
+        before the option existed."""
         design = self.spec.design
         params = {k: (design.files.get(k, v)) for k, v in design.params.items()}
+        train = dataclasses.asdict(dataclasses.replace(self.train_config, compile=False))
+        if train["search_steps"] is None:
+            del train["search_steps"]
         return plain(
             {
                 "package": __version__,
@@ -129,7 +134,7 @@ class Cell:
                 "replicates": self.spec.replicates,
                 "n": self.n,
                 "model": dataclasses.asdict(self.model_config),
-                "train": dataclasses.asdict(dataclasses.replace(self.train_config, compile=False)),
+                "train": train,
                 "metrics": dataclasses.asdict(self.spec.metrics),
             },
             nonfinite_as_str=True,

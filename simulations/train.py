@@ -188,6 +188,11 @@ class TrainConfig:
         to take over the removed node's work (``docs/engine.md``, "Trial arms"). ``None``
         (the default): by ``n``, 1,000 up to ``n = 8192`` and 1,000 more per doubling of
         ``n`` above it (:func:`auto_budget`).
+    search_steps
+        ``"auto"`` runs: steps of each arm of the removal search (``search``). ``None`` (the
+        default): ``trial_steps``. Longer arms give the nodes that stay after a removal
+        time to reorganise: on the recovery benchmark's deep truth 10,000-step arms remove
+        extra nodes that 1,000-step arms keep (``docs/engine.md``, "Long search arms").
     trial_misses
         ``"auto"`` runs: rejected removal trials in a row after which a replicate leaves
         the trials.
@@ -233,7 +238,7 @@ class TrainConfig:
     search
         End an ``"auto"`` run (with ``indicator_pass``) with the removal search
         (:mod:`simulations.search`): rounds in which every single-node removal of a
-        replicate is trained ``trial_steps`` steps beside a control arm, the best taken
+        replicate is trained ``search_steps`` steps beside a control arm, the best taken
         while it beats the control. On by default (``docs/engine.md``, "The removal
         search"); its rounds come after ``max_steps``.
     screen_inputs
@@ -281,6 +286,7 @@ class TrainConfig:
     dense_steps: int | None = None
     prune_every: int = 1000
     trial_steps: int | None = None
+    search_steps: int | None = None
     trial_misses: int = 3
     batch_size: int | str | None = None
     shuffle: Shuffle | str = Shuffle.EPOCH
@@ -314,7 +320,7 @@ class TrainConfig:
         ):  # fmt: skip
             if not is_integer(getattr(self, name), low):
                 raise InvalidParameterError(name, f"an integer >= {low}", getattr(self, name))
-        for name, low in (("max_steps", 2), ("trial_steps", 1)):
+        for name, low in (("max_steps", 2), ("trial_steps", 1), ("search_steps", 1)):
             if getattr(self, name) is not None and not is_integer(getattr(self, name), low):
                 allowed = f"an integer >= {low} or None"
                 raise InvalidParameterError(name, allowed, getattr(self, name))
@@ -410,6 +416,15 @@ class TrainConfig:
             trial_steps=arms if self.trial_steps is None else self.trial_steps,
         )
 
+    @property
+    def search_arm_steps(self) -> int:
+        """Steps of each arm of the removal search: ``search_steps``, or ``trial_steps``
+        where it is ``None`` (resolved: :meth:`at_n`)."""
+        arms = self.trial_steps if self.search_steps is None else self.search_steps
+        if arms is None:
+            raise ValueError("trial_steps is None until resolved for n: use at_n(n)")
+        return arms
+
     def batch_rows(self, n: int) -> int:
         """Rows ``B`` of each step's minibatch for ``n`` observations (see ``batch_size``)."""
         if self.batch_size == "full":
@@ -431,14 +446,16 @@ class TrainConfig:
     def record(self) -> dict:
         """The options as plain values (checkpoints compare them on resume); ``compile`` is
         left out: it changes the speed, not the run (a run may resume either way); so are
-        ``shuffle`` and ``screen_inputs`` at their defaults, which keeps the records of runs
-        made before they existed."""
+        ``shuffle``, ``screen_inputs`` and ``search_steps`` at their defaults, which keeps
+        the records of runs made before they existed."""
         record = plain(asdict(self))
         del record["compile"]
         if self.shuffle is Shuffle.EPOCH:
             del record["shuffle"]
         if not self.screen_inputs:
             del record["screen_inputs"]
+        if self.search_steps is None:
+            del record["search_steps"]
         return record
 
 
@@ -480,7 +497,7 @@ class FitReport:
     steps_taken
         Per replicate, ``[R]``: the steps in which it was updated (a converged
         replicate stops updating while the others go on), each round of the removal
-        search counted as ``trial_steps`` (its arms train side by side).
+        search counted as ``search_steps`` (its arms train side by side).
     status
         Per replicate: ``"converged"``, ``"max_steps"`` (an ``"auto"`` run that hit
         its cap), ``"fixed"`` (a fixed number of steps) or ``"failed"``.

@@ -135,6 +135,34 @@ def test_search_option_is_checked():
         parse_spec(_with(train__search=3))
 
 
+def test_search_steps_sets_the_length_of_the_search_arms_alone():
+    """With ``search_steps`` every arm of the search trains that many steps and each round
+    adds them to the replicate's steps; ``None`` means ``trial_steps`` (the test above). The
+    option is recorded only when given (checkpoints of earlier runs keep matching) and
+    reaches the engine from a spec."""
+    x, y = data(2, seed=1, n=120)
+    model = BayesianMLP(RELU, [5, 22], dtype=D)
+    report = fit(model, x, y, replace(AUTO, search=False))
+    lengths = []
+
+    def train_arms(arms, x, y, config):
+        lengths.append(config.steps)
+        _train_arms(arms, x, y, config)
+
+    config = replace(AUTO, search_steps=5)
+    out = removal_search(model, x, y, config, report, train_arms)
+    assert lengths and set(lengths) == {5} != {AUTO.trial_steps}
+    for r in range(2):
+        rounds = len(searches(out, r))
+        assert rounds and out.steps_taken[r] == report.steps_taken[r] + 5 * rounds
+    assert config.search_arm_steps == 5 and AUTO.search_arm_steps == AUTO.trial_steps
+    assert "search_steps" not in AUTO.record() and config.record()["search_steps"] == 5
+    with pytest.raises(ValueError, match="at_n"):
+        _ = TrainConfig().search_arm_steps
+    spec = parse_spec(_with(train__steps="auto", train__search_steps=5000))
+    assert spec.train_config().search_steps == 5000
+
+
 def _with_extra_nodes(seed: int, extra: int):
     """A fitted replicate (search left out) given ``extra`` more first-layer nodes that the
     next layer does not read; returns the data, the model, its report and the layer's

@@ -394,6 +394,7 @@ _WRONG = {
     "log_every": ["5", 0, 5.5, [5]],
     "temperature": [0.5, "0.5", [0.5], True],
     "screen_inputs": ["true", 1, [True]],
+    "search_steps": ["5", 0, 5.5, True],
     "compile": ["true", 1, "sometimes", [True]],
 }
 _WRONG_MODEL = {

@@ -108,6 +108,7 @@ def test_cell_identity_follows_the_resolved_configuration(tmp_path):
         _spec(metrics__draws=5),
         _spec(model__sigma_e="learned"),
         _spec(model__prior_inclusion=0.1),
+        _spec(train__search_steps=500),  # given; left at None it is not in the identity
     ):
         ids = {c.label: c.cell_id for c in expand(changed)}
         assert set(ids) == set(base) and not set(ids.values()) & set(base.values())

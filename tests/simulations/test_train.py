@@ -721,6 +721,8 @@ def test_bernoulli_targets_and_batch_size_are_checked():
         ({"steps": "forever"}, "steps"),
         ({"max_steps": 1}, "max_steps"),
         ({"trial_steps": 0}, "trial_steps"),
+        ({"search_steps": 0}, "search_steps"),
+        ({"search_steps": 2.5}, "search_steps"),
         ({"trial_misses": 0}, "trial_misses"),
         ({"logit_lr": 0.0}, "logit_lr"),
         ({"indicator_pass": "yes"}, "indicator_pass"),
