@@ -9,7 +9,7 @@ with logistic noise ``L = log u - log(1 - u)``, ``u ~ U(0, 1)``:
 (Maddison, Mnih & Teh 2017; Jang, Gu & Poole 2017). The straight-through sample
 ``z_hard + z_soft - stop_gradient(z_soft)`` equals ``z_hard`` in the forward pass
 and carries the gradient of ``z_soft``; it is the default, as in the reference
-implementation. ``docs/engine.md`` ("Inclusion indicators") describes the options.
+implementation. ``docs/elbo.md`` ("Relaxed indicators and the temperature") describes them.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class TrainConfig:
         default): ``trial_steps``. Longer arms give the nodes that stay after a removal
         time to reorganise: on the recovery benchmark's deep truth 10,000-step arms remove
         extra nodes that 1,000-step arms keep, on its p = 100 truth true second-layer nodes
-        too (``docs/engine.md``, "Long search arms").
+        too (``docs/recovery.md``, "Long search arms").
     trial_misses
         ``"auto"`` runs: rejected removal trials in a row after which a replicate leaves
         the trials.
